@@ -1,0 +1,112 @@
+/**
+ * The HTTP application: middleware, authentication, the one error mapper, and the route
+ * sub-apps handed in by `main.ts`.
+ */
+import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { secureHeaders } from "hono/secure-headers";
+import { requestId } from "hono/request-id";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** The largest request body accepted (contract §3). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** What the application is built from. */
+export interface AppDeps {
+  log: Logger;
+  metrics: Metrics;
+  tokens: string[];
+  /** Mounted under `/api`, behind the bearer token. */
+  api: Hono;
+  /** Mounted under `/catchup`, behind the bearer token (vessel role). */
+  catchup?: Hono;
+  health: Hono;
+  metricsRoute: Hono;
+}
+
+type Env = { Variables: { requestId: string } };
+
+/** Builds the Hono app; tests call `app.request()` on it without a socket. */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { log, metrics, tokens } = deps;
+  const app = new Hono<Env>();
+
+  const fail = (c: { json: (b: unknown, s: 401) => Response }) =>
+    c.json(errorBody(new HttpError(401, "unauthorized", "Missing or invalid bearer token")), 401);
+  // One answer for every failure, so a caller learns nothing about which part was wrong.
+  const auth = bearerAuth({
+    token: tokens,
+    noAuthenticationHeader: { message: fail },
+    invalidAuthenticationHeader: { message: fail },
+    invalidToken: { message: fail },
+  });
+  const limit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new HttpError(413, "payload_too_large", `Body exceeds ${MAX_BODY_BYTES} bytes`);
+    },
+  });
+
+  app.use(requestId());
+  app.use(secureHeaders());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    const route = c.res.status === 404 && !c.req.routePath.includes(":")
+      ? "unmatched"
+      : c.req.routePath;
+    metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    const fields = {
+      requestId: c.get("requestId"),
+      method: c.req.method,
+      route,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (c.res.status >= 400) log.info("Request", fields);
+    else log.debug("Request", fields);
+  });
+
+  app.use("/api/*", auth, limit);
+  app.use("/catchup", auth, limit);
+  app.use("/catchup/*", auth, limit);
+
+  app.route("/api", deps.api);
+  if (deps.catchup) app.route("/catchup", deps.catchup);
+  app.route("/health", deps.health);
+  app.route("/metrics", deps.metricsRoute);
+
+  app.notFound((c) =>
+    c.json(
+      errorBody(new HttpError(404, "not_found", `No route for ${c.req.method} ${c.req.path}`)),
+      404,
+    )
+  );
+
+  app.onError((err, c) => {
+    // Hono's own exceptions (the bearer middleware) carry a finished response.
+    if (typeof (err as { getResponse?: unknown }).getResponse === "function") {
+      return (err as unknown as { getResponse: () => Response }).getResponse();
+    }
+    const mapped = toHttpError(err);
+    if (!mapped) {
+      log.error("Unhandled error", {
+        requestId: c.get("requestId"),
+        route: c.req.routePath,
+        error: err,
+        stack: err.stack,
+      });
+      return c.json(errorBody(new HttpError(500, "internal", "Internal error")), 500);
+    }
+    if (mapped.status === 503) {
+      log.warn("Database unavailable", { requestId: c.get("requestId"), error: err });
+    }
+    for (const [k, v] of Object.entries(mapped.headers)) c.header(k, v);
+    return c.json(errorBody(mapped), mapped.status);
+  });
+
+  return app;
+}

@@ -1,0 +1,179 @@
+/**
+ * The environment, parsed once into a resolved {@linkcode Config}.
+ *
+ * Every variable of the contract (§2) is listed here and nowhere else reads `Deno.env`.
+ * An invalid value stops start-up with a message naming the variable and what it allows.
+ */
+import { z } from "zod";
+
+const bool = (name: string) =>
+  z.enum(["true", "false", "1", "0"], {
+    error: `"${name}" must be "true" or "false"`,
+  }).transform((v) => v === "true" || v === "1");
+
+const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().regex(/^\d+$/, `"${name}" must be a whole number`).transform(Number).pipe(
+    z.number().min(min, `"${name}" must be at least ${min}`).max(
+      max,
+      `"${name}" must be at most ${max}`,
+    ),
+  );
+
+const optionalText = z.string().min(1).optional();
+
+const brokerUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "mqtt:" || u.protocol === "mqtts:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}, '"MQTT_BROKER_URL" must be an mqtt:// or mqtts:// URL with a host');
+
+const databaseUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "postgres:" || u.protocol === "postgresql:";
+  } catch {
+    return false;
+  }
+}, '"DATABASE_URL" must be a postgres:// or postgresql:// URL').optional();
+
+/** The pattern every vessel id must match: in topics, client ids and envelopes. */
+export const VESSEL_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+const schema = z.object({
+  ROLE: z.enum(["vessel", "shore"], { error: '"ROLE" must be "vessel" or "shore"' })
+    .default("vessel"),
+  VESSEL_ID: z.string().regex(VESSEL_ID_PATTERN, '"VESSEL_ID" must match [A-Za-z0-9_-]{1,64}')
+    .default("vessel-1"),
+  LOCAL_MODE: bool("LOCAL_MODE").default(true),
+  HOST: z.string().min(1, '"HOST" must not be empty').default("0.0.0.0"),
+  PORT: int("PORT", 0, 65535).default(8080),
+  DATABASE_URL: databaseUrl,
+  DATA_DIR: z.string().min(1, '"DATA_DIR" must not be empty').default("./data"),
+  MQTT_BROKER_URL: brokerUrl.default("mqtt://localhost:1883"),
+  MQTT_USERNAME: optionalText,
+  MQTT_PASSWORD: optionalText,
+  MQTT_CA_FILE: optionalText,
+  MQTT_CERT_FILE: optionalText,
+  MQTT_KEY_FILE: optionalText,
+  MQTT_KEEPALIVE_S: int("MQTT_KEEPALIVE_S", 1, 65535).default(60),
+  API_TOKENS: z.string().transform((v) => v.split(",").map((t) => t.trim()).filter(Boolean))
+    .pipe(
+      z.array(z.string().min(16, '"API_TOKENS" entries must be at least 16 characters'))
+        .min(1, '"API_TOKENS" must hold at least one token'),
+    ).optional(),
+  OUTBOX_MAX_PENDING: int("OUTBOX_MAX_PENDING", 1).default(1_000_000),
+  ACK_TIMEOUT_S: int("ACK_TIMEOUT_S", 1, 86_400).default(60),
+  ACK_MODE: z.enum(["shore", "broker"], { error: '"ACK_MODE" must be "shore" or "broker"' })
+    .default("shore"),
+  CATCHUP_RETENTION_DAYS: int("CATCHUP_RETENTION_DAYS", 0, 36_500).default(30),
+  SHORE_SHARED_GROUP: z.string().regex(
+    /^[A-Za-z0-9_-]{1,64}$/,
+    '"SHORE_SHARED_GROUP" must match [A-Za-z0-9_-]{1,64}',
+  ).optional(),
+}).superRefine((c, ctx) => {
+  if ((c.MQTT_CERT_FILE === undefined) !== (c.MQTT_KEY_FILE === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MQTT_CERT_FILE"],
+      message: '"MQTT_CERT_FILE" and "MQTT_KEY_FILE" must be set together',
+    });
+  }
+  if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MQTT_USERNAME"],
+      message: '"MQTT_USERNAME" must be set when "MQTT_PASSWORD" is',
+    });
+  }
+});
+
+/** The resolved configuration every part of bosun is built from. */
+export interface Config {
+  role: "vessel" | "shore";
+  vesselId: string;
+  localMode: boolean;
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  mqtt: {
+    url: string;
+    username: string | undefined;
+    password: string | undefined;
+    caFile: string | undefined;
+    certFile: string | undefined;
+    keyFile: string | undefined;
+    keepaliveS: number;
+  };
+  apiTokens: string[] | undefined;
+  outboxMaxPending: number;
+  ackTimeoutS: number;
+  ackMode: "shore" | "broker";
+  catchupRetentionDays: number;
+  shoreSharedGroup: string | undefined;
+}
+
+/** Thrown when the environment holds an invalid value; the message names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses an environment (a plain record, so tests need not touch `Deno.env`) into a Config.
+ * Empty strings count as unset, as a shell's `VAR=` usually means "no value".
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") cleaned[key] = value;
+  }
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const variable = String(i.path[0] ?? "");
+      return i.message.includes(`"${variable}"`) ? i.message : `"${variable}": ${i.message}`;
+    });
+    throw new ConfigError(`Invalid configuration: ${lines.join("; ")}`);
+  }
+  const c = result.data;
+  return {
+    role: c.ROLE,
+    vesselId: c.VESSEL_ID,
+    localMode: c.LOCAL_MODE,
+    host: c.HOST,
+    port: c.PORT,
+    databaseUrl: c.DATABASE_URL,
+    dataDir: c.DATA_DIR,
+    mqtt: {
+      url: c.MQTT_BROKER_URL,
+      username: c.MQTT_USERNAME,
+      password: c.MQTT_PASSWORD,
+      caFile: c.MQTT_CA_FILE,
+      certFile: c.MQTT_CERT_FILE,
+      keyFile: c.MQTT_KEY_FILE,
+      keepaliveS: c.MQTT_KEEPALIVE_S,
+    },
+    apiTokens: c.API_TOKENS,
+    outboxMaxPending: c.OUTBOX_MAX_PENDING,
+    ackTimeoutS: c.ACK_TIMEOUT_S,
+    ackMode: c.ACK_MODE,
+    catchupRetentionDays: c.CATCHUP_RETENTION_DAYS,
+    shoreSharedGroup: c.SHORE_SHARED_GROUP,
+  };
+}
+
+/** The broker URL with any credentials removed, for `/health` and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return "<invalid url>";
+  }
+}

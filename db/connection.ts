@@ -1,0 +1,117 @@
+/**
+ * The database connection: a `postgres` pool on `DATABASE_URL`, or an embedded PostgreSQL
+ * (PGlite, persisted under `DATA_DIR`) served over a loopback socket so that one SQL path
+ * serves both.
+ */
+import postgres from "postgres";
+import type { Logger } from "../log.ts";
+
+/** The tagged-template SQL client used everywhere. */
+export type Sql = postgres.Sql;
+
+/** An open database and how to close it. */
+export interface Database {
+  sql: Sql;
+  kind: "postgres" | "pglite";
+  close(): Promise<void>;
+}
+
+/** Options for {@linkcode openDatabase}. */
+export interface OpenOptions {
+  /** A PostgreSQL URL; unset opens the embedded database under `dataDir`. */
+  url?: string;
+  dataDir: string;
+  log: Logger;
+  /** Pool size for a real PostgreSQL; the embedded one serves one session at a time. */
+  max?: number;
+  /** Stops the start-up retries (a shutdown during start). */
+  signal?: AbortSignal;
+}
+
+// bigint columns (seq, counts) stay below 2^53: numbers are easier on every caller.
+const types = {
+  bigint: {
+    to: 20,
+    from: [20],
+    serialize: (x: number | bigint) => x.toString(),
+    parse: (x: string) => Number(x),
+  },
+};
+
+function client(url: string, max: number): Sql {
+  return postgres(url, {
+    max,
+    types,
+    onnotice: () => {},
+    connect_timeout: 5,
+    idle_timeout: 60,
+    connection: { application_name: "bosun" },
+  }) as unknown as Sql;
+}
+
+/**
+ * Opens the database and waits until it answers, retrying with back-off (0.5 s doubling to
+ * 30 s) while it is unreachable, so a gateway started before its database does not crash-loop.
+ */
+export async function openDatabase(options: OpenOptions): Promise<Database> {
+  const { url, dataDir, log, max = 16, signal } = options;
+  const db = url === undefined ? await openEmbedded(dataDir, log) : {
+    sql: client(url, max),
+    kind: "postgres" as const,
+    close: async () => {},
+  };
+  const close = async () => {
+    await db.sql.end({ timeout: 5 });
+    await db.close();
+  };
+  let delay = 500;
+  for (let attempt = 1;; attempt++) {
+    try {
+      await db.sql`select 1`;
+      return { sql: db.sql, kind: db.kind, close };
+    } catch (err) {
+      if (signal?.aborted) {
+        await close();
+        throw err;
+      }
+      log.warn("Database unreachable, retrying", { attempt, retryInMs: delay, error: err });
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+async function openEmbedded(dataDir: string, log: Logger) {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  const path = `${dataDir.replace(/\/$/, "")}/pgdata`;
+  await Deno.mkdir(dataDir, { recursive: true });
+  const started = performance.now();
+  const pglite = await PGlite.create(path);
+  const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0 });
+  await server.start();
+  log.info("Embedded PostgreSQL open", {
+    path,
+    ms: Math.round(performance.now() - started),
+  });
+  // pglite-socket serves one session at a time: a larger pool deadlocks (shared/FACTS.md).
+  const sql = client(`postgres://postgres@${server.getServerConn()}/postgres`, 1);
+  return {
+    sql,
+    kind: "pglite" as const,
+    close: async () => {
+      await server.stop();
+      await pglite.close();
+    },
+  };
+}

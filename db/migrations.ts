@@ -1,0 +1,99 @@
+/**
+ * Versioned schema migrations, applied in order at start ({@linkcode migrate}).
+ *
+ * Append only: a released migration is never edited. Kept as code rather than .sql files so
+ * the compiled binary carries them.
+ */
+import type { Sql } from "./connection.ts";
+import { ENTITIES } from "../entities.ts";
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const entityTables = ENTITIES.map((e) => `
+create table ${e} (
+  id uuid primary key,
+  version integer not null,
+  data jsonb not null,
+  created_at timestamptz not null,
+  updated_at timestamptz not null,
+  deleted_at timestamptz
+);
+create index ${e}_page on ${e} (created_at, id) where deleted_at is null;`).join("\n");
+
+/** Every migration, in order. */
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "records and change log",
+    sql: `
+${entityTables}
+
+-- One row: this database's change-log epoch and the last seq handed out. A new database is a
+-- new epoch, so a shore never takes its changes for duplicates of an older database's.
+create table vessel_state (
+  singleton boolean primary key default true check (singleton),
+  epoch uuid not null,
+  last_seq bigint not null default 0
+);
+insert into vessel_state (epoch) values (gen_random_uuid());
+
+-- The change log and outbox in one: a row per committed create, update or delete, written in
+-- the record's own transaction. seq is assigned when the publisher claims the row, not here:
+-- ids drawn before commit are not in commit order, so "everything after the last id" skips
+-- transactions that commit late, while "every row without a seq" never does.
+create table changes (
+  id bigint generated always as identity primary key,
+  entity text not null,
+  record_id uuid not null,
+  operation text not null check (operation in ('create', 'update', 'delete')),
+  data jsonb not null,
+  changed_at timestamptz not null,
+  message_id uuid not null default gen_random_uuid(),
+  priority smallint not null,
+  epoch uuid,
+  seq bigint,
+  published_at timestamptz,
+  acked_at timestamptz,
+  unique (epoch, seq)
+);
+create index changes_unclaimed on changes (priority, id) where seq is null;
+create index changes_unpublished on changes (seq) where published_at is null and seq is not null;
+create index changes_unacked on changes (seq) where acked_at is null and seq is not null;
+create index changes_pending on changes (id) where acked_at is null;
+create index changes_acked on changes (acked_at) where acked_at is not null;
+create index changes_time on changes (changed_at);
+`,
+  },
+];
+
+// Any constant serves; it only has to be the same in every bosun process.
+const LOCK_KEY = 0x62_6f_73_75;
+
+/**
+ * Applies the migrations not yet recorded. Each runs in its own transaction holding an
+ * advisory lock, so two processes starting at once apply each exactly once.
+ */
+export async function migrate(sql: Sql, migrations = MIGRATIONS): Promise<number[]> {
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const done = await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${LOCK_KEY})`;
+      await tx`create table if not exists schema_migrations (
+        version integer primary key,
+        name text not null,
+        applied_at timestamptz not null default now()
+      )`;
+      const [row] = await tx`select 1 from schema_migrations where version = ${m.version}`;
+      if (row) return false;
+      await tx.unsafe(m.sql);
+      await tx`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`;
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  return applied;
+}

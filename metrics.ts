@@ -1,0 +1,69 @@
+/**
+ * The Prometheus series of contract §3, in one registry built by `main.ts` and passed down.
+ * prom-client runs on Deno unchanged, so it is used rather than a hand-written exposition.
+ */
+import client from "prom-client";
+
+/** Every series bosun exports; the gauges are set from real state at scrape time. */
+export interface Metrics {
+  registry: client.Registry;
+  httpRequests: client.Counter<"method" | "route" | "status">;
+  queueDepth: client.Gauge;
+  unacked: client.Gauge;
+  mqttConnected: client.Gauge;
+  published: client.Counter<"entity" | "qos">;
+  publishFailures: client.Counter;
+  reconnectAttempts: client.Counter;
+  lastAckedSeq: client.Gauge;
+}
+
+/** Builds a fresh registry (one per gateway, so tests never share counters). */
+export function createMetrics(): Metrics {
+  const registry = new client.Registry();
+  const registers = [registry];
+  return {
+    registry,
+    httpRequests: new client.Counter({
+      name: "bosun_http_requests_total",
+      help: "HTTP requests answered, by method, route pattern and status",
+      labelNames: ["method", "route", "status"],
+      registers,
+    }),
+    queueDepth: new client.Gauge({
+      name: "bosun_queue_depth",
+      help: "Committed changes not yet published",
+      registers,
+    }),
+    unacked: new client.Gauge({
+      name: "bosun_unacked_changes",
+      help: "Published changes not yet acknowledged by shore",
+      registers,
+    }),
+    mqttConnected: new client.Gauge({
+      name: "bosun_mqtt_connected",
+      help: "1 while connected to the broker",
+      registers,
+    }),
+    published: new client.Counter({
+      name: "bosun_messages_published_total",
+      help: "Changes published and acknowledged by the broker (PUBACK/PUBCOMP)",
+      labelNames: ["entity", "qos"],
+      registers,
+    }),
+    publishFailures: new client.Counter({
+      name: "bosun_publish_failures_total",
+      help: "Publishes that failed and will be retried",
+      registers,
+    }),
+    reconnectAttempts: new client.Counter({
+      name: "bosun_reconnect_attempts_total",
+      help: "Broker reconnection attempts",
+      registers,
+    }),
+    lastAckedSeq: new client.Gauge({
+      name: "bosun_last_acked_seq",
+      help: "Highest seq acknowledged by shore in the current epoch",
+      registers,
+    }),
+  };
+}

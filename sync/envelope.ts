@@ -1,0 +1,77 @@
+/**
+ * The envelope of contract §4: one JSON object per published change.
+ */
+import { z } from "zod";
+import { ENTITIES, type Entity } from "../entities.ts";
+import { VESSEL_ID_PATTERN } from "../config.ts";
+
+/** One change on the wire. */
+export interface Envelope {
+  type: "data_change" | "catchup";
+  entity: Entity;
+  operation: "create" | "update" | "delete";
+  data: Record<string, unknown>;
+  timestamp: string;
+  messageId: string;
+  vesselId: string;
+  epoch: string;
+  seq: number;
+  sequence?: number;
+  total?: number;
+}
+
+/**
+ * The strict schema a shore checks every incoming envelope against (`data` is checked
+ * against the entity's record schema separately, once `entity` is known).
+ */
+export const envelopeSchema = z.strictObject({
+  type: z.enum(["data_change", "catchup"]),
+  entity: z.enum(ENTITIES),
+  operation: z.enum(["create", "update", "delete"]),
+  data: z.record(z.string(), z.unknown()),
+  timestamp: z.iso.datetime({ offset: true }),
+  messageId: z.uuid(),
+  vesselId: z.string().regex(VESSEL_ID_PATTERN),
+  epoch: z.uuid(),
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  sequence: z.number().int().min(0).optional(),
+  total: z.number().int().min(1).optional(),
+});
+
+/** A change row as the publisher reads it from the change log. */
+export interface ChangeRow {
+  entity: Entity;
+  operation: "create" | "update" | "delete";
+  data: Record<string, unknown>;
+  changed_at: Date;
+  message_id: string;
+  epoch: string;
+  seq: number;
+}
+
+/** Builds the envelope of a change row. */
+export function toEnvelope(
+  row: ChangeRow,
+  vesselId: string,
+  batch?: { type: "catchup"; sequence: number; total: number },
+): Envelope {
+  const envelope: Envelope = {
+    type: batch ? "catchup" : "data_change",
+    entity: row.entity,
+    operation: row.operation,
+    data: row.data,
+    timestamp: row.changed_at.toISOString(),
+    messageId: row.message_id,
+    vesselId,
+    epoch: row.epoch,
+    seq: row.seq,
+  };
+  if (batch) {
+    envelope.sequence = batch.sequence;
+    envelope.total = batch.total;
+  }
+  return envelope;
+}
+
+/** QoS per entity: alerts at 2, everything else at 1. */
+export const qosOf = (entity: Entity): 1 | 2 => entity === "alerts" ? 2 : 1;
