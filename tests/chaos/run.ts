@@ -57,10 +57,11 @@ export interface ChaosResult {
 }
 
 const VESSEL_ID = "chaos-1";
-/** Shore counters whose sum is "messages received" (applied plus discarded duplicates). */
+/** Shore counters whose sum is "messages received": applied, discarded as duplicates, shed. */
 export const SHORE_RECEIVED_COUNTERS = [
   "bosun_shore_applied_total",
   "bosun_shore_duplicates_total",
+  "bosun_shore_shed_total",
 ] as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -205,13 +206,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // A clean stop, so that nothing is mid-write when the databases are read.
     await Promise.all([vessel.stop(), shore.stop()]);
 
+    const totals = received.totals();
     const verdict = await computeVerdict({
       vesselUrl: vesselPg.url("bosun"),
       shoreUrl: shorePg.url("bosun"),
       vesselId: VESSEL_ID,
       acked: writers.acked,
+      shoreAppliedCounter: totals["bosun_shore_applied_total"],
     });
-    const totals = received.totals();
     const receivedCount = SHORE_RECEIVED_COUNTERS.reduce((s, n) => s + (totals[n] ?? 0), 0);
     const redeliveryRatio = verdict.changes ? receivedCount / verdict.changes : 0;
     const line = `faults=${faults} changes=${verdict.changes} lost=${verdict.lost} ` +

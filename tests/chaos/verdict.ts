@@ -3,8 +3,7 @@
  *
  * - lost: a write that got a 2xx on board with no change row on board, plus a change row on
  *   board (epoch, seq, messageId) that shore has not applied;
- * - double_applied: a change shore applied more than once (two inbox rows for one messageId or
- *   one (epoch, seq));
+ * - double_applied: a change shore applied more than once (see below for how that shows);
  * - diverged: a record whose (id, version, deleted) differs between board and shore, or that
  *   exists on one side only.
  */
@@ -30,6 +29,8 @@ export interface VerdictOptions {
   shoreUrl: string;
   vesselId: string;
   acked: readonly AckedWrite[];
+  /** The shore processes' bosun_shore_applied_total, summed over their restarts. */
+  shoreAppliedCounter?: number;
 }
 
 interface ChangeRow {
@@ -62,26 +63,27 @@ async function vesselRecords(sql: postgres.Sql): Promise<RecordRow[]> {
   return out;
 }
 
-/** The shore's view: applied change keys and records, for one vessel. */
+/** The shore's view of one vessel: applied changes, records, and its own apply count. */
 interface ShoreView {
-  /** One entry per inbox row: `${epoch}/${seq}` and the message id. */
+  /** One entry per applied inbox row: `${epoch}/${seq}` and the message id. */
   applied: { key: string; messageId: string }[];
   records: RecordRow[];
+  /** shore_positions.applied_count, summed: raised in the transaction of every apply. */
+  appliedCount: number;
 }
 
-/** Reads the shore's inbox and records for `vesselId` (schema: db/migrations.ts, migration 2). */
+/** Reads the shore's inbox, records and positions for `vesselId` (db/migrations.ts, v2). */
 async function shoreView(sql: postgres.Sql, vesselId: string): Promise<ShoreView> {
   const applied = await sql<{ key: string; messageId: string }[]>`
     select epoch::text || '/' || seq::text as key, message_id::text as "messageId"
-    from inbox where vessel_id = ${vesselId}`;
-  const records: RecordRow[] = [];
-  for (const entity of ENTITIES) {
-    const rows = await sql<RecordRow[]>`
-      select ${entity} as entity, id::text, version, deleted_at is not null as deleted
-      from ${sql(`shore_${entity}`)} where vessel_id = ${vesselId}`;
-    records.push(...rows);
-  }
-  return { applied, records };
+    from shore_inbox where vessel_id = ${vesselId} and applied_at is not null`;
+  const records = await sql<RecordRow[]>`
+    select entity, id::text, version, deleted_at is not null as deleted
+    from shore_records where vessel_id = ${vesselId}`;
+  const [row] = await sql<{ n: string }[]>`
+    select coalesce(sum(applied_count), 0)::text as n
+    from shore_positions where vessel_id = ${vesselId}`;
+  return { applied, records, appliedCount: Number(row?.n ?? 0) };
 }
 
 /** Computes the verdict; throws only when a database cannot be read. */
@@ -134,9 +136,20 @@ export async function computeVerdict(options: VerdictOptions): Promise<Verdict> 
     for (const [key, n] of [...appliedKeys, ...appliedIds]) {
       if (n > 1) note(`${key} applied ${n} times`);
     }
+    // The inbox key makes a second row per (epoch, seq) impossible, so a double apply shows as
+    // one messageId under two seqs, as an apply count above the rows applied, or as the shore
+    // processes' own applied counters (a lower bound) above the changes there are.
+    const countExcess = view.appliedCount - view.applied.length;
+    if (countExcess > 0) {
+      note(`shore counted ${view.appliedCount} applies of ${view.applied.length}`);
+    }
+    const metricExcess = (options.shoreAppliedCounter ?? 0) - changes.length;
+    if (metricExcess > 0) note(`shore counters say ${options.shoreAppliedCounter} applies`);
     const doubleApplied = Math.max(
       view.applied.length - appliedKeys.size,
       view.applied.length - appliedIds.size,
+      countExcess,
+      metricExcess,
     );
 
     // Final records agree.
