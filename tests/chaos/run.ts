@@ -253,6 +253,7 @@ if (import.meta.main) {
       settle: { type: "string" },
       ci: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      record: { type: "string" },
     },
   });
   const seed = values.seed === undefined
@@ -274,6 +275,21 @@ if (import.meta.main) {
     settleMinutes: values.settle === undefined ? undefined : Number(values.settle),
   });
   console.log(result.line);
+  if (values.record) {
+    // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
+    const entry = {
+      at: new Date().toISOString(),
+      command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
+      seed,
+      profile,
+      ok: result.ok,
+      settled: result.settled,
+      line: result.line,
+      byKind: result.byKind,
+      examples: result.verdict.examples,
+    };
+    await Deno.writeTextFile(values.record, JSON.stringify(entry) + "\n", { append: true });
+  }
   if (!result.ok || values.keep) console.error(`chaos: logs and data kept in ${result.workDir}`);
   else await Deno.remove(result.workDir, { recursive: true }).catch(() => {});
   Deno.exit(result.ok ? 0 : 1);
