@@ -141,6 +141,21 @@ export async function inject(w: World, kind: FaultKind): Promise<void> {
   }
 }
 
+/**
+ * Puts everything back as it is between faults: links at their base mode, both databases,
+ * the broker and both gateways running. Used after a fault script failed half-way.
+ */
+export async function heal(w: World): Promise<void> {
+  w.vesselLink.setMode(w.baseMode);
+  w.shoreLink.setMode(w.baseMode);
+  for (const pg of [w.vesselPg, w.shorePg]) {
+    if (!pg.running) await pg.start().catch(() => pg.restart("immediate"));
+  }
+  await w.broker.kill();
+  await w.broker.restart();
+  for (const p of [w.vessel, w.shore]) if (!p.running) await p.start();
+}
+
 /** The kinds a run draws from (a satellite-profile run is throttled throughout already). */
 export function kindsFor(satellite: boolean): readonly FaultKind[] {
   return satellite ? FAULT_KINDS.filter((k) => k !== "satellite_spell") : FAULT_KINDS;

@@ -18,7 +18,7 @@ import { freePort } from "../support/ports.ts";
 import { createRng } from "./prng.ts";
 import { gatewayProcess } from "./process.ts";
 import { startWriters } from "./writers.ts";
-import { FAULT_KINDS, type FaultKind, inject, kindsFor, type World } from "./faults.ts";
+import { FAULT_KINDS, type FaultKind, heal, inject, kindsFor, type World } from "./faults.ts";
 import { trackRecovery, watchCounters } from "./observe.ts";
 import { computeVerdict, type Verdict } from "./verdict.ts";
 
@@ -174,7 +174,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     while (faults < options.faults && Date.now() < deadline) {
       const kind = rng.pick(kinds);
       const started = Date.now();
-      await inject(world, kind);
+      try {
+        await inject(world, kind);
+      } catch (err) {
+        // A fault script that fails is the harness's problem, not bosun's: heal and go on.
+        log(`fault ${faults + 1} ${kind} failed to run: ${err}; healing`);
+        await heal(world);
+      }
       faults++;
       byKind[kind]++;
       await recovery.markEnd();
