@@ -50,7 +50,9 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
 
   const start = async () => {
     if (child) return;
-    const log = await Deno.open(logFile, { append: true, create: true });
+    // One handle per stream: a WritableStream takes one pipe at a time.
+    const out = await Deno.open(logFile, { append: true, create: true });
+    const err = await Deno.open(logFile, { append: true, create: true });
     child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "main.ts"],
       cwd: ROOT,
@@ -61,10 +63,10 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
     }).spawn();
     const c = child;
     exited = Promise.all([
-      c.stdout.pipeTo(log.writable, { preventClose: true }).catch(() => {}),
-      c.stderr.pipeTo(log.writable, { preventClose: true }).catch(() => {}),
+      c.stdout.pipeTo(out.writable).catch(() => {}),
+      c.stderr.pipeTo(err.writable).catch(() => {}),
       c.status,
-    ]).finally(() => log.close());
+    ]);
     c.status.then(() => {
       if (child === c) child = undefined;
     });
