@@ -8,7 +8,10 @@
  * are contiguous. Rows past a gap wait in the inbox, durably, until the gap is filled: by
  * this process, after a restart, or by another shore instance.
  */
+import type postgres from "postgres";
 import type { Sql } from "./connection.ts";
+
+type Tx = postgres.TransactionSql;
 import type { Envelope } from "../sync/envelope.ts";
 
 /** Inbox rows read per apply step; a long backlog is applied in steps of this size. */
@@ -113,7 +116,7 @@ export function ingest(
 
 /** The changes (from, to]: from the batch in memory where it has them, else the inbox. */
 async function changesOf(
-  tx: Sql,
+  tx: Tx,
   vesselId: string,
   epoch: string,
   from: number,
@@ -139,7 +142,7 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Sql, vesselId: string, changes: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
   const newest = new Map<string, Change>();
   for (const c of changes) {
     const key = `${c.entity}/${c.data.id}`;

@@ -113,7 +113,7 @@ function presenceOf(vesselId: string, payload: Uint8Array): ShoreMessage {
   const json = parseJson(payload);
   const parsed = json.ok ? statusSchema.safeParse(json.value) : undefined;
   if (!parsed?.success) {
-    return malformed("invalid_status", "Status payload is not {\"status\": ...}", vesselId);
+    return malformed("invalid_status", 'Status payload is not {"status": ...}', vesselId);
   }
   const { status, timestamp } = parsed.data;
   return {

@@ -74,11 +74,11 @@ export function createShore(options: ShoreOptions): Shore {
   const failures = new Map<string, number>();
   let buffered = 0;
   let running = 0;
-  let flushTimer: number | undefined;
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   const idle = new Set<() => void>();
   const dirtyAcks = new Set<string>();
-  let ackTimer: number | undefined;
+  let ackTimer: ReturnType<typeof setTimeout> | undefined;
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
   const gapMonitor = new GapMonitor({
     sql,
@@ -142,7 +142,7 @@ export function createShore(options: ShoreOptions): Shore {
         inFlight.delete(key);
         running--;
         if (buffered > 0 && !closed) flushTimer ??= setTimeout(flush, 0);
-        if (running === 0) for (const fn of idle) fn();
+        if (running === 0) { for (const fn of idle) fn(); }
       });
     }
   }
