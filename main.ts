@@ -17,11 +17,13 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
 import { createSession } from "./sync/session.ts";
-import { readTlsFiles } from "./sync/tls.ts";
 import { createShore } from "./sync/shore.ts";
 import { fleetSummary, vesselProgress } from "./db/shore.ts";
 import { vesselRoutes } from "./routes/vessels.ts";
 import { shoreRecordRoutes } from "./routes/shore-records.ts";
+import { createVesselEngine, type VesselEngine } from "./sync/engine.ts";
+import { readTlsFiles } from "./sync/tls.ts";
+import { catchupRoutes } from "./routes/catchup.ts";
 import { Hono } from "hono";
 
 /** A running gateway. */
@@ -136,7 +138,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
   // ---- end of the shore role -------------------------------------------------------------
 
   const status = config.localMode ? "disconnected" : "disabled";
-  const report = async () => {
+  let report = async (): Promise<Record<string, unknown>> => {
     const s = await outboxStats(db.sql);
     return {
       status,
@@ -152,7 +154,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
       qosLevel: 1,
     };
   };
-  const refresh = async () => {
+  let refresh = async () => {
     const s = await outboxStats(db.sql);
     metrics.queueDepth.set(s.queued);
     metrics.unacked.set(s.unacked);
@@ -160,11 +162,25 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     metrics.mqttConnected.set(0);
   };
 
+  // The vessel sync engine. Started without waiting for the broker: an unreachable broker
+  // never delays start-up or refuses writes.
+  let engine: VesselEngine | undefined;
+  let catchup: Hono | undefined;
+  if (config.role === "vessel" && config.localMode) {
+    const tls = await readTlsFiles(config.mqtt);
+    engine = createVesselEngine({ sql: db.sql, config, gate, metrics, log, tls });
+    engine.start();
+    report = engine.report;
+    refresh = engine.refreshMetrics;
+    catchup = catchupRoutes({ catchup: engine.catchup });
+  }
+
   const app = createApp({
     log,
     metrics,
     tokens,
     api: recordRoutes({ records }),
+    catchup,
     health: healthRoutes({
       fixed: {
         role: config.role,
@@ -190,6 +206,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     async close() {
       aborted.abort();
       await server.shutdown();
+      await engine?.stop();
       await db.close();
     },
   };
