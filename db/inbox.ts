@@ -207,3 +207,18 @@ export function gaps(sql: Sql): Promise<Gap[]> {
     where i.applied_at is null
     group by i.vessel_id, i.epoch, p.last_seq`;
 }
+
+/**
+ * Gaps at the tail: vessels online whose status announced a last seq that shore has not
+ * applied yet (nothing past it may have arrived, so the inbox shows no gap). `firstWaiting`
+ * is the seq after the announced one.
+ */
+export function reportedGaps(sql: Sql): Promise<Gap[]> {
+  return sql<Gap[]>`
+    select v.vessel_id as "vesselId", v.reported_epoch::text as epoch,
+      coalesce(p.last_seq, 0)::int8 as "lastSeq", v.reported_seq + 1 as "firstWaiting",
+      v.reported_seq as "lastWaiting", 0::int8 as waiting
+    from shore_vessels v
+    left join shore_positions p on p.vessel_id = v.vessel_id and p.epoch = v.reported_epoch
+    where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)`;
+}

@@ -78,7 +78,10 @@ create table shore_vessels (
   status text not null default 'unknown' check (status in ('online', 'offline', 'unknown')),
   status_at timestamptz,
   last_seen_at timestamptz,
-  first_seen_at timestamptz not null default now()
+  first_seen_at timestamptz not null default now(),
+  -- The epoch and last seq an online status announced: changes shore must still receive.
+  reported_epoch uuid,
+  reported_seq bigint
 );
 
 -- Where shore stands per vessel and epoch: every seq up to last_seq is applied. The row is

@@ -47,13 +47,19 @@ export interface FleetSummary {
  */
 export async function recordPresence(sql: Sql, p: Presence): Promise<void> {
   const seen = p.at?.toISOString() ?? (p.status === "online" ? new Date().toISOString() : null);
+  const epoch = p.epoch ?? null;
+  const seq = p.lastSeq ?? null;
   await sql`
-    insert into shore_vessels (vessel_id, status, status_at, last_seen_at)
-    values (${p.vesselId}, ${p.status}, now(), ${seen})
+    insert into shore_vessels (vessel_id, status, status_at, last_seen_at, reported_epoch,
+      reported_seq)
+    values (${p.vesselId}, ${p.status}, now(), ${seen}, ${epoch}, ${seq})
     on conflict (vessel_id) do update set
       status = excluded.status,
       status_at = now(),
-      last_seen_at = greatest(shore_vessels.last_seen_at, excluded.last_seen_at)`;
+      last_seen_at = greatest(shore_vessels.last_seen_at, excluded.last_seen_at),
+      reported_epoch = coalesce(excluded.reported_epoch, shore_vessels.reported_epoch),
+      reported_seq = case when excluded.reported_epoch is null then shore_vessels.reported_seq
+        else excluded.reported_seq end`;
 }
 
 /** Every known vessel with its current epoch's position. */
