@@ -251,3 +251,33 @@ Deno.test("acks are restated after the broker is replaced without persistence", 
     await shore.close();
   }
 });
+
+Deno.test("a vessel online announcing seqs shore lacks is asked for them, though nothing came after", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  const shore = await startShore(broker.url, db.sql);
+  const pub = await rawClient(broker.url);
+  try {
+    const v = new SimulatedVessel("vessel-g");
+    const changes = [v.create(), v.create(), v.create()];
+    const requests: unknown[] = [];
+    pub.on("message", (_topic, payload) => requests.push(JSON.parse(payload.toString())));
+    await pub.subscribeAsync("vessel/vessel-g/sync/catchup/request", { qos: 1 });
+    await publishAll(pub, [changes[0]!]);
+    await waitUntil(
+      async () => (await position(db.sql, v.vesselId, v.epoch)).last_seq === 1,
+      "seq 1 applied",
+    );
+    await pub.publishAsync(
+      "vessel/vessel-g/sync/system/status",
+      JSON.stringify({ status: "online", epoch: v.epoch, lastSeq: 3 }),
+      { qos: 1, retain: true },
+    );
+    await waitUntil(() => requests.length > 0, "a catch-up request arrives");
+    assert.deepEqual(requests[0], { since: 1, limit: 2 });
+    assert.ok(await valueOf(shore.metrics.shore.catchupRequests) >= 1);
+  } finally {
+    await pub.endAsync();
+    await shore.close();
+  }
+});
