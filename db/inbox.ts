@@ -51,16 +51,15 @@ export function ingest(
   for (const e of envelopes) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
   // Sorted so two transactions inserting overlapping seqs take their key locks in one order.
   const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
-  const newest = unique.reduce((t, e) => (e.timestamp > t ? e.timestamp : t), "");
   return sql.begin(async (tx) => {
     const [position] = await tx<{ last_seq: number }[]>`
-      insert into shore_positions (vessel_id, epoch, last_change_at)
-      values (${vesselId}, ${epoch}, ${newest})
-      on conflict (vessel_id, epoch) do update
-        set last_change_at = greatest(shore_positions.last_change_at, excluded.last_change_at)
+      insert into shore_positions (vessel_id, epoch, last_received_at)
+      values (${vesselId}, ${epoch}, now())
+      on conflict (vessel_id, epoch) do update set last_received_at = now()
       returning last_seq`;
     let last = position!.last_seq;
-    const rows = unique.map((e) => ({
+    // At or below last_seq is applied already: a duplicate even if its inbox row were gone.
+    const rows = unique.filter((e) => e.seq > last).map((e) => ({
       seq: e.seq,
       message_id: e.messageId,
       entity: e.entity,
@@ -172,7 +171,11 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     where shore_records.version < excluded.version`;
 }
 
-/** A vessel's current epoch (the one with the newest change) and its applied position. */
+/**
+ * A vessel's current epoch and its applied position. The current epoch is the one shore last
+ * received a change of, by shore's clock: a vessel's clock may jump, and a straggler of an
+ * older epoch only turns the ack aside until the next change of the current one.
+ */
 export interface AckPosition {
   vesselId: string;
   epoch: string;
@@ -185,7 +188,7 @@ export function ackPositions(sql: Sql, vesselIds?: string[]): Promise<AckPositio
     select distinct on (vessel_id) vessel_id as "vesselId", epoch::text as epoch, last_seq as seq
     from shore_positions
     ${vesselIds ? sql`where vessel_id = any(${vesselIds}::text[])` : sql``}
-    order by vessel_id, last_change_at desc, epoch`;
+    order by vessel_id, last_received_at desc, epoch`;
 }
 
 /** A gap: rows wait in the inbox past `lastSeq`. */

@@ -67,7 +67,7 @@ export function listVessels(sql: Sql): Promise<VesselView[]> {
   return sql<VesselView[]>`
     with current as (
       select distinct on (vessel_id) vessel_id, epoch, last_seq
-      from shore_positions order by vessel_id, last_change_at desc, epoch
+      from shore_positions order by vessel_id, last_received_at desc, epoch
     )
     select v.vessel_id as "vesselId", v.status, c.epoch::text as epoch,
       coalesce(c.last_seq, 0)::int8 as "lastSeq",
@@ -101,7 +101,7 @@ export function vesselProgress(
   return sql`
     with current as (
       select distinct on (vessel_id) vessel_id, epoch, last_seq
-      from shore_positions order by vessel_id, last_change_at desc, epoch
+      from shore_positions order by vessel_id, last_received_at desc, epoch
     )
     select c.vessel_id as "vesselId", c.last_seq as "lastSeq",
       coalesce((select max(seq) from shore_inbox i where i.vessel_id = c.vessel_id

@@ -78,6 +78,7 @@ export function createShore(options: ShoreOptions): Shore {
   let closed = false;
   const idle = new Set<() => void>();
   const dirtyAcks = new Set<string>();
+  let presence = Promise.resolve();
   let ackTimer: ReturnType<typeof setTimeout> | undefined;
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
   const gapMonitor = new GapMonitor({
@@ -110,7 +111,8 @@ export function createShore(options: ShoreOptions): Shore {
     const m = classify(topic, payload);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") {
-      recordPresence(sql, m.presence).catch((err) =>
+      // One at a time, in arrival order: an `offline` must not overtake the `online` before it.
+      presence = presence.then(() => recordPresence(sql, m.presence)).catch((err) =>
         log.warn("Presence not recorded", { vesselId: m.presence.vesselId, error: err })
       );
       return;
@@ -239,6 +241,7 @@ export function createShore(options: ShoreOptions): Shore {
       }
       clearTimeout(ackTimer);
       if (dirtyAcks.size > 0) await publishAcks();
+      await presence;
       offEvent();
     },
   };
