@@ -225,3 +225,14 @@ export function reportedGaps(sql: Sql): Promise<Gap[]> {
     left join shore_positions p on p.vessel_id = v.vessel_id and p.epoch = v.reported_epoch
     where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)`;
 }
+
+/**
+ * Deletes inbox rows applied more than `days` ago. Safe for exactly-once: a re-delivery of a
+ * pruned seq is at or below `last_seq`, which {@linkcode ingest} discards without the row.
+ */
+export async function pruneInbox(sql: Sql, days: number): Promise<number> {
+  const result = await sql`
+    delete from shore_inbox
+    where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
+  return result.count;
+}
