@@ -140,7 +140,9 @@ export function applyAck(sql: Sql, ack: { epoch: string; seq: number }): Promise
         where epoch = ${state.epoch} and acked_at is null`;
       return { kind: "new_epoch", epoch: next!.epoch, released: r.count } as const;
     }
-    const r = await tx`update changes set acked_at = now()
+    // An acknowledged change was published, whether or not its PUBACK got recorded.
+    const r = await tx`update changes set acked_at = now(),
+        published_at = coalesce(published_at, now())
       where epoch = ${ack.epoch} and seq <= ${ack.seq} and acked_at is null`;
     return { kind: "acked", released: r.count } as const;
   }) as Promise<AckOutcome>;
