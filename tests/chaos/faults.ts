@@ -47,6 +47,34 @@ export const FAULT_KINDS = [
 /** One of {@linkcode FAULT_KINDS}. */
 export type FaultKind = typeof FAULT_KINDS[number];
 
+/** A part of the system a fault breaks; two faults run at once only on disjoint parts. */
+export type Component =
+  | "vessel"
+  | "shore"
+  | "broker"
+  | "vesselPg"
+  | "shorePg"
+  | "vesselLink"
+  | "shoreLink";
+
+/** What each kind of fault breaks. */
+export const COMPONENTS: Record<FaultKind, readonly Component[]> = {
+  kill_vessel: ["vessel"],
+  kill_vessel_draining: ["vessel", "vesselLink"],
+  kill_shore: ["shore"],
+  kill_broker_persistent: ["broker"],
+  kill_broker_clean: ["broker"],
+  pg_vessel_fast: ["vesselPg"],
+  pg_vessel_immediate: ["vesselPg"],
+  pg_shore_fast: ["shorePg"],
+  pg_shore_immediate: ["shorePg"],
+  partition_vessel_cut: ["vesselLink"],
+  partition_vessel_blackhole: ["vesselLink"],
+  partition_shore_cut: ["shoreLink"],
+  partition_shore_blackhole: ["shoreLink"],
+  satellite_spell: ["vesselLink", "shoreLink"],
+};
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -56,9 +84,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function partitionMs(w: World): number {
   if (w.ci) return w.rng.int(1_000, 5_000);
   const r = w.rng.next();
-  if (r < 0.7) return w.rng.int(1_000, 5_000);
-  if (r < 0.95) return w.rng.int(5_000, 30_000);
-  return w.rng.int(30_000, 120_000);
+  if (r < 0.8) return w.rng.int(1_000, 4_000);
+  if (r < 0.97) return w.rng.int(4_000, 20_000);
+  return w.rng.int(20_000, 120_000);
 }
 
 async function restartBroker(w: World, persistent: boolean) {
@@ -133,7 +161,7 @@ export async function inject(w: World, kind: FaultKind): Promise<void> {
       };
       w.vesselLink.setMode(mode);
       w.shoreLink.setMode(mode);
-      await sleep(w.ci ? w.rng.int(2_000, 8_000) : w.rng.int(5_000, 40_000));
+      await sleep(w.ci ? w.rng.int(2_000, 8_000) : w.rng.int(3_000, 20_000));
       w.vesselLink.setMode(w.baseMode);
       w.shoreLink.setMode(w.baseMode);
       return;
@@ -142,18 +170,36 @@ export async function inject(w: World, kind: FaultKind): Promise<void> {
 }
 
 /**
- * Puts everything back as it is between faults: links at their base mode, both databases,
- * the broker and both gateways running. Used after a fault script failed half-way.
+ * Puts `parts` back as they are between faults (links at their base mode, databases, broker
+ * and gateways running): used after a fault script failed half-way.
  */
-export async function heal(w: World): Promise<void> {
-  w.vesselLink.setMode(w.baseMode);
-  w.shoreLink.setMode(w.baseMode);
-  for (const pg of [w.vesselPg, w.shorePg]) {
-    if (!pg.running) await pg.start().catch(() => pg.restart("immediate"));
+export async function heal(w: World, parts: readonly Component[]): Promise<void> {
+  for (const part of parts) {
+    switch (part) {
+      case "vesselLink":
+        w.vesselLink.setMode(w.baseMode);
+        break;
+      case "shoreLink":
+        w.shoreLink.setMode(w.baseMode);
+        break;
+      case "vesselPg":
+      case "shorePg": {
+        const pg = part === "vesselPg" ? w.vesselPg : w.shorePg;
+        if (!pg.running) await pg.start().catch(() => pg.restart("immediate"));
+        break;
+      }
+      case "broker":
+        await w.broker.kill();
+        await w.broker.restart();
+        break;
+      case "vessel":
+      case "shore": {
+        const p = part === "vessel" ? w.vessel : w.shore;
+        if (!p.running) await p.start();
+        break;
+      }
+    }
   }
-  await w.broker.kill();
-  await w.broker.restart();
-  for (const p of [w.vessel, w.shore]) if (!p.running) await p.start();
 }
 
 /** The kinds a run draws from (a satellite-profile run is throttled throughout already). */

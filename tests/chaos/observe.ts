@@ -68,7 +68,10 @@ export function trackRecovery(vesselUrl: string): RecoveryTracker {
       const [row] = await query(() =>
         sql<{ last: number | null }[]>`select max(id)::int8 as last from changes`
       );
-      open.push({ endedAt, upTo: Number(row?.last ?? 0) });
+      // Kept in upTo order, so that the poll releases marks from the front.
+      const mark = { endedAt, upTo: Number(row?.last ?? 0) };
+      const at = open.findIndex((m) => m.upTo > mark.upTo);
+      open.splice(at === -1 ? open.length : at, 0, mark);
     },
     async settle(timeoutMs) {
       const deadline = Date.now() + timeoutMs;

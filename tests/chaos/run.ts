@@ -18,7 +18,8 @@ import { freePort } from "../support/ports.ts";
 import { createRng } from "./prng.ts";
 import { gatewayProcess } from "./process.ts";
 import { startWriters } from "./writers.ts";
-import { FAULT_KINDS, type FaultKind, heal, inject, kindsFor, type World } from "./faults.ts";
+import { type FaultKind, kindsFor, type World } from "./faults.ts";
+import { runSchedule } from "./schedule.ts";
 import { trackRecovery, watchCounters } from "./observe.ts";
 import { computeVerdict, type Verdict } from "./verdict.ts";
 
@@ -37,6 +38,8 @@ export interface ChaosOptions {
   settleMinutes?: number;
   /** Progress lines (stderr by default). */
   log?: (line: string) => void;
+  /** Faults at once, on disjoint parts of the system (default 2, 1 with `ci`). */
+  concurrency?: number;
   /** Keep the working directory (logs, data) even when the run passes. */
   keep?: boolean;
 }
@@ -165,32 +168,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       pauseMs: satellite ? 200 : 30,
     });
 
-    // Faults, one after another with a short gap, until N faults or M minutes.
-    const byKind = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
-    const kinds = kindsFor(satellite);
+    // Faults until N faults or M minutes, up to `concurrency` at once on disjoint parts.
     const deadline = Date.now() + options.minutes * 60_000;
-    let faults = 0;
     await sleep(2_000);
-    while (faults < options.faults && Date.now() < deadline) {
-      const kind = rng.pick(kinds);
-      const started = Date.now();
-      try {
-        await inject(world, kind);
-      } catch (err) {
-        // A fault script that fails is the harness's problem, not bosun's: heal and go on.
-        log(`fault ${faults + 1} ${kind} failed to run: ${err}; healing`);
-        await heal(world);
-      }
-      faults++;
-      byKind[kind]++;
-      await recovery.markEnd();
-      log(
-        `fault ${faults} ${kind} ${
-          ((Date.now() - started) / 1000).toFixed(1)
-        }s acked=${writers.acked.length} refused=${writers.failed}`,
-      );
-      await sleep(rng.int(1_000, 3_000));
-    }
+    const byKind = await runSchedule({
+      world,
+      kinds: kindsFor(satellite),
+      faults: options.faults,
+      deadline,
+      concurrency: options.concurrency ?? (ci ? 1 : 2),
+      log,
+      async onEnd(kind, seconds, index) {
+        await recovery.markEnd();
+        log(
+          `fault ${index} ${kind} ${seconds.toFixed(1)}s acked=${writers.acked.length} ` +
+            `refused=${writers.failed}`,
+        );
+      },
+    });
+    const faults = Object.values(byKind).reduce((s, n) => s + n, 0);
     await writers.stop();
     log(`faults done: ${faults}; writes acked=${writers.acked.length} refused=${writers.failed}`);
 
@@ -260,6 +256,7 @@ if (import.meta.main) {
       ci: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
       record: { type: "string" },
+      concurrency: { type: "string" },
     },
   });
   const seed = values.seed === undefined
@@ -278,6 +275,7 @@ if (import.meta.main) {
     profile,
     ci: values.ci,
     keep: values.keep,
+    concurrency: values.concurrency === undefined ? undefined : Number(values.concurrency),
     settleMinutes: values.settle === undefined ? undefined : Number(values.settle),
   });
   console.log(result.line);
