@@ -96,6 +96,13 @@ export function toHttpError(err: unknown): HttpError | undefined {
       "Retry-After": "5",
     });
   }
+  if (
+    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.UnexpectedEof ||
+    err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.Interrupted
+  ) {
+    // The request body stopped arriving (client gone, or the server stopping mid-upload).
+    return new HttpError(400, "body_unreadable", "The request body could not be read");
+  }
   return undefined;
 }
 

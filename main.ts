@@ -16,6 +16,7 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { Drain } from "./drain.ts";
 
 /** A running gateway. */
 export interface Gateway {
@@ -25,10 +26,21 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Options for {@linkcode start}. */
+export interface StartOptions {
+  /** Aborting it during start-up (a SIGTERM while the database is unreachable) stops start. */
+  signal?: AbortSignal;
+}
+
 /** Starts a gateway from `config`. */
-export async function start(config: Config, log: Logger): Promise<Gateway> {
+export async function start(
+  config: Config,
+  log: Logger,
+  options: StartOptions = {},
+): Promise<Gateway> {
   const startedAt = Date.now();
   const aborted = new AbortController();
+  options.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
   const db = await openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir,
@@ -92,16 +104,19 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     metricsRoute: metricsRoutes({ metrics, refresh, log }),
   });
 
+  const drain = new Drain();
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
     onListen: ({ hostname, port }) => log.info("Listening", { hostname, port, role: config.role }),
-  }, app.fetch);
+  }, drain.wrap(app.fetch));
 
   return {
     port: server.addr.port,
     async close() {
       aborted.abort();
+      // A request still uploading its body when the stop comes gets this long to finish.
+      await drain.drain(10_000);
       await server.shutdown();
       await db.close();
     },
@@ -118,16 +133,33 @@ if (import.meta.main) {
     console.error(`bosun: ${err.message}`);
     Deno.exit(2);
   }
-  const gateway = await start(config, log);
+  // Signals are handled from the first moment, so a stop while start-up still waits for the
+  // database ends the retry loop instead of being ignored until the database answers.
+  const abort = new AbortController();
+  let gateway: Gateway | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("Stopping", { signal });
+    abort.abort();
+    if (!gateway) return; // start() sees the abort and throws; handled below
     await gateway.close();
     log.info("Stopped");
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  try {
+    gateway = await start(config, log, { signal: abort.signal });
+  } catch (err) {
+    if (!abort.signal.aborted) throw err;
+    log.info("Stopped during start-up");
+    Deno.exit(0);
+  }
+  if (stopping) {
+    await gateway.close();
+    log.info("Stopped");
+    Deno.exit(0);
+  }
 }
