@@ -38,7 +38,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c.json(errorBody(new HttpError(401, "unauthorized", "Missing or invalid bearer token")), 401);
   // One answer for every failure, so a caller learns nothing about which part was wrong.
   const auth = bearerAuth({
-    token: tokens,
+    // Hono's default comparison hashes both sides with crypto.subtle on every request, which
+    // measured ~40 µs of a ~100 µs create (bench/write.ts); a byte-wise constant-time
+    // comparison is as safe and costs well under a microsecond.
+    verifyToken: tokenVerifier(tokens),
     noAuthenticationHeader: { message: fail },
     invalidAuthenticationHeader: { message: fail },
     invalidToken: { message: fail },
@@ -109,4 +112,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Accepts a presented token equal to one of `tokens`, in time that depends only on the
+ * presented token's length (every configured token is always compared in full).
+ */
+export function tokenVerifier(tokens: string[]): (presented: string) => boolean {
+  const known = tokens.map((t) => encoder.encode(t));
+  return (presented) => {
+    const p = encoder.encode(presented);
+    let ok = false;
+    for (const k of known) {
+      let diff = p.length ^ k.length;
+      for (let i = 0; i < p.length; i++) diff |= p[i]! ^ (k[i % k.length] ?? 0);
+      ok = ok || diff === 0;
+    }
+    return ok;
+  };
 }
