@@ -22,10 +22,30 @@ interface Sample {
   p50: number;
   p99: number;
   count: number;
+  /** CPU seconds the measured process spent per operation, in µs (Linux /proc; else NaN). */
+  cpuUs: number;
 }
 
-/** Runs `op` from `CONCURRENCY` loops for `seconds`; returns rate and latency. */
-async function load(op: (i: number) => Promise<void>, seconds: number): Promise<Sample> {
+/** User + system CPU seconds of a process so far, from /proc (NaN where there is none). */
+function cpuSeconds(pid: number | "self"): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Runs `op` from `CONCURRENCY` loops for `seconds`; returns rate, latency and the CPU time
+ * process `pid` spent per operation.
+ */
+async function load(
+  op: (i: number) => Promise<void>,
+  seconds: number,
+  pid: number | "self",
+): Promise<Sample> {
+  const cpuBefore = cpuSeconds(pid);
   const latencies: number[] = [];
   const until = performance.now() + seconds * 1000;
   const started = performance.now();
@@ -44,6 +64,7 @@ async function load(op: (i: number) => Promise<void>, seconds: number): Promise<
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     count: latencies.length,
+    cpuUs: (cpuSeconds(pid) - cpuBefore) / latencies.length * 1e6,
   };
 }
 
@@ -70,6 +91,7 @@ export async function run(): Promise<BenchRow[]> {
       PORT: "0",
       API_TOKENS: TOKEN,
       MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
+      // The HTTP write path alone: a sync engine publishing meanwhile is another bench's figure.
       LOCAL_MODE: "false",
     },
   });
@@ -84,11 +106,12 @@ export async function run(): Promise<BenchRow[]> {
   try {
     // Warm both paths (JIT, connection pools), then measure raw, HTTP, raw again and take the
     // better raw run, so a slow moment on the shared machine does not flatter the ratio.
-    await load(raw, 1);
-    await load(http, 1);
-    const raw1 = await load(raw, SECONDS);
-    const viaHttp = await load(http, SECONDS);
-    const raw2 = await load(raw, SECONDS);
+    const pid = gw.child.pid;
+    await load(raw, 1, "self");
+    await load(http, 1, pid);
+    const raw1 = await load(raw, SECONDS, "self");
+    const viaHttp = await load(http, SECONDS, pid);
+    const raw2 = await load(raw, SECONDS, "self");
     const rawBest = raw1.rate >= raw2.rate ? raw1 : raw2;
     console.error(
       `write: raw ${raw1.rate.toFixed(0)}/s and ${raw2.rate.toFixed(0)}/s, ` +
@@ -109,6 +132,16 @@ export async function run(): Promise<BenchRow[]> {
         value: viaHttp.p50,
         baseline: rawBest.p50,
         ratio: viaHttp.p50 / rawBest.p50,
+        goal: "",
+        holds: null,
+      },
+      {
+        // The figure least disturbed by other work on the machine: what one create costs the
+        // gateway process, next to what the same write costs a bare postgres client.
+        figure: `CPU per create, gateway process vs raw client (µs)`,
+        value: viaHttp.cpuUs,
+        baseline: rawBest.cpuUs,
+        ratio: viaHttp.cpuUs / rawBest.cpuUs,
         goal: "",
         holds: null,
       },
