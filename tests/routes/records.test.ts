@@ -108,6 +108,20 @@ Deno.test("records API on PostgreSQL", async (t) => {
     assert.equal(after[0]!.n, before[0]!.n, "the refused create wrote no change");
   });
 
+  await t.step("a client id in upper case is stored in canonical lower case", async () => {
+    const id = crypto.randomUUID();
+    const res = await call("POST", "/api/crew", { id: id.toUpperCase(), name: "Uma" });
+    assert.equal(res.status, 201);
+    assert.equal((await json(res)).id, id);
+    assert.equal(res.headers.get("location"), `/api/crew/${id}`);
+    assert.equal((await json(await call("GET", `/api/crew/${id.toUpperCase()}`))).id, id);
+    const again = await call("POST", "/api/crew", { id, name: "Uma" });
+    assert.equal(again.status, 409);
+    await again.body?.cancel();
+    const [change] = await db.sql`select data->>'id' as id from changes where record_id = ${id}`;
+    assert.equal(change!.id, id);
+  });
+
   await t.step("bad JSON, failed validation and unknown fields are 400", async () => {
     const cases: [string, string, unknown, string][] = [
       ["POST", "/api/work_orders", "{not json", "invalid_json"],
@@ -360,6 +374,44 @@ Deno.test("records API on PostgreSQL", async (t) => {
       { numRuns: 200 },
     );
     assert.ok(statuses.has(400));
+  });
+
+  await t.step("random PATCH bodies, list queries and ids never get a 500", async () => {
+    const rec = await json(await call("POST", "/api/equipment", { name: "Fuzzed" }));
+    const allowed = new Set([200, 400, 404, 412]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue())),
+        fc.option(fc.string({ maxLength: 12 })),
+        async (body, ifMatch) => {
+          const headers: Record<string, string> = ifMatch === null ? {} : { "if-match": ifMatch };
+          // fc.string() draws printable ASCII, always a valid header value.
+          const res = await call(
+            "PATCH",
+            `/api/equipment/${rec.id}`,
+            JSON.stringify(body),
+            headers,
+          );
+          await res.body?.cancel();
+          return allowed.has(res.status);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(fc.constantFrom("limit", "cursor", "x"), fc.string({ maxLength: 40 })),
+        fc.string({ maxLength: 40 }),
+        async (query, id) => {
+          const list = await call("GET", `/api/crew?${new URLSearchParams(query)}`);
+          await list.body?.cancel();
+          const one = await call("GET", `/api/crew/${encodeURIComponent(id)}`);
+          await one.body?.cancel();
+          return [200, 400].includes(list.status) && [200, 400, 404].includes(one.status);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   await t.step("/health reports the queue and /metrics counts requests", async () => {
