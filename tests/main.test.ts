@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "./support/pg.ts";
 import { freePort } from "./support/ports.ts";
 import { spawnGateway } from "./support/process.ts";
+import { createPgServer } from "./support/pgserver.ts";
 
 /** A broker URL where nothing listens, so "no broker" holds whatever runs on 1883. */
 const noBroker = () => `mqtt://127.0.0.1:${freePort()}`;
@@ -171,6 +172,54 @@ Deno.test("an unreachable DATABASE_URL is retried with logs, and SIGTERM still e
     await gw.waitForLog(/"msg":"Database unreachable, retrying".*"attempt":2/);
     assert.equal(await gw.stop("SIGTERM"), 0);
     assert.match(gw.stderr(), /"msg":"Stopped during start-up"/);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a gateway started before its database serves once it appears, and rides out a restart", async () => {
+  await using pg = await createPgServer({ started: false });
+  const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
+  const token = "late-database-token-0123456789";
+  try {
+    await using gw = spawnGateway({
+      env: {
+        DATABASE_URL: pg.url,
+        DATA_DIR: dataDir,
+        HOST: "127.0.0.1",
+        PORT: "0",
+        API_TOKENS: token,
+        MQTT_BROKER_URL: noBroker(),
+      },
+    });
+    await gw.waitForLog(/"msg":"Database unreachable, retrying".*"attempt":2/);
+    await pg.start();
+    const base = `http://127.0.0.1:${await gw.port()}`;
+    const up = await fetch(`${base}/health`);
+    assert.equal(up.status, 200);
+    assert.equal((await up.json()).status, "disconnected");
+    await roundTrip(base, token);
+
+    const post = () =>
+      fetch(`${base}/api/crew`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "Through the outage" }),
+      });
+    await pg.stop("immediate");
+    const down = await post();
+    assert.equal(down.status, 503);
+    assert.equal((await down.json()).error.code, "database_unavailable");
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 503);
+    await health.body?.cancel();
+
+    await pg.start();
+    const back = await post();
+    assert.equal(back.status, 201);
+    await back.body?.cancel();
+    assert.equal(await gw.stop(), 0);
+    assert.doesNotMatch(gw.stderr(), /"status":500/);
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
