@@ -76,6 +76,9 @@ Deno.test("with no configuration the gateway runs on the embedded database and p
         });
         kept = (await res.json()).id;
         assert.equal(await gw.stop(), 0);
+        for (const line of gw.stderr().split("\n").filter(Boolean)) {
+          assert.doesNotThrow(() => JSON.parse(line), `stderr holds a non-JSON line: ${line}`);
+        }
       },
     );
 
