@@ -29,6 +29,8 @@ export interface AppDeps {
 
 type Env = { Variables: { requestId: string } };
 
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
 /** Builds the Hono app; tests call `app.request()` on it without a socket. */
 export function createApp(deps: AppDeps): Hono<Env> {
   const { log, metrics, tokens } = deps;
@@ -61,7 +63,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const route = c.res.status === 404 && !c.req.routePath.includes(":")
       ? "unmatched"
       : c.req.routePath;
-    metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    // Any token is a valid HTTP method: a client inventing them must not grow the series.
+    const method = METHODS.has(c.req.method) ? c.req.method : "other";
+    metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
     const fields = {
       requestId: c.get("requestId"),
       method: c.req.method,

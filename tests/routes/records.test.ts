@@ -430,6 +430,20 @@ Deno.test("records API on PostgreSQL", async (t) => {
     assert.ok(Number(created[1]) >= 5);
     assert.match(metrics, /bosun_http_requests_total\{method="GET",route="[^"]*",status="401"\}/);
     assert.match(metrics, new RegExp(`bosun_queue_depth ${row!.n}`));
+  });
+
+  await t.step("invented HTTP methods are counted as one series, not one each", async () => {
+    for (let i = 0; i < 20; i++) {
+      const res = await call(`INVENTED${i}`, "/api/crew");
+      assert.equal(res.status, 404);
+      await res.body?.cancel();
+    }
+    const metrics = await (await app.request("/metrics")).text();
+    assert.doesNotMatch(metrics, /INVENTED/);
+    assert.match(
+      metrics,
+      /bosun_http_requests_total\{method="other",route="[^"]*",status="404"\} 20/,
+    );
     assert.ok(gate.pending > 0);
   });
 });
