@@ -105,11 +105,20 @@ export async function start(
   });
 
   const drain = new Drain();
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ hostname, port }) => log.info("Listening", { hostname, port, role: config.role }),
-  }, drain.wrap(app.fetch));
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log.info("Listening", { hostname, port, role: config.role }),
+    }, drain.wrap(app.fetch));
+  } catch (err) {
+    await db.close();
+    throw new ConfigError(
+      `Cannot listen on "HOST" "${config.host}", "PORT" ${config.port}: ${(err as Error).message}`,
+    );
+  }
 
   return {
     port: server.addr.port,
@@ -153,9 +162,14 @@ if (import.meta.main) {
   try {
     gateway = await start(config, log, { signal: abort.signal });
   } catch (err) {
-    if (!abort.signal.aborted) throw err;
-    log.info("Stopped during start-up");
-    Deno.exit(0);
+    if (abort.signal.aborted) {
+      log.info("Stopped during start-up");
+      Deno.exit(0);
+    }
+    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a trace.
+    console.error(`bosun: start-up failed: ${(err as Error).message ?? err}`);
+    log.error("Start-up failed", { error: err, stack: (err as Error).stack });
+    Deno.exit(1);
   }
   if (stopping) {
     await gateway.close();

@@ -21,6 +21,8 @@ export interface GatewayProcess {
   waitForLog(pattern: RegExp): Promise<RegExpExecArray>;
   /** Waits for the "Listening" line and returns its port. */
   port(): Promise<number>;
+  /** Waits for the process to end by itself (its output fully read); returns the exit code. */
+  exited(): Promise<number>;
   /** Sends `signal` and returns the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -95,6 +97,7 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
       return Number(m[1]);
     },
     stop,
+    exited: async () => (await status).code,
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
     },
