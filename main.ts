@@ -17,6 +17,10 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
 import { Drain } from "./drain.ts";
+import { createVesselEngine, type VesselEngine } from "./sync/engine.ts";
+import { readTlsFiles } from "./sync/tls.ts";
+import { catchupRoutes } from "./routes/catchup.ts";
+import type { Hono } from "hono";
 
 /** A running gateway. */
 export interface Gateway {
@@ -61,7 +65,7 @@ export async function start(
   });
 
   const status = config.localMode ? "disconnected" : "disabled";
-  const report = async () => {
+  let report = async (): Promise<Record<string, unknown>> => {
     const s = await outboxStats(db.sql);
     return {
       status,
@@ -77,7 +81,7 @@ export async function start(
       qosLevel: 1,
     };
   };
-  const refresh = async () => {
+  let refresh = async () => {
     const s = await outboxStats(db.sql);
     metrics.queueDepth.set(s.queued);
     metrics.unacked.set(s.unacked);
@@ -85,11 +89,25 @@ export async function start(
     metrics.mqttConnected.set(0);
   };
 
+  // The vessel sync engine. Started without waiting for the broker: an unreachable broker
+  // never delays start-up or refuses writes.
+  let engine: VesselEngine | undefined;
+  let catchup: Hono | undefined;
+  if (config.role === "vessel" && config.localMode) {
+    const tls = await readTlsFiles(config.mqtt);
+    engine = createVesselEngine({ sql: db.sql, config, gate, metrics, log, tls });
+    engine.start();
+    report = engine.report;
+    refresh = engine.refreshMetrics;
+    catchup = catchupRoutes({ catchup: engine.catchup });
+  }
+
   const app = createApp({
     log,
     metrics,
     tokens,
     api: recordRoutes({ records }),
+    catchup,
     health: healthRoutes({
       fixed: {
         role: config.role,
@@ -127,6 +145,7 @@ export async function start(
       // A request still uploading its body when the stop comes gets this long to finish.
       await drain.drain(10_000);
       await server.shutdown();
+      await engine?.stop();
       await db.close();
     },
   };
