@@ -17,10 +17,15 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
 import { Drain } from "./drain.ts";
+import { createSession } from "./sync/session.ts";
+import { createShore } from "./sync/shore.ts";
+import { fleetSummary, vesselProgress } from "./db/shore.ts";
+import { vesselRoutes } from "./routes/vessels.ts";
+import { shoreRecordRoutes } from "./routes/shore-records.ts";
 import { createVesselEngine, type VesselEngine } from "./sync/engine.ts";
 import { readTlsFiles } from "./sync/tls.ts";
 import { catchupRoutes } from "./routes/catchup.ts";
-import type { Hono } from "hono";
+import { Hono } from "hono";
 
 /** A running gateway. */
 export interface Gateway {
@@ -63,6 +68,92 @@ export async function start(
     dataDir: config.dataDir,
     log,
   });
+
+  // ---- shore role: ingest the fleet's changes, serve what was applied -------------------
+  if (config.role === "shore") {
+    const shoreFixed = {
+      role: config.role,
+      vesselId: config.vesselId,
+      broker: redactUrl(config.mqtt.url),
+      version: VERSION,
+    };
+    // "bosun-shore-<VESSEL_ID>": a shore's client id never takes over a vessel's session.
+    const session = config.localMode
+      ? createSession({
+        mqtt: config.mqtt,
+        clientId: `bosun-shore-${config.vesselId}`,
+        // In a shared group the group is the durable consumer: a member's session must end
+        // with its connection, or the broker keeps queueing its share of the fleet's messages
+        // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to
+        // the members that are up. A lone shore keeps a persistent session (7 days).
+        sessionExpiryS: config.shoreSharedGroup ? 0 : undefined,
+        tls: await readTlsFiles(config.mqtt),
+        log: log.child({ module: "mqtt" }),
+        metrics,
+      })
+      : undefined;
+    const shore = session && createShore({
+      sql: db.sql,
+      session,
+      log: log.child({ module: "shore" }),
+      metrics: metrics.shore,
+      sharedGroup: config.shoreSharedGroup,
+      inboxRetentionDays: config.catchupRetentionDays,
+    });
+    await shore?.start();
+    const api = new Hono();
+    api.route("/", vesselRoutes({ sql: db.sql }));
+    api.route("/", shoreRecordRoutes({ sql: db.sql }));
+    const report = async () => ({
+      status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
+      fleet: await fleetSummary(db.sql),
+      queuedMessages: shore?.buffered ?? 0,
+      unackedMessages: 0,
+      oldestUnackedAgeSeconds: null,
+      lastPublishedSeq: 0,
+      lastAckedSeq: 0,
+      reconnectAttempts: session?.reconnectAttempts ?? 0,
+      activeSubscriptions: session?.subscriptions.length ?? 0,
+      subscriptions: session?.subscriptions ?? [],
+      topics: ["vessel/+/sync/ack", "vessel/+/sync/catchup/request"],
+      qosLevel: 1,
+    });
+    const refresh = async () => {
+      metrics.mqttConnected.set(session?.connected ? 1 : 0);
+      const progress = await vesselProgress(db.sql);
+      metrics.shore.vesselAppliedSeq.reset();
+      metrics.shore.vesselLag.reset();
+      for (const p of progress) {
+        metrics.shore.vesselAppliedSeq.set({ vessel: p.vesselId }, p.lastSeq);
+        metrics.shore.vesselLag.set({ vessel: p.vesselId }, p.lag);
+      }
+    };
+    const app = createApp({
+      log,
+      metrics,
+      tokens,
+      api,
+      health: healthRoutes({ fixed: shoreFixed, startedAt, report, log }),
+      metricsRoute: metricsRoutes({ metrics, refresh, log }),
+    });
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log.info("Listening", { hostname, port, role: config.role }),
+    }, app.fetch);
+    return {
+      port: server.addr.port,
+      async close() {
+        await server.shutdown();
+        await shore?.close();
+        await session?.close();
+        aborted.abort();
+        await db.close();
+      },
+    };
+  }
+  // ---- end of the shore role -------------------------------------------------------------
 
   const status = config.localMode ? "disconnected" : "disabled";
   let report = async (): Promise<Record<string, unknown>> => {
