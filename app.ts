@@ -36,12 +36,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   const fail = (c: { json: (b: unknown, s: 401) => Response }) =>
     c.json(errorBody(new HttpError(401, "unauthorized", "Missing or invalid bearer token")), 401);
-  // One answer for every failure, so a caller learns nothing about which part was wrong.
+  // One answer for every failure, body and WWW-Authenticate alike (Hono's defaults differ per
+  // case), so a caller learns nothing about which part was wrong. Tokens are compared with
+  // Hono's timingSafeEqual (SHA-256 of both, compared in constant time).
+  const challenge = 'Bearer realm="bosun"';
   const auth = bearerAuth({
     token: tokens,
-    noAuthenticationHeader: { message: fail },
-    invalidAuthenticationHeader: { message: fail },
-    invalidToken: { message: fail },
+    noAuthenticationHeader: { message: fail, wwwAuthenticateHeader: challenge },
+    invalidAuthenticationHeader: { message: fail, wwwAuthenticateHeader: challenge },
+    invalidToken: { message: fail, wwwAuthenticateHeader: challenge },
   });
   const limit = bodyLimit({
     maxSize: MAX_BODY_BYTES,

@@ -16,6 +16,7 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { readTlsFiles } from "./sync/tls.ts";
 
 /** A running gateway. */
 export interface Gateway {
@@ -28,6 +29,9 @@ export interface Gateway {
 /** Starts a gateway from `config`. */
 export async function start(config: Config, log: Logger): Promise<Gateway> {
   const startedAt = Date.now();
+  // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
+  // variable (a ConfigError), rather than surfacing later as a reconnect loop.
+  const _tls = await readTlsFiles(config.mqtt);
   const aborted = new AbortController();
   const db = await openDatabase({
     url: config.databaseUrl,
@@ -118,7 +122,14 @@ if (import.meta.main) {
     console.error(`bosun: ${err.message}`);
     Deno.exit(2);
   }
-  const gateway = await start(config, log);
+  let gateway: Gateway;
+  try {
+    gateway = await start(config, log);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`bosun: ${err.message}`);
+    Deno.exit(2);
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
