@@ -16,7 +16,15 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { createSession } from "./sync/session.ts";
+import { createShore } from "./sync/shore.ts";
+import { fleetSummary, vesselProgress } from "./db/shore.ts";
+import { vesselRoutes } from "./routes/vessels.ts";
+import { shoreRecordRoutes } from "./routes/shore-records.ts";
+import { createVesselEngine, type VesselEngine } from "./sync/engine.ts";
 import { readTlsFiles } from "./sync/tls.ts";
+import { catchupRoutes } from "./routes/catchup.ts";
+import { Hono } from "hono";
 
 /** A running gateway. */
 export interface Gateway {
@@ -31,7 +39,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
   const startedAt = Date.now();
   // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
   // variable (a ConfigError), rather than surfacing later as a reconnect loop.
-  const _tls = await readTlsFiles(config.mqtt);
+  const tls = await readTlsFiles(config.mqtt);
   const aborted = new AbortController();
   const db = await openDatabase({
     url: config.databaseUrl,
@@ -52,8 +60,88 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     log,
   });
 
+  // ---- shore role: ingest the fleet's changes, serve what was applied -------------------
+  if (config.role === "shore") {
+    const shoreFixed = {
+      role: config.role,
+      vesselId: config.vesselId,
+      broker: redactUrl(config.mqtt.url),
+      version: VERSION,
+    };
+    // "bosun-shore-<VESSEL_ID>": a shore's client id never takes over a vessel's session.
+    const session = config.localMode
+      ? createSession({
+        mqtt: config.mqtt,
+        clientId: `bosun-shore-${config.vesselId}`,
+        tls,
+        log: log.child({ module: "mqtt" }),
+        metrics,
+      })
+      : undefined;
+    const shore = session && createShore({
+      sql: db.sql,
+      session,
+      log: log.child({ module: "shore" }),
+      metrics: metrics.shore,
+      sharedGroup: config.shoreSharedGroup,
+    });
+    await shore?.start();
+    const api = new Hono();
+    api.route("/", vesselRoutes({ sql: db.sql }));
+    api.route("/", shoreRecordRoutes({ sql: db.sql }));
+    const report = async () => ({
+      status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
+      fleet: await fleetSummary(db.sql),
+      queuedMessages: shore?.buffered ?? 0,
+      unackedMessages: 0,
+      oldestUnackedAgeSeconds: null,
+      lastPublishedSeq: 0,
+      lastAckedSeq: 0,
+      reconnectAttempts: session?.reconnectAttempts ?? 0,
+      activeSubscriptions: session?.subscriptions.length ?? 0,
+      subscriptions: session?.subscriptions ?? [],
+      topics: ["vessel/+/sync/ack", "vessel/+/sync/catchup/request"],
+      qosLevel: 1,
+    });
+    const refresh = async () => {
+      metrics.mqttConnected.set(session?.connected ? 1 : 0);
+      const progress = await vesselProgress(db.sql);
+      metrics.shore.vesselAppliedSeq.reset();
+      metrics.shore.vesselLag.reset();
+      for (const p of progress) {
+        metrics.shore.vesselAppliedSeq.set({ vessel: p.vesselId }, p.lastSeq);
+        metrics.shore.vesselLag.set({ vessel: p.vesselId }, p.lag);
+      }
+    };
+    const app = createApp({
+      log,
+      metrics,
+      tokens,
+      api,
+      health: healthRoutes({ fixed: shoreFixed, startedAt, report, log }),
+      metricsRoute: metricsRoutes({ metrics, refresh, log }),
+    });
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log.info("Listening", { hostname, port, role: config.role }),
+    }, app.fetch);
+    return {
+      port: server.addr.port,
+      async close() {
+        await server.shutdown();
+        await shore?.close();
+        await session?.close();
+        aborted.abort();
+        await db.close();
+      },
+    };
+  }
+  // ---- end of the shore role -------------------------------------------------------------
+
   const status = config.localMode ? "disconnected" : "disabled";
-  const report = async () => {
+  let report = async (): Promise<Record<string, unknown>> => {
     const s = await outboxStats(db.sql);
     return {
       status,
@@ -69,7 +157,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
       qosLevel: 1,
     };
   };
-  const refresh = async () => {
+  let refresh = async () => {
     const s = await outboxStats(db.sql);
     metrics.queueDepth.set(s.queued);
     metrics.unacked.set(s.unacked);
@@ -77,11 +165,24 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     metrics.mqttConnected.set(0);
   };
 
+  // The vessel sync engine. Started without waiting for the broker: an unreachable broker
+  // never delays start-up or refuses writes.
+  let engine: VesselEngine | undefined;
+  let catchup: Hono | undefined;
+  if (config.role === "vessel" && config.localMode) {
+    engine = createVesselEngine({ sql: db.sql, config, gate, metrics, log, tls });
+    engine.start();
+    report = engine.report;
+    refresh = engine.refreshMetrics;
+    catchup = catchupRoutes({ catchup: engine.catchup });
+  }
+
   const app = createApp({
     log,
     metrics,
     tokens,
     api: recordRoutes({ records }),
+    catchup,
     health: healthRoutes({
       fixed: {
         role: config.role,
@@ -107,6 +208,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     async close() {
       aborted.abort();
       await server.shutdown();
+      await engine?.stop();
       await db.close();
     },
   };

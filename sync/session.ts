@@ -6,6 +6,12 @@
  * persistent session, TLS and credentials, keepalive, Last Will, reconnect forever with
  * exponential back-off and jitter, subscriptions re-established after a session loss.
  */
+import mqtt, { type MqttClient } from "mqtt";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { TlsFiles } from "./tls.ts";
+import { validateFilter, validateTopicName } from "./topics.ts";
+import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, shouldLogAttempt } from "./backoff.ts";
 
 /** Publish options. */
 export interface PublishOptions {
@@ -39,4 +45,258 @@ export interface Session {
   onEvent(fn: (event: SessionEvent) => void): () => void;
   /** Closes the connection; `offline` payloads etc. are the caller's to publish first. */
   close(): Promise<void>;
+}
+
+// Implementation over mqtt.js 5.
+
+/** The Last Will, set at every connect. */
+export interface Will {
+  topic: string;
+  payload: string;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+}
+
+/** Options for {@linkcode createSession}. */
+export interface SessionOptions {
+  /** Broker URL, credentials, keepalive (the TLS file names are read by `readTlsFiles`). */
+  mqtt: Config["mqtt"];
+  /** `bosun-<VESSEL_ID>` for a vessel; the same at every start so the session resumes. */
+  clientId: string;
+  /** PEM contents from `readTlsFiles`, read once at start. */
+  tls?: TlsFiles;
+  will?: Will;
+  log: Logger;
+  /** How long the broker keeps the session while we are away (MQTT 5), default 7 days. */
+  sessionExpiryS?: number;
+  backoff?: BackoffOptions;
+  /** Injected for tests; defaults to Math.random. */
+  random?: () => number;
+  /** The change-log depth, quoted in reconnect log lines. */
+  queueDepth?: () => number;
+  /** Counts every reconnect attempt (`bosun_reconnect_attempts_total`). */
+  metrics?: { reconnectAttempts: { inc(): void } };
+  /** How long a clean close waits for the DISCONNECT to flush before forcing. */
+  closeTimeoutMs?: number;
+}
+
+const SEVEN_DAYS_S = 7 * 24 * 3600;
+
+/**
+ * Opens an MQTT 5 persistent session (clean start off, session expiry) that reconnects
+ * forever. mqtt.js's own reconnect runs at a fixed period, so it is switched off
+ * (`reconnectPeriod: 0`) and each `close` schedules `client.connect()` after an
+ * exponential, fully jittered delay. The same client object is reconnected, so mqtt.js keeps
+ * its in-flight packet ids (a QoS 2 exchange resumes instead of being mistaken for new).
+ *
+ * Returns at once: the first connection is attempted in the background, so a broker down at
+ * start never delays start-up.
+ */
+export function createSession(options: SessionOptions): Session {
+  return new MqttSession(options);
+}
+
+class MqttSession implements Session {
+  #client: MqttClient;
+  #log: Logger;
+  #opts: SessionOptions;
+  #connected = false;
+  #closed = false;
+  #attempt = 0; // since the last successful connect, drives the delay
+  #attemptsTotal = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #filters = new Map<string, 0 | 1 | 2>();
+  #messageFns = new Set<(topic: string, payload: Uint8Array) => void>();
+  #eventFns = new Set<(event: SessionEvent) => void>();
+  #pending = new Set<(err: Error) => void>();
+
+  constructor(opts: SessionOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    const { mqtt: m, tls = {}, will } = opts;
+    this.#client = mqtt.connect(m.url, {
+      clientId: opts.clientId,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: opts.sessionExpiryS ?? SEVEN_DAYS_S },
+      keepalive: m.keepaliveS,
+      username: m.username,
+      password: m.password,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      will: will && {
+        topic: will.topic,
+        payload: new TextEncoder().encode(will.payload) as never,
+        qos: will.qos,
+        retain: will.retain,
+      },
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+      // Never let mqtt.js hold messages in memory while offline: the change log is the queue.
+      queueQoSZero: false,
+      // Resubscription is ours (mqtt.js only tracks it when its own reconnect is on).
+      resubscribe: false,
+    });
+    this.#client.on("connect", (connack) => this.#onConnect(connack.sessionPresent));
+    this.#client.on("close", () => this.#onClose());
+    this.#client.on("error", (err) => {
+      this.#log.debug("MQTT error", { error: err });
+    });
+    this.#client.on("message", (topic, payload) => {
+      for (const fn of this.#messageFns) {
+        try {
+          fn(topic, payload);
+        } catch (err) {
+          this.#log.error("Message handler failed", { topic, error: err });
+        }
+      }
+    });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  get reconnectAttempts(): number {
+    return this.#attemptsTotal;
+  }
+
+  get subscriptions(): readonly string[] {
+    return [...this.#filters.keys()];
+  }
+
+  publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void> {
+    validateTopicName(topic);
+    if (!this.#connected) return Promise.reject(new Error("Not connected"));
+    return new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => {
+        this.#pending.delete(fail);
+        reject(err);
+      };
+      this.#pending.add(fail);
+      this.#client.publish(
+        topic,
+        payload as string,
+        { qos: options.qos, retain: options.retain ?? false },
+        (err) => {
+          if (!this.#pending.delete(fail)) return; // already rejected by a drop
+          if (err) reject(err);
+          else resolve();
+        },
+      );
+    });
+  }
+
+  async subscribe(filter: string, qos: 0 | 1 | 2): Promise<void> {
+    validateFilter(filter);
+    this.#filters.set(filter, qos);
+    if (this.#connected) await this.#subscribeAll([filter]);
+  }
+
+  onMessage(fn: (topic: string, payload: Uint8Array) => void): () => void {
+    this.#messageFns.add(fn);
+    return () => this.#messageFns.delete(fn);
+  }
+
+  onEvent(fn: (event: SessionEvent) => void): () => void {
+    this.#eventFns.add(fn);
+    return () => this.#eventFns.delete(fn);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const client = this.#client;
+    if (!this.#connected) {
+      await client.endAsync(true);
+      return;
+    }
+    // A clean DISCONNECT (reason 0) tells the broker not to publish the Will. Bounded: a
+    // dead link must not hold up shutdown.
+    let t: ReturnType<typeof setTimeout> | undefined;
+    const forced = new Promise<void>((resolve) => {
+      t = setTimeout(
+        () => client.end(true, {}, () => resolve()),
+        this.#opts.closeTimeoutMs ?? 2_000,
+      );
+    });
+    await Promise.race([client.endAsync(false, { reasonCode: 0 }), forced]);
+    clearTimeout(t);
+    this.#rejectPending("Session closed");
+  }
+
+  #emit(event: SessionEvent): void {
+    for (const fn of this.#eventFns) {
+      try {
+        fn(event);
+      } catch (err) {
+        this.#log.error("Session event handler failed", { event: event.type, error: err });
+      }
+    }
+  }
+
+  #onConnect(sessionPresent: boolean): void {
+    this.#connected = true;
+    const attempts = this.#attempt;
+    this.#attempt = 0;
+    this.#log.info("MQTT connected", { sessionPresent, afterAttempts: attempts });
+    // Every connect re-sends every SUBSCRIBE: after a session loss the broker has none, and a
+    // filter added while offline was never sent. Retained messages come again; the ack is
+    // idempotent, so that is harmless and recovers an ack lost in a crash.
+    this.#subscribeAll([...this.#filters.keys()]).catch((err) => {
+      this.#log.warn("Resubscribe failed", { error: err });
+    });
+    this.#emit({ type: "connected", sessionPresent });
+  }
+
+  async #subscribeAll(filters: string[]): Promise<void> {
+    if (filters.length === 0) return;
+    const map: Record<string, { qos: 0 | 1 | 2 }> = {};
+    for (const f of filters) map[f] = { qos: this.#filters.get(f) ?? 1 };
+    const granted = await this.#client.subscribeAsync(map);
+    for (const g of granted) {
+      if (g.qos > 2) {
+        this.#log.warn("Subscription refused by broker", { filter: g.topic, code: g.qos });
+      }
+    }
+  }
+
+  #rejectPending(reason: string): void {
+    const err = new Error(reason);
+    for (const fail of [...this.#pending]) fail(err);
+  }
+
+  #onClose(): void {
+    if (this.#connected) {
+      this.#connected = false;
+      this.#log.warn("MQTT disconnected");
+      this.#emit({ type: "disconnected", reason: "connection closed" });
+    }
+    // mqtt.js keeps a persistent session's in-flight callbacks across reconnects; the
+    // publisher wants to know now, and re-sends from the change log itself.
+    this.#rejectPending("Connection closed");
+    if (this.#closed || this.#timer !== undefined) return;
+    this.#attempt++;
+    this.#attemptsTotal++;
+    this.#opts.metrics?.reconnectAttempts.inc();
+    const delayMs = backoffDelay(
+      this.#attempt,
+      this.#opts.backoff ?? DEFAULT_BACKOFF,
+      this.#opts.random,
+    );
+    if (shouldLogAttempt(this.#attempt)) {
+      this.#log.info("MQTT reconnecting", {
+        attempt: this.#attempt,
+        delayMs,
+        queueDepth: this.#opts.queueDepth?.(),
+      });
+    }
+    this.#emit({ type: "reconnecting", attempt: this.#attempt, delayMs });
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#closed) this.#client.connect();
+    }, delayMs);
+  }
 }

@@ -1,0 +1,29 @@
+/**
+ * `GET /catchup` and `POST /catchup` (vessel role), behind the bearer token.
+ */
+import { Hono } from "hono";
+import { HttpError } from "../errors.ts";
+import { type Catchup, catchupQuerySchema, catchupRequestSchema } from "../sync/catchup.ts";
+
+/** The catch-up routes over the engine's catch-up service. */
+export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
+  const app = new Hono();
+  app.get("/", async (c) => {
+    const query = catchupQuerySchema.parse(c.req.query());
+    return c.json(await catchup.list(query));
+  });
+  app.post("/", async (c) => {
+    const type = c.req.header("content-type") ?? "";
+    if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+      throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
+    }
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch (err) {
+      throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
+    }
+    return c.json(await catchup.republish(catchupRequestSchema.parse(body)));
+  });
+  return app;
+}

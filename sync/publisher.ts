@@ -1,0 +1,245 @@
+/**
+ * The publisher: drains the change log to MQTT while connected, and only then.
+ *
+ * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published
+ * (`published_at`, on PUBACK/PUBCOMP) → acknowledged (`acked_at`, when shore's retained ack
+ * covers its seq). A row stays until acknowledged. PUBACK is not delivery: Mosquitto answers
+ * before writing to disk and a broker restarted without persistence forgets everything, so
+ * unacknowledged rows are re-sent (same seq and messageId) after `ACK_TIMEOUT_S`, doubling
+ * while shore stays silent, and at once from the first unacknowledged seq when the broker
+ * says it holds no session for us.
+ */
+import type { Sql } from "../db/connection.ts";
+import {
+  claimChanges,
+  markPublished,
+  type OutboxRow,
+  pendingAfter,
+  vesselState,
+} from "../db/outbox.ts";
+import type { Logger } from "../log.ts";
+import type { Session } from "./session.ts";
+import { qosOf, toEnvelope } from "./envelope.ts";
+import { topicsOf } from "./topics.ts";
+import type { Entity } from "../entities.ts";
+
+/** What the publisher reports as it goes. */
+export type PublisherEvent =
+  | { type: "published"; entity: Entity; qos: 1 | 2; seq: number }
+  | { type: "publish_failed"; seq: number; error: unknown }
+  | { type: "acked_by_broker"; released: number };
+
+/** Options for {@linkcode createPublisher}. */
+export interface PublisherOptions {
+  sql: Sql;
+  session: Session;
+  vesselId: string;
+  log: Logger;
+  /** Largest number of publishes awaiting PUBACK/PUBCOMP at once. */
+  window?: number;
+  /** First re-send delay for unacknowledged changes (`ACK_TIMEOUT_S` in ms). */
+  ackTimeoutMs: number;
+  /** Ceiling of the doubling re-send delay; default 32 × ackTimeoutMs. */
+  maxResendMs?: number;
+  /** `broker`: PUBACK/PUBCOMP also acknowledges (ACK_MODE=broker). */
+  ackMode: "shore" | "broker";
+  /** A slow safety-net wake-up, in case a signal is missed (e.g. a write by another process). */
+  pollMs?: number;
+  onEvent?: (event: PublisherEvent) => void;
+}
+
+/** The running drain loop. */
+export interface Publisher {
+  /** Wakes the loop (a change was committed, the connection came back). */
+  wake(): void;
+  /** Shore's ack advanced: reset the re-send back-off. */
+  ackProgress(): void;
+  /** Re-send every unacknowledged change, from the first, now (a session loss, a new epoch). */
+  resendAll(): void;
+  /** Publishes in flight right now. */
+  readonly inFlight: number;
+  /** Highest seq this process saw PUBACKed. */
+  readonly lastPublishedSeq: number;
+  stop(): Promise<void>;
+}
+
+/** Starts the drain loop; it idles while the session is disconnected. */
+export function createPublisher(options: PublisherOptions): Publisher {
+  const { sql, session, vesselId, log, ackMode, onEvent = () => {} } = options;
+  const window = options.window ?? 256;
+  const pollMs = options.pollMs ?? 5_000;
+  const maxResendMs = options.maxResendMs ?? options.ackTimeoutMs * 32;
+  const topics = topicsOf(vesselId);
+  const inFlightSeqs = new Set<number>();
+  let stopped = false;
+  let lastPublishedSeq = 0;
+  // A pass walks rows that already have a seq, in seq order, before any new claim.
+  let pass: { epoch: string; afterSeq: number; unpublishedOnly: boolean } | null = null;
+  let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
+  let resendDelay = options.ackTimeoutMs;
+  let lastProgressAt = Date.now();
+  let wakeUp: () => void = () => {};
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  const toMark: number[] = [];
+
+  const wake = () => wakeUp();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wakeUp = () => {};
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  // published_at is written in batches: one UPDATE per PUBACK would cap the rate at the
+  // database's round trips.
+  async function flush() {
+    flushTimer = undefined;
+    const ids = toMark.splice(0);
+    if (ids.length === 0) return;
+    try {
+      const released = await markPublished(sql, ids, ackMode === "broker");
+      if (released) onEvent({ type: "acked_by_broker", released });
+    } catch (err) {
+      // The rows stay unpublished in the database and go out again: a duplicate, not a loss.
+      log.warn("Marking changes published failed", { count: ids.length, error: err });
+    }
+  }
+  const scheduleFlush = () => {
+    if (toMark.length >= 256) void flush();
+    else flushTimer ??= setTimeout(flush, 20);
+  };
+
+  function send(row: OutboxRow) {
+    let payload: string;
+    try {
+      // data is jsonb parsed by the driver: plain JSON values, so stringify cannot throw.
+      // Kept guarded so that if it ever did, one row could not block the queue behind it.
+      payload = JSON.stringify(toEnvelope(row, vesselId));
+    } catch (err) {
+      log.error("Change cannot be serialised, skipped", { seq: row.seq, error: err });
+      onEvent({ type: "publish_failed", seq: row.seq, error: err });
+      return;
+    }
+    const qos = qosOf(row.entity);
+    inFlightSeqs.add(row.seq);
+    session.publish(topics.data(row.entity), payload, { qos }).then(() => {
+      lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
+      toMark.push(row.id);
+      scheduleFlush();
+      onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
+    }, (err) => {
+      // The row keeps published_at null: the next connect's pass sends it again.
+      passRequest ??= "unpublished";
+      onEvent({ type: "publish_failed", seq: row.seq, error: err });
+    }).finally(() => {
+      inFlightSeqs.delete(row.seq);
+      wake();
+    });
+  }
+
+  async function nextRows(room: number): Promise<OutboxRow[]> {
+    if (passRequest) {
+      const { epoch } = await vesselState(sql);
+      pass = { epoch, afterSeq: 0, unpublishedOnly: passRequest === "unpublished" };
+      passRequest = null;
+    }
+    if (pass) {
+      const rows = await pendingAfter(sql, { ...pass, limit: room });
+      if (rows.length === 0) {
+        pass = null;
+      } else {
+        pass.afterSeq = rows.at(-1)!.seq;
+        return rows.filter((r) => !inFlightSeqs.has(r.seq));
+      }
+    }
+    return claimChanges(sql, room);
+  }
+
+  async function loop() {
+    while (!stopped) {
+      try {
+        if (!session.connected) {
+          await sleep(pollMs);
+          continue;
+        }
+        if (ackMode === "shore" && pass === null && passRequest === null) await checkResend();
+        const room = window - inFlightSeqs.size;
+        if (room <= 0) {
+          await sleep(pollMs);
+          continue;
+        }
+        const rows = await nextRows(room);
+        if (rows.length === 0) {
+          if (pass === null && passRequest === null) await sleep(Math.min(pollMs, resendDelay));
+          continue;
+        }
+        for (const row of rows) {
+          if (!session.connected) break;
+          send(row);
+        }
+      } catch (err) {
+        log.warn("Publisher step failed, retrying", { error: err });
+        await sleep(1_000);
+      }
+    }
+  }
+
+  // Shore silent past the delay while rows wait unacknowledged: walk them again, and wait
+  // twice as long before the next walk. The clock starts when something is outstanding.
+  async function checkResend() {
+    if (Date.now() - lastProgressAt < resendDelay) return;
+    const { epoch } = await vesselState(sql);
+    const [waiting] = await pendingAfter(sql, {
+      epoch,
+      afterSeq: 0,
+      limit: 1,
+      unpublishedOnly: false,
+    });
+    lastProgressAt = Date.now();
+    if (!waiting) return;
+    passRequest = "all";
+    log.info("Re-sending unacknowledged changes", { fromSeq: waiting.seq, delayMs: resendDelay });
+    resendDelay = Math.min(resendDelay * 2, maxResendMs);
+  }
+
+  const unsubscribe = session.onEvent((e) => {
+    if (e.type === "connected") {
+      // No session at the broker: whatever it held for us is gone, so re-send every
+      // unacknowledged change from the first. With a session: only what never got a PUBACK.
+      if (!e.sessionPresent && ackMode === "shore") passRequest = "all";
+      else passRequest ??= "unpublished";
+      wake();
+    }
+  });
+  const running = loop();
+
+  return {
+    wake,
+    ackProgress() {
+      lastProgressAt = Date.now();
+      resendDelay = options.ackTimeoutMs;
+    },
+    resendAll() {
+      passRequest = "all";
+      wake();
+    },
+    get inFlight() {
+      return inFlightSeqs.size;
+    },
+    get lastPublishedSeq() {
+      return lastPublishedSeq;
+    },
+    async stop() {
+      stopped = true;
+      unsubscribe();
+      wake();
+      await running;
+      clearTimeout(flushTimer);
+      await flush();
+    },
+  };
+}

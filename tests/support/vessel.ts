@@ -1,0 +1,129 @@
+/**
+ * A vessel engine on a fresh database and a broker URL of the test's choosing, plus a
+ * "shore" observer that records every envelope it receives (with its QoS).
+ */
+import mqtt from "mqtt";
+import { parseConfig } from "../../config.ts";
+import type { Sql } from "../../db/connection.ts";
+import { OutboxGate } from "../../db/outbox-gate.ts";
+import { createRecordStore, type RecordStore } from "../../db/records.ts";
+import { silentLogger } from "../../log.ts";
+import { createMetrics, type Metrics } from "../../metrics.ts";
+import { createVesselEngine, type VesselEngine } from "../../sync/engine.ts";
+import type { Envelope } from "../../sync/envelope.ts";
+
+/** A started engine and what it was built from. */
+export interface TestVessel {
+  vesselId: string;
+  engine: VesselEngine;
+  records: RecordStore;
+  gate: OutboxGate;
+  metrics: Metrics;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Builds and starts an engine; `env` overrides the configuration (strings, as the env). */
+export function startVessel(
+  options: { sql: Sql; brokerUrl: string; env?: Record<string, string>; window?: number },
+): TestVessel {
+  const vesselId = `v-${crypto.randomUUID().slice(0, 8)}`;
+  const config = parseConfig({
+    VESSEL_ID: vesselId,
+    MQTT_BROKER_URL: options.brokerUrl,
+    ACK_TIMEOUT_S: "1",
+    ...options.env,
+  });
+  const gate = new OutboxGate(config.outboxMaxPending);
+  const metrics = createMetrics();
+  const engine = createVesselEngine({
+    sql: options.sql,
+    config,
+    gate,
+    metrics,
+    log: silentLogger,
+    window: options.window,
+    session: { backoff: { baseMs: 50, ceilingMs: 300 } },
+    pollMs: 200,
+  });
+  engine.start();
+  return {
+    vesselId,
+    engine,
+    gate,
+    metrics,
+    records: createRecordStore({ sql: options.sql, gate }),
+    [Symbol.asyncDispose]: () => engine.stop(),
+  };
+}
+
+/** One received message. */
+export interface Received {
+  topic: string;
+  qos: number;
+  retain: boolean;
+  envelope: Envelope;
+}
+
+/** A subscriber that records what arrives under `filter`. */
+export interface Observer {
+  received: Received[];
+  client: mqtt.MqttClient;
+  /** Resolves once `pred` holds over the received messages (checked on every arrival). */
+  until(pred: (r: Received[]) => boolean): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Connects a plain mqtt.js subscriber (QoS 2 subscription, so the publish QoS is kept). */
+export async function observe(url: string, filter: string): Promise<Observer> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 100 });
+  const received: Received[] = [];
+  const waiters = new Set<() => void>();
+  client.on("message", (topic, payload, packet) => {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(payload.toString());
+    } catch {
+      return;
+    }
+    received.push({ topic, qos: packet.qos, retain: packet.retain, envelope });
+    for (const w of waiters) w();
+  });
+  const subscribe = () => client.subscribeAsync(filter, { qos: 2 });
+  client.on("connect", () => void subscribe().catch(() => {}));
+  await subscribe();
+  return {
+    received,
+    client,
+    until(pred) {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (pred(received)) {
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async [Symbol.asyncDispose]() {
+      await client.endAsync(true);
+    },
+  };
+}
+
+/** Polls `fn` until it returns true (every 25 ms); the test's own timeout bounds it. */
+export async function eventually(fn: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await fn())) await new Promise((r) => setTimeout(r, 25));
+}
+
+/** Publishes shore's retained ack for a vessel. */
+export async function ack(url: string, vesselId: string, epoch: string, seq: number) {
+  const c = await mqtt.connectAsync(url);
+  await c.publishAsync(
+    `vessel/${vesselId}/sync/ack`,
+    JSON.stringify({ epoch, seq }),
+    { qos: 1, retain: true },
+  );
+  await c.endAsync();
+}

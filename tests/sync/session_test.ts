@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { startMosquitto } from "../support/mosquitto.ts";
+import { createSession, type Session, type SessionEvent } from "../../sync/session.ts";
+import { silentLogger } from "../../log.ts";
+import { parseConfig } from "../../config.ts";
+import mqtt from "mqtt";
+
+const fast = { baseMs: 50, ceilingMs: 200 };
+
+function open(
+  url: string,
+  clientId: string,
+  extra: Partial<Parameters<typeof createSession>[0]> = {},
+) {
+  const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5" });
+  return createSession({ mqtt: config.mqtt, clientId, log: silentLogger, backoff: fast, ...extra });
+}
+
+function waitFor(
+  session: Session,
+  type: SessionEvent["type"],
+  pred: (e: SessionEvent) => boolean = () => true,
+) {
+  return new Promise<SessionEvent>((resolve) => {
+    const off = session.onEvent((e) => {
+      if (e.type === type && pred(e)) {
+        off();
+        resolve(e);
+      }
+    });
+  });
+}
+
+Deno.test("session publishes, receives, and resubscribes after the broker loses its session", async () => {
+  await using broker = await startMosquitto();
+  const session = open(broker.url, `bosun-t-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    const got: string[] = [];
+    session.onMessage((topic, payload) =>
+      got.push(`${topic}=${new TextDecoder().decode(payload)}`)
+    );
+    await session.subscribe("t/in/#", 1); // before the first connect: sent at connect
+    const first = await waitFor(session, "connected");
+    assert.deepEqual(first, { type: "connected", sessionPresent: false });
+    assert.equal(session.connected, true);
+    assert.deepEqual(session.subscriptions, ["t/in/#"]);
+
+    const peer = await mqtt.connectAsync(broker.url);
+    // The subscription is confirmed asynchronously after connect; publish until it lands.
+    while (!got.includes("t/in/a=1")) {
+      await peer.publishAsync("t/in/a", "1", { qos: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+
+    const down = waitFor(session, "disconnected");
+    const reconnecting = waitFor(session, "reconnecting");
+    await broker.kill();
+    await down;
+    assert.equal(session.connected, false);
+    await assert.rejects(session.publish("t/out", "x", { qos: 1 }), /Not connected/);
+    const r = await reconnecting;
+    assert.equal(r.type === "reconnecting" && r.attempt, 1);
+
+    const back = waitFor(session, "connected");
+    await broker.restart();
+    assert.deepEqual(await back, { type: "connected", sessionPresent: false });
+    assert.ok(session.reconnectAttempts >= 1);
+    await peer.endAsync(true);
+    const peer2 = await mqtt.connectAsync(broker.url);
+    while (!got.includes("t/in/b=2")) {
+      await peer2.publishAsync("t/in/b", "2", { qos: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await peer2.endAsync();
+  } finally {
+    await session.close();
+  }
+});
+
+Deno.test("session resumes its broker session under the same client id", async () => {
+  await using broker = await startMosquitto();
+  const id = `bosun-t-${crypto.randomUUID().slice(0, 8)}`;
+  const a = open(broker.url, id);
+  await waitFor(a, "connected");
+  await a.publish("t/x", "1", { qos: 1 });
+  await a.close();
+  const b = open(broker.url, id);
+  try {
+    assert.deepEqual(await waitFor(b, "connected"), { type: "connected", sessionPresent: true });
+  } finally {
+    await b.close();
+  }
+});
+
+Deno.test("session's Last Will is not published on a clean close", async () => {
+  await using broker = await startMosquitto();
+  const watcher = await mqtt.connectAsync(broker.url);
+  const seen: string[] = [];
+  watcher.on("message", (_t, p) => seen.push(p.toString()));
+  await watcher.subscribeAsync("t/status", { qos: 1 });
+  const will = { topic: "t/status", payload: "offline", qos: 1 as const, retain: true };
+  const clean = open(broker.url, `bosun-t-${crypto.randomUUID().slice(0, 8)}`, { will });
+  await waitFor(clean, "connected");
+  await clean.close();
+  // A retained probe published after the close proves the broker handled the DISCONNECT.
+  await watcher.publishAsync("t/status", "probe", { qos: 1 });
+  while (!seen.includes("probe")) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen, ["probe"]);
+  await watcher.endAsync();
+});
