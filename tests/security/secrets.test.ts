@@ -176,6 +176,8 @@ Deno.test("no credential or record content reaches the log, /health or an error"
   await call("/health");
   await call("/metrics");
 
+  // The broker has refused the credentials at least once (the refusal path is covered too).
+  await gateway.waitFor(/"msg":"MQTT reconnecting"/);
   assert.equal(await gateway.stop(), 0);
   const log = gateway.output();
   assert.match(log, /"msg":"Listening"/);

@@ -12,6 +12,8 @@ export interface GatewayProcess {
   output(): string;
   /** Resolves with the HTTP port once the gateway logs that it listens. */
   listening(): Promise<number>;
+  /** Resolves with the first match of `pattern` in the output; rejects if the process ends. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
   /** Resolves with the exit code once the process ends by itself. */
   exited(): Promise<number>;
   /** SIGTERM, then waits for the exit; returns the exit code. */
@@ -52,21 +54,22 @@ export function spawnGateway(env: Record<string, string>): GatewayProcess {
   let done = false;
   status.then(() => (done = true));
 
-  const listening = () =>
-    new Promise<number>((resolve, reject) => {
+  const waitFor = (pattern: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
       const check = () => {
-        const m = /"msg":"Listening"[^\n]*"port":(\d+)/.exec(text);
+        const m = pattern.exec(text);
         if (m) {
           changed.delete(check);
-          resolve(Number(m[1]));
+          resolve(m);
         } else if (done) {
           changed.delete(check);
-          reject(new Error(`Gateway exited before listening:\n${text}`));
+          reject(new Error(`Gateway exited before printing ${pattern}:\n${text}`));
         }
       };
       changed.add(check);
       check();
     });
+  const listening = async () => Number((await waitFor(/"msg":"Listening"[^\n]*"port":(\d+)/))[1]);
 
   const stop = async () => {
     if (!done) {
@@ -81,6 +84,7 @@ export function spawnGateway(env: Record<string, string>): GatewayProcess {
   return {
     output: () => text,
     listening,
+    waitFor,
     exited: () => status,
     stop,
     async [Symbol.asyncDispose]() {
