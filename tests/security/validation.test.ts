@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../config.ts";
 import { envelopeSchema } from "../../sync/envelope.ts";
+import { classify } from "../../sync/shore-message.ts";
 import { validateFilter, validateTopicName } from "../../sync/topics.ts";
 import { buildTestApp, TEST_TOKEN } from "../support/app.ts";
 import { freshDatabase } from "../support/pg.ts";
@@ -133,4 +134,19 @@ Deno.test("the shore's envelope schema is strict about every field", () => {
     assert.equal(envelopeSchema.safeParse(envelope).success, false, JSON.stringify(envelope));
   }
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+Deno.test("the shore refuses a record holding a __proto__ key instead of dropping the key", () => {
+  const now = new Date().toISOString();
+  const data = `{"id":"${crypto.randomUUID()}","version":1,"createdAt":"${now}",` +
+    `"updatedAt":"${now}","name":"A. Sailor","__proto__":{"isAdmin":true}}`;
+  const envelope = `{"type":"data_change","entity":"crew","operation":"create","data":${data},` +
+    `"timestamp":"${now}","messageId":"${crypto.randomUUID()}","vesselId":"v1",` +
+    `"epoch":"${crypto.randomUUID()}","seq":1}`;
+  const result = classify("vessel/v1/sync/crew", new TextEncoder().encode(envelope));
+  assert.equal(result.kind, "malformed");
+  assert.equal(result.kind === "malformed" && result.reason, "invalid_record");
+  // The same record without the key is applied.
+  const clean = envelope.replace(',"__proto__":{"isAdmin":true}', "");
+  assert.equal(classify("vessel/v1/sync/crew", new TextEncoder().encode(clean)).kind, "envelope");
 });
