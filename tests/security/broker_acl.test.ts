@@ -232,3 +232,42 @@ Deno.test("shipped broker config: mutual TLS with require_certificate", async (t
     assert.equal(await tryPublish(v1, "vessel/v1/sync/work_orders", "plain"), "accepted");
   });
 });
+
+Deno.test("shipped broker config: no client takes over another's session on the TLS listener", async (t) => {
+  await using pki = await makeTestPki([]);
+  await using broker = await startSecureMosquitto({ pki, users: USERS });
+  const ca = await Deno.readTextFile(pki.caCert);
+  const attempt = async (url: string) => {
+    const tls = url.startsWith("mqtts") ? { ca } : {};
+    await using victim = await connect(url, {
+      ...tls,
+      clientId: "bosun-v2",
+      username: "v2",
+      password: USERS.v2,
+    });
+    const closed = new Promise<"taken over">((resolve) =>
+      victim.client.once("close", () => resolve("taken over"))
+    );
+    await using intruder = await connect(url, {
+      ...tls,
+      clientId: "bosun-v2",
+      username: "v1",
+      password: USERS.v1,
+    });
+    // After the intruder's round trip the broker has finished with both CONNECTs; then the
+    // victim either completes a round trip of its own or has been disconnected.
+    await tryPublish(intruder, "vessel/v1/sync/work_orders", "intruder");
+    const victimPublish = victim.client.publishAsync("vessel/v2/sync/work_orders", "victim", {
+      qos: 1,
+    }).then(() => "still connected" as const, () => "taken over" as const);
+    return await Promise.race([closed, victimPublish]);
+  };
+
+  await t.step("over TLS the client id is the username, so the victim stays", async () => {
+    assert.equal(await attempt(broker.tlsUrl), "still connected");
+  });
+  await t.step("on the loopback listener (trusted, local) a takeover still works", async () => {
+    // The contrast shows the step above would notice a takeover.
+    assert.equal(await attempt(broker.plainUrl), "taken over");
+  });
+});

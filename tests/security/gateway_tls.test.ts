@@ -42,16 +42,22 @@ async function syncOneRecord(
     VESSEL_ID: "shore-hq",
     DATABASE_URL: shoreDb.url,
   });
+  const shoreUrl = `http://127.0.0.1:${await shore.listening()}`;
+  const health = async (base: string) => await (await fetch(`${base}/health`)).json();
+  // Shore subscribes first, as in service: a change published before any shore session
+  // exists has no subscriber and waits for the vessel's re-send (ACK_TIMEOUT_S).
+  await eventually("shore subscribing", async () => {
+    const h = await health(shoreUrl);
+    return h.status === "connected" && h.activeSubscriptions >= 1;
+  }, [shore]);
   await using vessel = spawnGateway({
     ...common,
     ...vesselEnv,
     VESSEL_ID: "v1",
     DATABASE_URL: vesselDb.url,
   });
-  const shoreUrl = `http://127.0.0.1:${await shore.listening()}`;
   const vesselUrl = `http://127.0.0.1:${await vessel.listening()}`;
   const both = [vessel, shore];
-  const health = async (base: string) => await (await fetch(`${base}/health`)).json();
 
   const title = `Replace seal ${crypto.randomUUID()}`;
   const created = await fetch(`${vesselUrl}/api/work_orders`, {
