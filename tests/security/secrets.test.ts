@@ -26,6 +26,10 @@ Deno.test("readTlsFiles refuses unreadable, non-PEM, corrupt and mismatched file
   );
   const v1 = pki.clients["v1"]!;
   const v2 = pki.clients["v2"]!;
+  const encrypted = await new Deno.Command("openssl", {
+    args: ["pkey", "-in", v1.key, "-aes256", "-passout", "pass:sea", "-out", `${dir}/enc.key`],
+  }).output();
+  assert.ok(encrypted.success);
   const cases: [string, Record<string, string>, RegExp][] = [
     ["a missing CA file", { MQTT_CA_FILE: `${dir}/nope.crt` }, /"MQTT_CA_FILE".*cannot be read/],
     ["a directory as CA file", { MQTT_CA_FILE: dir }, /"MQTT_CA_FILE".*cannot be read/],
@@ -50,6 +54,11 @@ Deno.test("readTlsFiles refuses unreadable, non-PEM, corrupt and mismatched file
       "a corrupt key",
       { MQTT_CERT_FILE: v1.cert, MQTT_KEY_FILE: `${dir}/corrupt.key` },
       /"MQTT_KEY_FILE".*no usable private key/,
+    ],
+    [
+      "a passphrase-protected key",
+      { MQTT_CERT_FILE: v1.cert, MQTT_KEY_FILE: `${dir}/enc.key` },
+      /"MQTT_KEY_FILE".*encrypted keys are not supported/,
     ],
     [
       "another certificate's key",
