@@ -78,21 +78,42 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
   let resendDelay = options.ackTimeoutMs;
   let lastProgressAt = Date.now();
-  let wakeUp: () => void = () => {};
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
   const toMark: number[] = [];
+  let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
+  let buffer: OutboxRow[] = [];
+  // Two signals: "work" (a commit, a connect, a pass) and "slot" (a publish completed).
+  // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
+  const pendingSignals = { work: false, slot: false };
+  let wakeUp: (() => void) | undefined;
+  let wakeOn: "work" | "slot" = "work";
 
-  const wake = () => wakeUp();
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
+  const signal = (kind: "work" | "slot") => {
+    pendingSignals[kind] = true;
+    if (wakeUp && (kind === "work" || wakeOn === "slot")) wakeUp();
+  };
+  const wake = () => signal("work");
+  const requestPass = (kind: "unpublished" | "all") => {
+    if (passRequest !== "all") passRequest = kind;
+    generation++;
+    wake();
+  };
+  const sleep = (ms: number, on: "work" | "slot") => {
+    const ready = on === "work" ? pendingSignals.work : pendingSignals.work || pendingSignals.slot;
+    pendingSignals.work = pendingSignals.slot = false;
+    if (ready) return Promise.resolve();
+    wakeOn = on;
+    return new Promise<void>((resolve) => {
       const t = setTimeout(done, ms);
       function done() {
         clearTimeout(t);
-        wakeUp = () => {};
+        wakeUp = undefined;
+        pendingSignals.work = pendingSignals.slot = false;
         resolve();
       }
       wakeUp = done;
     });
+  };
 
   // published_at is written in batches: one UPDATE per PUBACK would cap the rate at the
   // database's round trips.
@@ -133,16 +154,17 @@ export function createPublisher(options: PublisherOptions): Publisher {
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
       // The row keeps published_at null: the next connect's pass sends it again.
-      passRequest ??= "unpublished";
+      if (!passRequest) requestPass("unpublished");
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
-      wake();
+      signal("slot");
     });
   }
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
+      buffer = [];
       const { epoch } = await vesselState(sql);
       pass = { epoch, afterSeq: 0, unpublishedOnly: passRequest === "unpublished" };
       passRequest = null;
@@ -159,31 +181,36 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return claimChanges(sql, room);
   }
 
+  // Rows are fetched ahead into a buffer of up to `window` rows while earlier publishes are
+  // in flight, so the database round trips overlap the broker's.
   async function loop() {
     while (!stopped) {
       try {
         if (!session.connected) {
-          await sleep(pollMs);
+          buffer = [];
+          await sleep(pollMs, "work");
           continue;
         }
         if (ackMode === "shore" && pass === null && passRequest === null) await checkResend();
-        const room = window - inFlightSeqs.size;
-        if (room <= 0) {
-          await sleep(pollMs);
-          continue;
+        let exhausted = false;
+        if (buffer.length <= window / 2) {
+          const gen = generation;
+          const rows = await nextRows(window - buffer.length);
+          if (gen !== generation) {
+            buffer = []; // a pass was requested meanwhile: it re-reads these rows
+            continue;
+          }
+          buffer.push(...rows);
+          exhausted = rows.length === 0 && pass === null && passRequest === null;
         }
-        const rows = await nextRows(room);
-        if (rows.length === 0) {
-          if (pass === null && passRequest === null) await sleep(Math.min(pollMs, resendDelay));
-          continue;
+        while (buffer.length && inFlightSeqs.size < window && session.connected) {
+          send(buffer.shift()!);
         }
-        for (const row of rows) {
-          if (!session.connected) break;
-          send(row);
-        }
+        if (exhausted && buffer.length === 0) await sleep(Math.min(pollMs, resendDelay), "work");
+        else if (inFlightSeqs.size >= window) await sleep(pollMs, "slot");
       } catch (err) {
         log.warn("Publisher step failed, retrying", { error: err });
-        await sleep(1_000);
+        await sleep(1_000, "work");
       }
     }
   }
@@ -201,7 +228,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     });
     lastProgressAt = Date.now();
     if (!waiting) return;
-    passRequest = "all";
+    requestPass("all");
     log.info("Re-sending unacknowledged changes", { fromSeq: waiting.seq, delayMs: resendDelay });
     resendDelay = Math.min(resendDelay * 2, maxResendMs);
   }
@@ -210,9 +237,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (e.type === "connected") {
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
-      if (!e.sessionPresent && ackMode === "shore") passRequest = "all";
-      else passRequest ??= "unpublished";
-      wake();
+      requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
     }
   });
   const running = loop();
@@ -224,8 +249,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       resendDelay = options.ackTimeoutMs;
     },
     resendAll() {
-      passRequest = "all";
-      wake();
+      requestPass("all");
     },
     get inFlight() {
       return inFlightSeqs.size;

@@ -1,0 +1,225 @@
+/**
+ * Drain bench: 100,000 changes queued while the broker is down, then drained at QoS 1 to a
+ * local Mosquitto started here, against raw mqtt.js publishing the same envelopes with the
+ * same in-flight window in the same run. Then the process RSS idle and with 1,000,000
+ * unacknowledged changes (the engine streams the change log, so RSS should not follow it).
+ *
+ * `BENCH_DRAIN_N` and `BENCH_UNACKED_N` shrink the runs for a quick look.
+ */
+import mqtt from "mqtt";
+import type { BenchRow } from "./types.ts";
+import { freshDatabase } from "../tests/support/pg.ts";
+import { startMosquitto } from "../tests/support/mosquitto.ts";
+import { freePort } from "../tests/support/ports.ts";
+import { parseConfig } from "../config.ts";
+import type { Sql } from "../db/connection.ts";
+import { OutboxGate } from "../db/outbox-gate.ts";
+import { createLogger } from "../log.ts";
+import { createMetrics } from "../metrics.ts";
+import { createVesselEngine } from "../sync/engine.ts";
+import { applyAck, type OutboxRow, vesselState } from "../db/outbox.ts";
+import { toEnvelope } from "../sync/envelope.ts";
+
+const WINDOW = 256;
+const log = createLogger({ level: "warn" });
+const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
+
+/** Queues `n` equipment changes (~300-byte records) straight into the change log. */
+async function queue(sql: Sql, n: number) {
+  for (let done = 0; done < n; done += 100_000) {
+    const k = Math.min(100_000, n - done);
+    await sql`insert into changes (entity, record_id, operation, data, changed_at, priority)
+      select 'equipment', id, 'create', jsonb_build_object('id', id, 'version', 1,
+        'createdAt', now(), 'updatedAt', now(), 'name', 'ballast pump ' || g,
+        'type', 'pump', 'location', 'engine room, deck 2, frame ' || (g % 90),
+        'status', 'running', 'runningHours', g % 20000), now(), 1
+      from (select gen_random_uuid() as id, g from generate_series(1, ${k}) g) s`;
+  }
+}
+
+function engineOn(sql: Sql, url: string, vesselId: string) {
+  const config = parseConfig({
+    VESSEL_ID: vesselId,
+    MQTT_BROKER_URL: url,
+    ACK_TIMEOUT_S: "86400", // no re-sends during the bench: shore is absent on purpose
+    OUTBOX_MAX_PENDING: "2000000",
+  });
+  const gate = new OutboxGate(config.outboxMaxPending);
+  const engine = createVesselEngine({
+    sql,
+    config,
+    gate,
+    metrics: createMetrics(),
+    log,
+    window: WINDOW,
+    session: { backoff: { baseMs: 50, ceilingMs: 200 } },
+  });
+  return { engine, gate };
+}
+
+/** Waits until `n` publishes were PUBACKed; returns the seconds from the first connect. */
+function drained(engine: ReturnType<typeof engineOn>["engine"], n: number) {
+  let started = 0;
+  let count = 0;
+  return new Promise<number>((resolve) => {
+    engine.onEvent((e) => {
+      if (e.type === "connected" && !started) started = performance.now();
+      if (e.type === "published" && ++count === n) {
+        resolve((performance.now() - started) / 1000);
+      }
+    });
+  });
+}
+
+async function rawPublish(url: string, payloads: { topic: string; body: string }[]) {
+  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: "bench-raw" });
+  const started = performance.now();
+  let next = 0;
+  const sender = async () => {
+    while (next < payloads.length) {
+      const p = payloads[next++]!;
+      await client.publishAsync(p.topic, p.body, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: WINDOW }, sender));
+  const seconds = (performance.now() - started) / 1000;
+  await client.endAsync();
+  return seconds;
+}
+
+async function drainRows(n: number): Promise<BenchRow[]> {
+  await using db = await freshDatabase();
+  const port = freePort();
+  const vesselId = "bench-drain";
+  await queue(db.sql, n);
+  const { engine } = engineOn(db.sql, `mqtt://127.0.0.1:${port}`, vesselId);
+  const done = drained(engine, n);
+  engine.start();
+  await new Promise((r) => setTimeout(r, 500)); // the broker is down: attempts fail
+  await using broker = await startMosquitto({ port });
+  const engineSeconds = await done;
+  await engine.stop();
+
+  // The same envelopes, built before the clock starts, through raw mqtt.js.
+  const rows = await db.sql<OutboxRow[]>`select id, entity, operation, data, changed_at,
+    message_id, epoch::text, seq from changes order by seq`;
+  const payloads = rows.map((r) => ({
+    topic: `vessel/${vesselId}/sync/${r.entity}`,
+    body: JSON.stringify(toEnvelope(r, vesselId)),
+  }));
+  const rawSeconds = await rawPublish(broker.url, payloads);
+  const engineRate = Math.round(n / engineSeconds);
+  const rawRate = Math.round(n / rawSeconds);
+  console.error(
+    `drain: engine ${n} in ${engineSeconds.toFixed(2)} s = ${engineRate}/s, ` +
+      `raw mqtt.js ${rawSeconds.toFixed(2)} s = ${rawRate}/s`,
+  );
+  const ratio = engineRate / rawRate;
+  return [{
+    figure: `drain ${n} changes at QoS 1, window ${WINDOW} (msg/s; baseline raw mqtt.js)`,
+    value: engineRate,
+    baseline: rawRate,
+    ratio,
+    goal: "≥ 0.9 of raw",
+    holds: ratio >= 0.9,
+  }];
+}
+
+const rss = () => Deno.memoryUsage().rss;
+const settle = async () => {
+  (globalThis as { gc?: () => void }).gc?.(); // with --v8-flags=--expose-gc
+  await new Promise((r) => setTimeout(r, 1_000));
+};
+
+/** Queues `n` changes on a connected engine and waits until all are PUBACKed. */
+async function drainAll(
+  sql: Sql,
+  vessel: ReturnType<typeof engineOn>,
+  n: number,
+  onSample: () => void,
+) {
+  await queue(sql, n);
+  const sampler = setInterval(onSample, 100);
+  const started = performance.now();
+  let count = 0;
+  const off = vessel.engine.onEvent((e) => e.type === "published" && count++);
+  vessel.gate.added(n);
+  while (count < n) await new Promise((r) => setTimeout(r, 200));
+  off();
+  clearInterval(sampler);
+  return (performance.now() - started) / 1000;
+}
+
+async function rssRows(n: number): Promise<BenchRow[]> {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  const vessel = engineOn(db.sql, broker.url, "bench-rss");
+  const connected = new Promise<void>((r) =>
+    vessel.engine.onEvent((e) => e.type === "connected" && r())
+  );
+  vessel.engine.start();
+  await connected;
+  await settle();
+  const cold = rss();
+
+  // Warm-up: the V8 heap grows to its working size under publishing load, whatever the
+  // backlog; drain 20,000 and acknowledge them so "idle" is an empty outbox on a warm process.
+  let peak = 0;
+  const sample = () => peak = Math.max(peak, rss());
+  await drainAll(db.sql, vessel, 20_000, sample);
+  const { epoch } = await vesselState(db.sql);
+  await applyAck(db.sql, { epoch, seq: 20_000 });
+  await settle();
+  const idle = rss();
+
+  peak = 0;
+  const seconds = await drainAll(db.sql, vessel, n, sample);
+  await settle();
+  const loaded = rss();
+  const [unacked] = await db.sql<{ n: number }[]>`
+    select count(*)::int8 as n from changes where acked_at is null`;
+  await vessel.engine.stop();
+  console.error(
+    `rss: cold idle ${mib(cold)} MiB, warm idle ${mib(idle)} MiB, ` +
+      `${unacked!.n} unacknowledged ${mib(loaded)} MiB, peak while draining them ` +
+      `${mib(peak)} MiB (drained in ${seconds.toFixed(1)} s)`,
+  );
+  return [
+    {
+      figure: `RSS with ${unacked!.n} unacknowledged changes (MiB; baseline warm idle)`,
+      value: mib(loaded),
+      baseline: mib(idle),
+      ratio: loaded / idle,
+      goal: "≤ 1.2× idle",
+      holds: loaded / idle <= 1.2,
+    },
+    {
+      figure: `peak RSS while draining ${n} changes (MiB; baseline warm idle)`,
+      value: mib(peak),
+      baseline: mib(idle),
+      ratio: peak / idle,
+      goal: "",
+      holds: null,
+    },
+    {
+      figure: "RSS idle before any publishing (MiB)",
+      value: mib(cold),
+      baseline: null,
+      ratio: null,
+      goal: "",
+      holds: null,
+    },
+  ];
+}
+
+/** Runs the drain and memory benches. */
+export async function run(): Promise<BenchRow[]> {
+  const env = (k: string, d: number) => Number(Deno.env.get(k) ?? d);
+  const rss = await rssRows(env("BENCH_UNACKED_N", 1_000_000));
+  const drain = await drainRows(env("BENCH_DRAIN_N", 100_000));
+  return [...drain, ...rss];
+}
+
+if (import.meta.main) {
+  for (const row of await run()) console.log(JSON.stringify(row));
+}
