@@ -84,6 +84,7 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
       log: log.child({ module: "shore" }),
       metrics: metrics.shore,
       sharedGroup: config.shoreSharedGroup,
+      inboxRetentionDays: config.catchupRetentionDays,
     });
     await shore?.start();
     const api = new Hono();

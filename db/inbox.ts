@@ -51,16 +51,15 @@ export function ingest(
   for (const e of envelopes) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
   // Sorted so two transactions inserting overlapping seqs take their key locks in one order.
   const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
-  const newest = unique.reduce((t, e) => (e.timestamp > t ? e.timestamp : t), "");
   return sql.begin(async (tx) => {
     const [position] = await tx<{ last_seq: number }[]>`
-      insert into shore_positions (vessel_id, epoch, last_change_at)
-      values (${vesselId}, ${epoch}, ${newest})
-      on conflict (vessel_id, epoch) do update
-        set last_change_at = greatest(shore_positions.last_change_at, excluded.last_change_at)
+      insert into shore_positions (vessel_id, epoch, last_received_at)
+      values (${vesselId}, ${epoch}, now())
+      on conflict (vessel_id, epoch) do update set last_received_at = now()
       returning last_seq`;
     let last = position!.last_seq;
-    const rows = unique.map((e) => ({
+    // At or below last_seq is applied already: a duplicate even if its inbox row were gone.
+    const rows = unique.filter((e) => e.seq > last).map((e) => ({
       seq: e.seq,
       message_id: e.messageId,
       entity: e.entity,
@@ -172,7 +171,11 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     where shore_records.version < excluded.version`;
 }
 
-/** A vessel's current epoch (the one with the newest change) and its applied position. */
+/**
+ * A vessel's current epoch and its applied position. The current epoch is the one shore last
+ * received a change of, by shore's clock: a vessel's clock may jump, and a straggler of an
+ * older epoch only turns the ack aside until the next change of the current one.
+ */
 export interface AckPosition {
   vesselId: string;
   epoch: string;
@@ -185,7 +188,7 @@ export function ackPositions(sql: Sql, vesselIds?: string[]): Promise<AckPositio
     select distinct on (vessel_id) vessel_id as "vesselId", epoch::text as epoch, last_seq as seq
     from shore_positions
     ${vesselIds ? sql`where vessel_id = any(${vesselIds}::text[])` : sql``}
-    order by vessel_id, last_change_at desc, epoch`;
+    order by vessel_id, last_received_at desc, epoch`;
 }
 
 /** A gap: rows wait in the inbox past `lastSeq`. */
@@ -206,4 +209,30 @@ export function gaps(sql: Sql): Promise<Gap[]> {
     from shore_inbox i join shore_positions p using (vessel_id, epoch)
     where i.applied_at is null
     group by i.vessel_id, i.epoch, p.last_seq`;
+}
+
+/**
+ * Gaps at the tail: vessels online whose status announced a last seq that shore has not
+ * applied yet (nothing past it may have arrived, so the inbox shows no gap). `firstWaiting`
+ * is the seq after the announced one.
+ */
+export function reportedGaps(sql: Sql): Promise<Gap[]> {
+  return sql<Gap[]>`
+    select v.vessel_id as "vesselId", v.reported_epoch::text as epoch,
+      coalesce(p.last_seq, 0)::int8 as "lastSeq", v.reported_seq + 1 as "firstWaiting",
+      v.reported_seq as "lastWaiting", 0::int8 as waiting
+    from shore_vessels v
+    left join shore_positions p on p.vessel_id = v.vessel_id and p.epoch = v.reported_epoch
+    where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)`;
+}
+
+/**
+ * Deletes inbox rows applied more than `days` ago. Safe for exactly-once: a re-delivery of a
+ * pruned seq is at or below `last_seq`, which {@linkcode ingest} discards without the row.
+ */
+export async function pruneInbox(sql: Sql, days: number): Promise<number> {
+  const result = await sql`
+    delete from shore_inbox
+    where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
+  return result.count;
 }

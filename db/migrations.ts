@@ -78,19 +78,22 @@ create table shore_vessels (
   status text not null default 'unknown' check (status in ('online', 'offline', 'unknown')),
   status_at timestamptz,
   last_seen_at timestamptz,
-  first_seen_at timestamptz not null default now()
+  first_seen_at timestamptz not null default now(),
+  -- The epoch and last seq an online status announced: changes shore must still receive.
+  reported_epoch uuid,
+  reported_seq bigint
 );
 
 -- Where shore stands per vessel and epoch: every seq up to last_seq is applied. The row is
 -- also the per-vessel lock: every ingest transaction upserts it first, so transactions for
--- one vessel (from any number of shore processes) run one after another. last_change_at (the
--- newest change timestamp seen) picks the vessel's current epoch for its ack.
+-- one vessel (from any number of shore processes) run one after another. last_received_at
+-- (shore's clock, not the vessel's) picks the vessel's current epoch for its ack.
 create table shore_positions (
   vessel_id text not null,
   epoch uuid not null,
   last_seq bigint not null default 0,
   applied_count bigint not null default 0,
-  last_change_at timestamptz not null,
+  last_received_at timestamptz not null,
   updated_at timestamptz not null default now(),
   primary key (vessel_id, epoch)
 );

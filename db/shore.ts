@@ -47,13 +47,19 @@ export interface FleetSummary {
  */
 export async function recordPresence(sql: Sql, p: Presence): Promise<void> {
   const seen = p.at?.toISOString() ?? (p.status === "online" ? new Date().toISOString() : null);
+  const epoch = p.epoch ?? null;
+  const seq = p.lastSeq ?? null;
   await sql`
-    insert into shore_vessels (vessel_id, status, status_at, last_seen_at)
-    values (${p.vesselId}, ${p.status}, now(), ${seen})
+    insert into shore_vessels (vessel_id, status, status_at, last_seen_at, reported_epoch,
+      reported_seq)
+    values (${p.vesselId}, ${p.status}, now(), ${seen}, ${epoch}, ${seq})
     on conflict (vessel_id) do update set
       status = excluded.status,
       status_at = now(),
-      last_seen_at = greatest(shore_vessels.last_seen_at, excluded.last_seen_at)`;
+      last_seen_at = greatest(shore_vessels.last_seen_at, excluded.last_seen_at),
+      reported_epoch = coalesce(excluded.reported_epoch, shore_vessels.reported_epoch),
+      reported_seq = case when excluded.reported_epoch is null then shore_vessels.reported_seq
+        else excluded.reported_seq end`;
 }
 
 /** Every known vessel with its current epoch's position. */
@@ -61,7 +67,7 @@ export function listVessels(sql: Sql): Promise<VesselView[]> {
   return sql<VesselView[]>`
     with current as (
       select distinct on (vessel_id) vessel_id, epoch, last_seq
-      from shore_positions order by vessel_id, last_change_at desc, epoch
+      from shore_positions order by vessel_id, last_received_at desc, epoch
     )
     select v.vessel_id as "vesselId", v.status, c.epoch::text as epoch,
       coalesce(c.last_seq, 0)::int8 as "lastSeq",
@@ -95,7 +101,7 @@ export function vesselProgress(
   return sql`
     with current as (
       select distinct on (vessel_id) vessel_id, epoch, last_seq
-      from shore_positions order by vessel_id, last_change_at desc, epoch
+      from shore_positions order by vessel_id, last_received_at desc, epoch
     )
     select c.vessel_id as "vesselId", c.last_seq as "lastSeq",
       coalesce((select max(seq) from shore_inbox i where i.vessel_id = c.vessel_id

@@ -4,12 +4,15 @@
  * the vessel is asked to re-send from the last applied seq on its catch-up topics; while it
  * stays unfilled, the requests back off.
  *
+ * A vessel whose online status announced a last seq that shore has not reached is treated
+ * the same way (the changes after the last one received may all have been lost).
+ *
  * Gaps are read from the database, not from memory, so a restarted shore or a second shore
  * instance finds the gaps another one saw.
  */
 import type { Sql } from "../db/connection.ts";
 import type { Logger } from "../log.ts";
-import { ackPositions, gaps } from "../db/inbox.ts";
+import { ackPositions, gaps, reportedGaps } from "../db/inbox.ts";
 
 /** The body of `<root>/catchup/request`. */
 export interface CatchupRequest {
@@ -66,15 +69,19 @@ export class GapMonitor {
     const { sql, log, waitMs, maxBackoffMs, request, maxLimit = 1_000 } = this.#opts;
     let sent = 0;
     try {
-      const found = await gaps(sql);
+      const inInbox = await gaps(sql);
       // Only the current epoch can be re-sent: an older one's database is gone from board.
       const current = new Map(
-        (await ackPositions(sql, [...new Set(found.map((g) => g.vesselId))]))
+        (await ackPositions(sql, [...new Set(inInbox.map((g) => g.vesselId))]))
           .map((p) => [p.vesselId, p.epoch]),
       );
+      const found = inInbox.filter((g) => current.get(g.vesselId) === g.epoch);
+      // A status names the vessel's current epoch; an inbox gap of it is the more precise.
+      for (const g of await reportedGaps(sql)) {
+        if (!found.some((f) => f.vesselId === g.vesselId && f.epoch === g.epoch)) found.push(g);
+      }
       const seen = new Set<string>();
       for (const gap of found) {
-        if (current.get(gap.vesselId) !== gap.epoch) continue;
         const key = `${gap.vesselId}|${gap.epoch}`;
         seen.add(key);
         let state = this.#states.get(key);

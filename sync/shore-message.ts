@@ -30,6 +30,9 @@ export interface Presence {
   status: "online" | "offline";
   /** The time the status carries, when it carries one. */
   at: Date | undefined;
+  /** The vessel's epoch and last seq handed out, when an online status carries them. */
+  epoch?: string;
+  lastSeq?: number;
 }
 
 /** The classification of one message. */
@@ -43,6 +46,9 @@ export type ShoreMessage =
 const statusSchema = z.looseObject({
   status: z.enum(["online", "offline"]),
   timestamp: z.iso.datetime({ offset: true }).optional(),
+  // Hints only: a bad one is ignored rather than failing the whole status.
+  epoch: z.uuid().optional().catch(undefined),
+  lastSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().catch(undefined),
 });
 
 const OWN_TOPICS = new Set(["ack", "conflicts", "catchup/request"]);
@@ -115,9 +121,11 @@ function presenceOf(vesselId: string, payload: Uint8Array): ShoreMessage {
   if (!parsed?.success) {
     return malformed("invalid_status", 'Status payload is not {"status": ...}', vesselId);
   }
-  const { status, timestamp } = parsed.data;
-  return {
-    kind: "presence",
-    presence: { vesselId, status, at: timestamp ? new Date(timestamp) : undefined },
-  };
+  const { status, timestamp, epoch, lastSeq } = parsed.data;
+  const presence: Presence = { vesselId, status, at: timestamp ? new Date(timestamp) : undefined };
+  if (status === "online" && epoch !== undefined && lastSeq !== undefined) {
+    presence.epoch = epoch;
+    presence.lastSeq = lastSeq;
+  }
+  return { kind: "presence", presence };
 }

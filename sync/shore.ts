@@ -14,7 +14,7 @@ import type { ShoreMetrics } from "../metrics.ts";
 import type { Envelope } from "./envelope.ts";
 import { FLEET_FILTER, topicsOf } from "./topics.ts";
 import { classify, type MalformedReason } from "./shore-message.ts";
-import { ackPositions, ingest } from "../db/inbox.ts";
+import { ackPositions, ingest, pruneInbox } from "../db/inbox.ts";
 import { recordPresence } from "../db/shore.ts";
 import { isDatabaseUnavailable } from "../errors.ts";
 import { GapMonitor } from "./shore-gaps.ts";
@@ -41,6 +41,8 @@ export interface ShoreOptions {
   gapWaitMs?: number;
   /** Longest wait between two catch-up requests for one vessel. */
   gapMaxBackoffMs?: number;
+  /** Applied inbox rows are kept this many days (`CATCHUP_RETENTION_DAYS`), pruned hourly. */
+  inboxRetentionDays?: number;
 }
 
 /** A running shore ingest. */
@@ -78,6 +80,13 @@ export function createShore(options: ShoreOptions): Shore {
   let closed = false;
   const idle = new Set<() => void>();
   const dirtyAcks = new Set<string>();
+  let presence = Promise.resolve();
+  let pruneTimer: ReturnType<typeof setInterval> | undefined;
+  const prune = () =>
+    pruneInbox(sql, options.inboxRetentionDays ?? 30).then(
+      (n) => n > 0 && log.info("Inbox pruned", { rows: n }),
+      (err) => log.warn("Inbox prune failed", { error: err }),
+    );
   let ackTimer: ReturnType<typeof setTimeout> | undefined;
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
   const gapMonitor = new GapMonitor({
@@ -110,7 +119,8 @@ export function createShore(options: ShoreOptions): Shore {
     const m = classify(topic, payload);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") {
-      recordPresence(sql, m.presence).catch((err) =>
+      // One at a time, in arrival order: an `offline` must not overtake the `online` before it.
+      presence = presence.then(() => recordPresence(sql, m.presence)).catch((err) =>
         log.warn("Presence not recorded", { vesselId: m.presence.vesselId, error: err })
       );
       return;
@@ -220,6 +230,8 @@ export function createShore(options: ShoreOptions): Shore {
       // MQTT 5 sends no retained messages to a shared subscription: read presence directly.
       if (sharedGroup) await session.subscribe("vessel/+/sync/system/status", 1);
       gapMonitor.start();
+      pruneTimer = setInterval(prune, 3_600_000);
+      prune();
       if (session.connected) await publishAcks(true);
     },
     get buffered() {
@@ -229,6 +241,7 @@ export function createShore(options: ShoreOptions): Shore {
       offMessage();
       closed = true;
       gapMonitor.stop();
+      clearInterval(pruneTimer);
       clearTimeout(flushTimer);
       // Write what is buffered, for a few seconds at most: anything left is re-sent by vessels.
       const deadline = Date.now() + 5_000;
@@ -239,6 +252,7 @@ export function createShore(options: ShoreOptions): Shore {
       }
       clearTimeout(ackTimer);
       if (dirtyAcks.size > 0) await publishAcks();
+      await presence;
       offEvent();
     },
   };

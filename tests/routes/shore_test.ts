@@ -113,6 +113,13 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
       assert.equal((await get("/api/work_orders?cursor=nope")).status, 400);
       assert.equal((await get("/api/work_orders?limit=0")).status, 400);
       assert.equal((await get("/api/cargo")).status, 404);
+      const post = await fetch(`${base}/api/work_orders`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ title: "x", equipmentId: "e" }),
+      });
+      assert.equal(post.status, 404, "the shore serves no writes");
+      await post.body?.cancel();
       assert.equal((await get("/api/vessels", false)).status, 401);
       assert.equal((await get("/api/work_orders", false)).status, 401);
     });

@@ -12,6 +12,7 @@ import {
 } from "../support/fleet.ts";
 import type { Sql } from "../../db/connection.ts";
 import type { Envelope } from "../../sync/envelope.ts";
+import { pruneInbox } from "../../db/inbox.ts";
 
 const position = async (sql: Sql, vesselId: string, epoch: string) => {
   const [row] = await sql<{ last_seq: number; applied_count: number }[]>`
@@ -248,6 +249,68 @@ Deno.test("acks are restated after the broker is replaced without persistence", 
     await broker.restart();
     assert.deepEqual(await retainedAck(broker.url, v.vesselId), { epoch: v.epoch, seq: 2 });
   } finally {
+    await shore.close();
+  }
+});
+
+Deno.test("a vessel online announcing seqs shore lacks is asked for them, though nothing came after", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  const shore = await startShore(broker.url, db.sql);
+  const pub = await rawClient(broker.url);
+  try {
+    const v = new SimulatedVessel("vessel-g");
+    const changes = [v.create(), v.create(), v.create()];
+    const requests: unknown[] = [];
+    pub.on("message", (_topic, payload) => requests.push(JSON.parse(payload.toString())));
+    await pub.subscribeAsync("vessel/vessel-g/sync/catchup/request", { qos: 1 });
+    await publishAll(pub, [changes[0]!]);
+    await waitUntil(
+      async () => (await position(db.sql, v.vesselId, v.epoch)).last_seq === 1,
+      "seq 1 applied",
+    );
+    await pub.publishAsync(
+      "vessel/vessel-g/sync/system/status",
+      JSON.stringify({ status: "online", epoch: v.epoch, lastSeq: 3 }),
+      { qos: 1, retain: true },
+    );
+    await waitUntil(() => requests.length > 0, "a catch-up request arrives");
+    assert.deepEqual(requests[0], { since: 1, limit: 2 });
+    assert.ok(await valueOf(shore.metrics.shore.catchupRequests) >= 1);
+  } finally {
+    await pub.endAsync();
+    await shore.close();
+  }
+});
+
+Deno.test("after the inbox is pruned, a re-delivered old seq is still a duplicate and not applied", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  const shore = await startShore(broker.url, db.sql);
+  const pub = await rawClient(broker.url);
+  try {
+    const v = new SimulatedVessel("vessel-h");
+    const create = v.create();
+    const update = v.update(`work_orders/${create.data.id}`);
+    await publishAll(pub, [create, update]);
+    await waitUntil(
+      async () => (await position(db.sql, v.vesselId, v.epoch)).last_seq === 2,
+      "seq 2 applied",
+    );
+    await db.sql`update shore_inbox set applied_at = now() - interval '31 days'`;
+    assert.equal(await pruneInbox(db.sql, 30), 2);
+
+    await publishAll(pub, [create]);
+    await waitUntil(
+      async () => await valueOf(shore.metrics.shore.duplicates) === 1,
+      "the duplicate is counted",
+    );
+    assert.equal(await count(db.sql, "shore_inbox"), 0);
+    const [row] = await db.sql<{ version: number }[]>`select version from shore_records`;
+    assert.equal(row!.version, 2);
+    assert.equal(await valueOf(shore.metrics.shore.applied), 2);
+  } finally {
+    await pub.endAsync();
     await shore.close();
   }
 });
