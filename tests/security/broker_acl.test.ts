@@ -155,6 +155,17 @@ Deno.test("shipped broker config: authentication and per-vessel topic ACLs", asy
     assert.deepEqual(payloads(v1), ["vessel/v1/sync/catchup/request req v1"]);
   });
 
+  await t.step("the shore reads every vessel through a shared subscription too", async () => {
+    await using member = await connect(url, as(SHORE));
+    await member.client.subscribeAsync("$share/fleet/vessel/+/sync/#", { qos: 1 });
+    assert.equal(await tryPublish(v2, "vessel/v2/sync/alerts", "shared v2"), "accepted");
+    await member.waitFor("shared v2");
+    // (Mosquitto 2.0.11 also hands the retained acks to the new shared subscription.)
+    assert.deepEqual(payloads(member).filter((p) => !p.includes("/ack ")), [
+      "vessel/v2/sync/alerts shared v2",
+    ]);
+  });
+
   await t.step(
     "the shore reads every vessel and writes only acks and catch-up requests",
     async () => {
