@@ -73,6 +73,11 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
       ? createSession({
         mqtt: config.mqtt,
         clientId: `bosun-shore-${config.vesselId}`,
+        // In a shared group the group is the durable consumer: a member's session must end
+        // with its connection, or the broker keeps queueing its share of the fleet's messages
+        // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to
+        // the members that are up. A lone shore keeps a persistent session (7 days).
+        sessionExpiryS: config.shoreSharedGroup ? 0 : undefined,
         tls,
         log: log.child({ module: "mqtt" }),
         metrics,

@@ -148,7 +148,9 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     const held = newest.get(key);
     if (!held || Number(c.data.version) >= Number(held.data.version)) newest.set(key, c);
   }
-  const rows = [...newest.values()].map((c) => ({
+  // In key order, so two transactions touching the same records lock them in one order.
+  const keys = [...newest.keys()].sort();
+  const rows = keys.map((k) => newest.get(k)!).map((c) => ({
     entity: c.entity,
     id: c.data.id,
     version: c.data.version,
