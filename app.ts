@@ -38,15 +38,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   const fail = (c: { json: (b: unknown, s: 401) => Response }) =>
     c.json(errorBody(new HttpError(401, "unauthorized", "Missing or invalid bearer token")), 401);
-  // One answer for every failure, so a caller learns nothing about which part was wrong.
+  // One answer for every failure, body and WWW-Authenticate alike (Hono's defaults differ per
+  // case), so a caller learns nothing about which part was wrong.
+  const challenge = 'Bearer realm="bosun"';
   const auth = bearerAuth({
     // Hono's default comparison hashes both sides with crypto.subtle on every request, which
     // measured ~40 µs of a ~100 µs create (bench/write.ts); a byte-wise constant-time
     // comparison is as safe and costs well under a microsecond.
     verifyToken: tokenVerifier(tokens),
-    noAuthenticationHeader: { message: fail },
-    invalidAuthenticationHeader: { message: fail },
-    invalidToken: { message: fail },
+    noAuthenticationHeader: { message: fail, wwwAuthenticateHeader: challenge },
+    invalidAuthenticationHeader: { message: fail, wwwAuthenticateHeader: challenge },
+    invalidToken: { message: fail, wwwAuthenticateHeader: challenge },
   });
   const limit = bodyLimit({
     maxSize: MAX_BODY_BYTES,

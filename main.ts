@@ -48,6 +48,9 @@ export async function start(
   options: StartOptions = {},
 ): Promise<Gateway> {
   const startedAt = Date.now();
+  // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
+  // variable (a ConfigError), rather than surfacing later as a reconnect loop.
+  const tls = await readTlsFiles(config.mqtt);
   const aborted = new AbortController();
   options.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
   const db = await openDatabase({
@@ -87,7 +90,7 @@ export async function start(
         // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to
         // the members that are up. A lone shore keeps a persistent session (7 days).
         sessionExpiryS: config.shoreSharedGroup ? 0 : undefined,
-        tls: await readTlsFiles(config.mqtt),
+        tls,
         log: log.child({ module: "mqtt" }),
         metrics,
       })
@@ -185,7 +188,6 @@ export async function start(
   let engine: VesselEngine | undefined;
   let catchup: Hono | undefined;
   if (config.role === "vessel" && config.localMode) {
-    const tls = await readTlsFiles(config.mqtt);
     engine = createVesselEngine({ sql: db.sql, config, gate, metrics, log, tls });
     engine.start();
     report = engine.report;
@@ -275,6 +277,11 @@ if (import.meta.main) {
     if (abort.signal.aborted) {
       log.info("Stopped during start-up");
       Deno.exit(0);
+    }
+    if (err instanceof ConfigError) {
+      // A TLS file that cannot be read or parsed: named like any other bad variable.
+      console.error(`bosun: ${err.message}`);
+      Deno.exit(2);
     }
     // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a trace.
     console.error(`bosun: start-up failed: ${(err as Error).message ?? err}`);

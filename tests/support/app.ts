@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from "../../metrics.ts";
 import { recordRoutes } from "../../routes/records.ts";
 import { healthRoutes } from "../../routes/health.ts";
 import { metricsRoutes } from "../../routes/metrics.ts";
-import { silentLogger } from "../../log.ts";
+import { createLogger, type Logger, silentLogger } from "../../log.ts";
 
 /** The token every test app accepts. */
 export const TEST_TOKEN = "test-token-0123456789abcdef";
@@ -27,15 +27,27 @@ export interface TestApp {
   call(method: string, path: string, body?: unknown, headers?: HeadersInit): Promise<Response>;
 }
 
-/** Builds the app over `sql`. */
-export function testApp(sql: Sql, options: { outboxMaxPending?: number } = {}): TestApp {
+/** Options for {@linkcode testApp}. */
+export interface TestAppOptions {
+  outboxMaxPending?: number;
+  tokens?: string[];
+  /** Receives every log line (JSON text) at debug level and above. */
+  logLines?: string[];
+}
+
+/** Builds the app over `sql`; log lines go to `logLines` when given. */
+export function testApp(sql: Sql, options: TestAppOptions = {}): TestApp {
+  const { tokens = [TEST_TOKEN], logLines } = options;
+  const log: Logger = logLines
+    ? createLogger({ level: "debug", write: (line) => logLines.push(line) })
+    : silentLogger;
   const metrics = createMetrics();
   const gate = new OutboxGate(options.outboxMaxPending ?? 1_000_000);
   const records = createRecordStore({ sql, gate });
   const app = createApp({
-    log: silentLogger,
+    log,
     metrics,
-    tokens: [TEST_TOKEN],
+    tokens,
     api: recordRoutes({ records }),
     health: healthRoutes({
       fixed: { role: "vessel", vesselId: "vessel-1", broker: "mqtt://localhost:1883" },
@@ -44,14 +56,14 @@ export function testApp(sql: Sql, options: { outboxMaxPending?: number } = {}): 
         const s = await outboxStats(sql);
         return { status: "disconnected", queuedMessages: s.queued, unackedMessages: s.unacked };
       },
-      log: silentLogger,
+      log,
     }),
     metricsRoute: metricsRoutes({
       metrics,
       refresh: async () => {
         metrics.queueDepth.set((await outboxStats(sql)).queued);
       },
-      log: silentLogger,
+      log,
     }),
   });
   const call = (method: string, path: string, body?: unknown, headers: HeadersInit = {}) => {
@@ -65,4 +77,9 @@ export function testApp(sql: Sql, options: { outboxMaxPending?: number } = {}): 
     }));
   };
   return { app, metrics, gate, call };
+}
+
+/** The app alone, for tests that call `app.request()` themselves. */
+export function buildTestApp(options: TestAppOptions & { sql: Sql }) {
+  return testApp(options.sql, options).app;
 }
