@@ -148,7 +148,9 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     const held = newest.get(key);
     if (!held || Number(c.data.version) >= Number(held.data.version)) newest.set(key, c);
   }
-  const rows = [...newest.values()].map((c) => ({
+  // In key order, so two transactions touching the same records lock them in one order.
+  const keys = [...newest.keys()].sort();
+  const rows = keys.map((k) => newest.get(k)!).map((c) => ({
     entity: c.entity,
     id: c.data.id,
     version: c.data.version,
@@ -201,13 +203,17 @@ export interface Gap {
   waiting: number;
 }
 
-/** Every (vessel, epoch) with rows waiting past a gap (reads the partial index only). */
+/** Every (vessel, epoch) not known offline with rows waiting past a gap. */
 export function gaps(sql: Sql): Promise<Gap[]> {
   return sql<Gap[]>`
     select i.vessel_id as "vesselId", i.epoch::text as epoch, p.last_seq as "lastSeq",
       min(i.seq) as "firstWaiting", max(i.seq) as "lastWaiting", count(*)::int8 as waiting
     from shore_inbox i join shore_positions p using (vessel_id, epoch)
     where i.applied_at is null
+      -- A request to an offline vessel would wait in its session with every later one, and
+      -- all of them would be answered at once when it returns.
+      and not exists (select 1 from shore_vessels v
+        where v.vessel_id = i.vessel_id and v.status = 'offline')
     group by i.vessel_id, i.epoch, p.last_seq`;
 }
 

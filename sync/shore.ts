@@ -208,6 +208,14 @@ export function createShore(options: ShoreOptions): Shore {
         });
         metrics.acksPublished.inc();
       }));
+      // Another instance may have applied more and published its ack before ours landed,
+      // leaving ours, the older, retained. Re-read after the PUBACKs: whatever moved meanwhile
+      // is published again, so the last retained ack is never behind the database.
+      const sent = new Map(positions.map((p) => [p.vesselId, `${p.epoch}/${p.seq}`]));
+      const now = await ackPositions(sql, [...sent.keys()]);
+      for (const p of now) {
+        if (sent.get(p.vesselId) !== `${p.epoch}/${p.seq}`) scheduleAck(p.vesselId);
+      }
     } catch (err) {
       log.warn("Acks not published, retrying", { error: err });
       for (const v of vessels ?? []) dirtyAcks.add(v);

@@ -7,7 +7,7 @@
 export interface SpawnOptions {
   /** Environment on top of the inherited one. */
   env: Record<string, string>;
-  /** The program and its arguments; `deno run --allow-all main.ts` by default. */
+  /** The program and its arguments; the `start` task's command by default. */
   command?: string[];
 }
 
@@ -21,16 +21,29 @@ export interface GatewayProcess {
   waitForLog(pattern: RegExp): Promise<RegExpExecArray>;
   /** Waits for the "Listening" line and returns its port. */
   port(): Promise<number>;
+  /** Waits for the process to end by itself (its output fully read); returns the exit code. */
+  exited(): Promise<number>;
   /** Sends `signal` and returns the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/**
+ * `deno task start` as a direct command (the task's own permission flags, so a test fails
+ * when they fall short), without the task runner between the test and the signals it sends.
+ */
+function startTask(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
+  if (deno !== "deno") throw new Error(`Unexpected start task: ${config.tasks.start}`);
+  return [Deno.execPath(), ...args.map((a) => a.endsWith(".ts") ? `${ROOT}${a}` : a)];
+}
 
 /** Starts a gateway process. */
 export function spawnGateway(options: SpawnOptions): GatewayProcess {
-  const [cmd, ...args] = options.command ?? [Deno.execPath(), "run", "--allow-all", MAIN];
+  const [cmd, ...args] = options.command ?? startTask();
   const child = new Deno.Command(cmd!, {
     args,
     env: { LOG_LEVEL: "info", ...options.env },
@@ -84,6 +97,7 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
       return Number(m[1]);
     },
     stop,
+    exited: async () => (await status).code,
     async [Symbol.asyncDispose]() {
       await stop("SIGKILL");
     },

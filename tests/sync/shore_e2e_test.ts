@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { freshDatabase, type TestDatabase } from "../support/pg.ts";
 import { type Mosquitto, startMosquitto } from "../support/mosquitto.ts";
 import { freePort } from "../support/ports.ts";
-import { waitUntil } from "../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel, waitUntil } from "../support/fleet.ts";
 import { drive, gateway, health, shoreRecords, tallies, vesselRecords } from "../support/drive.ts";
 import type { GatewayProcess } from "../support/process.ts";
 
@@ -158,5 +158,53 @@ Deno.test("the shore killed -9 twice mid-run: it resumes from its database, stil
     await assertSynced(vesselDb, shoreDb, port);
   } finally {
     await shore.stop("SIGKILL");
+  }
+});
+
+Deno.test("two shore processes in one group: when one is killed, the other receives every new change", async () => {
+  await using db = await freshDatabase({ migrated: false });
+  await using broker = await startMosquitto();
+  const env = (id: string) => ({
+    ...shoreEnv(db, broker),
+    VESSEL_ID: id,
+    SHORE_SHARED_GROUP: "fleet",
+  });
+  await using a = await gateway(env("shore-a"));
+  await using b = await gateway(env("shore-b"));
+  await a.waitForLog(/"msg":"MQTT connected"/);
+  await b.waitForLog(/"msg":"MQTT connected"/);
+  const pub = await rawClient(broker.url);
+  const lastSeq = async () => {
+    const [row] = await db.sql<{ n: number }[]>`
+      select coalesce(max(last_seq), 0)::int8 as n from shore_positions`;
+    return row!.n;
+  };
+  try {
+    // Until both have subscribed, a change may go nowhere: probe with one-change vessels.
+    let probes = 0;
+    await waitUntil(async () => {
+      await publishAll(pub, [new SimulatedVessel(`probe-${probes++}`).create()]);
+      const [row] = await db.sql`select 1 from shore_positions where last_seq = 1 limit 1`;
+      return row !== undefined;
+    }, "the group receives");
+    const v = new SimulatedVessel("vessel-x");
+    await publishAll(pub, Array.from({ length: 300 }, () => v.mixed()));
+    await waitUntil(async () => await lastSeq() === v.seq, "the first 300 are applied");
+
+    await b.stop("SIGKILL");
+    // Let the broker see the closed socket; a member's session ends with its connection.
+    await new Promise((r) => setTimeout(r, 500));
+    // No vessel answers catch-up requests here: every change must reach shore-a live.
+    await publishAll(pub, Array.from({ length: 300 }, () => v.mixed()));
+    await waitUntil(
+      async () => await lastSeq() === v.seq,
+      "the next 300 are applied by shore-a",
+      20_000,
+    );
+    const [row] = await db.sql<{ applied: number }[]>`
+      select applied_count as applied from shore_positions where vessel_id = 'vessel-x'`;
+    assert.equal(row!.applied, v.seq);
+  } finally {
+    await pub.endAsync();
   }
 });

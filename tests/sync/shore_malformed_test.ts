@@ -28,6 +28,11 @@ Deno.test("malformed messages are counted by reason, never applied, and the shor
       [topic, new Uint8Array([0xff, 0xfe, 0x7b])],
       [topic, JSON.stringify({ ...good, extra: 1 })],
       [topic, JSON.stringify({ ...good, data: { ...good.data, title: "" } })],
+      [
+        topic,
+        JSON.stringify({ ...good, data: { ...good.data, createdAt: "0000-01-01T00:00:00Z" } }),
+      ],
+      [topic, JSON.stringify({ ...good, timestamp: "0000-01-01T00:00:00Z" })],
       ["vessel/vessel-m/sync/cargo", JSON.stringify(good)],
       [topic, withSeq(0)],
       [topic, withSeq(-1)],
@@ -53,8 +58,8 @@ Deno.test("malformed messages are counted by reason, never applied, and the shor
     }
     assert.deepEqual(counts, {
       invalid_json: 2,
-      invalid_envelope: 1,
-      invalid_record: 1,
+      invalid_envelope: 2,
+      invalid_record: 2,
       unknown_entity: 1,
       invalid_seq: 4,
       invalid_topic: 2,
