@@ -50,23 +50,18 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
 
   const start = async () => {
     if (child) return;
-    // One handle per stream: a WritableStream takes one pipe at a time.
-    const out = await Deno.open(logFile, { append: true, create: true });
-    const err = await Deno.open(logFile, { append: true, create: true });
-    child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts"],
+    // The child appends to its log file itself (the shell's redirection, then exec): a log
+    // pipe through this process would make the gateway's writes wait on this event loop.
+    child = new Deno.Command("sh", {
+      args: ["-c", `exec "$0" run -A main.ts >> "$1" 2>&1`, Deno.execPath(), logFile],
       cwd: ROOT,
       env: { ...env, PORT: String(port), HOST: "127.0.0.1" },
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      stdout: "null",
+      stderr: "null",
     }).spawn();
     const c = child;
-    exited = Promise.all([
-      c.stdout.pipeTo(out.writable).catch(() => {}),
-      c.stderr.pipeTo(err.writable).catch(() => {}),
-      c.status,
-    ]);
+    exited = c.status;
     c.status.then(() => {
       if (child === c) child = undefined;
     });
