@@ -285,6 +285,8 @@ if (import.meta.main) {
   if (values.record) {
     // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
     const entry = {
+      // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean).
+      harness: 2,
       at: new Date().toISOString(),
       command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
       seed,
