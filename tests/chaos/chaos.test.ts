@@ -11,7 +11,7 @@ Deno.test({
     const seed = Math.floor(Math.random() * 2 ** 31);
     const result = await runChaos({
       seed,
-      faults: 12,
+      faults: 20,
       minutes: 1.5,
       ci: true,
       settleMinutes: 1,
