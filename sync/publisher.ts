@@ -19,7 +19,7 @@ import {
 } from "../db/outbox.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "./session.ts";
-import { qosOf, toEnvelope } from "./envelope.ts";
+import { envelopeJson, qosOf } from "./envelope.ts";
 import { topicsOf } from "./topics.ts";
 import type { Entity } from "../entities.ts";
 
@@ -135,16 +135,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   };
 
   function send(row: OutboxRow) {
-    let payload: string;
-    try {
-      // data is jsonb parsed by the driver: plain JSON values, so stringify cannot throw.
-      // Kept guarded so that if it ever did, one row could not block the queue behind it.
-      payload = JSON.stringify(toEnvelope(row, vesselId));
-    } catch (err) {
-      log.error("Change cannot be serialised, skipped", { seq: row.seq, error: err });
-      onEvent({ type: "publish_failed", seq: row.seq, error: err });
-      return;
-    }
+    // Built from PostgreSQL's jsonb text and fixed-format fields: it cannot fail, so no row
+    // can block the queue behind it (see envelopeJson).
+    const payload = envelopeJson(row, vesselId);
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
@@ -181,8 +174,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return claimChanges(sql, room);
   }
 
-  // Rows are fetched ahead into a buffer of up to `window` rows while earlier publishes are
-  // in flight, so the database round trips overlap the broker's.
+  // Rows are fetched ahead into a buffer of up to 2 × `window` rows while earlier publishes
+  // are in flight, so the database round trips overlap the broker's.
   async function loop() {
     while (!stopped) {
       try {
@@ -193,9 +186,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
         }
         if (ackMode === "shore" && pass === null && passRequest === null) await checkResend();
         let exhausted = false;
-        if (buffer.length <= window / 2) {
+        if (buffer.length <= window) {
           const gen = generation;
-          const rows = await nextRows(window - buffer.length);
+          const rows = await nextRows(2 * window - buffer.length);
           if (gen !== generation) {
             buffer = []; // a pass was requested meanwhile: it re-reads these rows
             continue;

@@ -6,6 +6,7 @@
  * persistent session, TLS and credentials, keepalive, Last Will, reconnect forever with
  * exponential back-off and jitter, subscriptions re-established after a session loss.
  */
+import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
@@ -167,8 +168,15 @@ class MqttSession implements Session {
   }
 
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void> {
-    validateTopicName(topic);
+    try {
+      validateTopicName(topic);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!this.#connected) return Promise.reject(new Error("Not connected"));
+    const body = typeof payload === "string"
+      ? payload
+      : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     return new Promise<void>((resolve, reject) => {
       const fail = (err: Error) => {
         this.#pending.delete(fail);
@@ -177,7 +185,7 @@ class MqttSession implements Session {
       this.#pending.add(fail);
       this.#client.publish(
         topic,
-        payload as string,
+        body,
         { qos: options.qos, retain: options.retain ?? false },
         (err) => {
           if (!this.#pending.delete(fail)) return; // already rejected by a drop
