@@ -15,6 +15,19 @@ export interface Metrics {
   publishFailures: client.Counter;
   reconnectAttempts: client.Counter;
   lastAckedSeq: client.Gauge;
+  shore: ShoreMetrics;
+}
+
+/** The shore role's series (registered in every role; they stay at zero on a vessel). */
+export interface ShoreMetrics {
+  applied: client.Counter;
+  duplicates: client.Counter;
+  malformed: client.Counter<"reason">;
+  acksPublished: client.Counter;
+  catchupRequests: client.Counter;
+  shed: client.Counter;
+  vesselAppliedSeq: client.Gauge<"vessel">;
+  vesselLag: client.Gauge<"vessel">;
 }
 
 /** Builds a fresh registry (one per gateway, so tests never share counters). */
@@ -65,5 +78,50 @@ export function createMetrics(): Metrics {
       help: "Highest seq acknowledged by shore in the current epoch",
       registers,
     }),
+    shore: {
+      applied: new client.Counter({
+        name: "bosun_shore_applied_total",
+        help: "Changes applied at shore by this process",
+        registers,
+      }),
+      duplicates: new client.Counter({
+        name: "bosun_shore_duplicates_total",
+        help: "Changes received again and discarded",
+        registers,
+      }),
+      malformed: new client.Counter({
+        name: "bosun_shore_malformed_total",
+        help: "Messages dropped as malformed, by reason",
+        labelNames: ["reason"],
+        registers,
+      }),
+      acksPublished: new client.Counter({
+        name: "bosun_shore_acks_published_total",
+        help: "Acks published to vessels",
+        registers,
+      }),
+      catchupRequests: new client.Counter({
+        name: "bosun_shore_catchup_requests_total",
+        help: "Catch-up requests published for gaps",
+        registers,
+      }),
+      shed: new client.Counter({
+        name: "bosun_shore_shed_total",
+        help: "Changes dropped unapplied because the ingest buffer was full (re-sent by vessels)",
+        registers,
+      }),
+      vesselAppliedSeq: new client.Gauge({
+        name: "bosun_shore_vessel_applied_seq",
+        help: "Highest contiguous seq applied, per vessel (current epoch)",
+        labelNames: ["vessel"],
+        registers,
+      }),
+      vesselLag: new client.Gauge({
+        name: "bosun_shore_vessel_lag",
+        help: "Seqs received past the applied one and waiting on a gap, per vessel",
+        labelNames: ["vessel"],
+        registers,
+      }),
+    },
   };
 }

@@ -68,6 +68,71 @@ create index changes_acked on changes (acked_at) where acked_at is not null;
 create index changes_time on changes (changed_at);
 `,
   },
+  {
+    version: 2,
+    name: "shore inbox, positions, presence and records",
+    sql: `
+-- Presence per vessel, from its retained system/status topic and from its data.
+create table shore_vessels (
+  vessel_id text primary key,
+  status text not null default 'unknown' check (status in ('online', 'offline', 'unknown')),
+  status_at timestamptz,
+  last_seen_at timestamptz,
+  first_seen_at timestamptz not null default now(),
+  -- The epoch and last seq an online status announced: changes shore must still receive.
+  reported_epoch uuid,
+  reported_seq bigint
+);
+
+-- Where shore stands per vessel and epoch: every seq up to last_seq is applied. The row is
+-- also the per-vessel lock: every ingest transaction upserts it first, so transactions for
+-- one vessel (from any number of shore processes) run one after another. last_received_at
+-- (shore's clock, not the vessel's) picks the vessel's current epoch for its ack.
+create table shore_positions (
+  vessel_id text not null,
+  epoch uuid not null,
+  last_seq bigint not null default 0,
+  applied_count bigint not null default 0,
+  last_received_at timestamptz not null,
+  updated_at timestamptz not null default now(),
+  primary key (vessel_id, epoch)
+);
+
+-- Every change received, keyed by (vessel, epoch, seq): the key recognises a re-delivery,
+-- and rows past a gap wait here (durably) until the gap is filled.
+create table shore_inbox (
+  vessel_id text not null,
+  epoch uuid not null,
+  seq bigint not null,
+  message_id uuid not null,
+  entity text not null,
+  operation text not null,
+  envelope jsonb not null,
+  received_at timestamptz not null default now(),
+  applied_at timestamptz,
+  primary key (vessel_id, epoch, seq)
+);
+create index shore_inbox_waiting on shore_inbox (vessel_id, epoch, seq) where applied_at is null;
+
+-- The fleet's records as applied: one row per (entity, vessel, id), newest version wins.
+create table shore_records (
+  entity text not null,
+  vessel_id text not null,
+  id uuid not null,
+  version integer not null,
+  data jsonb not null,
+  created_at timestamptz not null,
+  updated_at timestamptz not null,
+  deleted_at timestamptz,
+  applied_at timestamptz not null default now(),
+  primary key (entity, vessel_id, id)
+);
+create index shore_records_vessel_page on shore_records (entity, vessel_id, created_at, id)
+  where deleted_at is null;
+create index shore_records_page on shore_records (entity, created_at, id)
+  where deleted_at is null;
+`,
+  },
 ];
 
 // Any constant serves; it only has to be the same in every bosun process.

@@ -28,7 +28,12 @@ export const envelopeSchema = z.strictObject({
   type: z.enum(["data_change", "catchup"]),
   entity: z.enum(ENTITIES),
   operation: z.enum(["create", "update", "delete"]),
-  data: z.record(z.string(), z.unknown()),
+  // Not z.record: it copies keys by assignment, so an own "__proto__" key would become the
+  // copy's prototype and vanish before the strict record schema could refuse it.
+  data: z.custom<Record<string, unknown>>(
+    (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+    "Must be an object",
+  ),
   timestamp: z.iso.datetime({ offset: true }),
   messageId: z.uuid(),
   vesselId: z.string().regex(VESSEL_ID_PATTERN),

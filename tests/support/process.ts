@@ -1,0 +1,105 @@
+/**
+ * A bosun process of the test's own (`deno run main.ts` or the compiled binary), with its
+ * output collected so a test can wait for a log line and read the port it listens on.
+ */
+
+/** Options for {@linkcode spawnGateway}. */
+export interface SpawnOptions {
+  /** Environment on top of the inherited one. */
+  env: Record<string, string>;
+  /** The program and its arguments; the `start` task's command by default. */
+  command?: string[];
+}
+
+/** A running gateway process. */
+export interface GatewayProcess {
+  child: Deno.ChildProcess;
+  /** Everything written so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Waits until stderr matches `pattern` (or the process exits: then it throws). */
+  waitForLog(pattern: RegExp): Promise<RegExpExecArray>;
+  /** Waits for the "Listening" line and returns its port. */
+  port(): Promise<number>;
+  /** Waits for the process to end by itself (its output fully read); returns the exit code. */
+  exited(): Promise<number>;
+  /** Sends `signal` and returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/**
+ * `deno task start` as a direct command (the task's own permission flags, so a test fails
+ * when they fall short), without the task runner between the test and the signals it sends.
+ */
+function startTask(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
+  if (deno !== "deno") throw new Error(`Unexpected start task: ${config.tasks.start}`);
+  return [Deno.execPath(), ...args.map((a) => a.endsWith(".ts") ? `${ROOT}${a}` : a)];
+}
+
+/** Starts a gateway process. */
+export function spawnGateway(options: SpawnOptions): GatewayProcess {
+  const [cmd, ...args] = options.command ?? startTask();
+  const child = new Deno.Command(cmd!, {
+    args,
+    env: { LOG_LEVEL: "info", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  let exited = false;
+  const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) add(chunk);
+  };
+  const pumped = Promise.all([
+    pump(child.stdout, (s) => out += s),
+    pump(child.stderr, (s) => err += s),
+  ]);
+  const status = child.status.then(async (s) => {
+    await pumped;
+    exited = true;
+    return s;
+  });
+
+  const waitForLog = async (pattern: RegExp): Promise<RegExpExecArray> => {
+    while (true) {
+      const m = pattern.exec(err);
+      if (m) return m;
+      if (exited) {
+        throw new Error(`Process exited before logging ${pattern}:\n${out}\n${err}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+    return (await status).code;
+  };
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitForLog,
+    async port() {
+      const m = await waitForLog(/"msg":"Listening".*?"port":(\d+)/);
+      return Number(m[1]);
+    },
+    stop,
+    exited: async () => (await status).code,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}
