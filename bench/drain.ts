@@ -172,18 +172,21 @@ async function rssRows(n: number): Promise<BenchRow[]> {
   await applyAck(db.sql, { epoch, seq: 20_000 });
   await settle();
   const idle = rss();
+  const idleHeap = Deno.memoryUsage().heapUsed;
 
   peak = 0;
   const seconds = await drainAll(db.sql, vessel, n, sample);
   await settle();
   const loaded = rss();
+  const loadedHeap = Deno.memoryUsage().heapUsed;
   const [unacked] = await db.sql<{ n: number }[]>`
     select count(*)::int8 as n from changes where acked_at is null`;
   await vessel.engine.stop();
   console.error(
     `rss: cold idle ${mib(cold)} MiB, warm idle ${mib(idle)} MiB, ` +
       `${unacked!.n} unacknowledged ${mib(loaded)} MiB, peak while draining them ` +
-      `${mib(peak)} MiB (queued and drained in ${seconds.toFixed(1)} s)`,
+      `${mib(peak)} MiB (queued and drained in ${seconds.toFixed(1)} s); V8 heap in use ` +
+      `${mib(idleHeap)} MiB idle, ${mib(loadedHeap)} MiB loaded`,
   );
   return [
     {

@@ -123,7 +123,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (ids.length === 0) return;
     try {
       const released = await markPublished(sql, ids, ackMode === "broker");
-      if (released) onEvent({ type: "acked_by_broker", released });
+      if (released) {
+        resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
+        lastProgressAt = Date.now();
+        onEvent({ type: "acked_by_broker", released });
+      }
     } catch (err) {
       // The rows stay unpublished in the database and go out again: a duplicate, not a loss.
       log.warn("Marking changes published failed", { count: ids.length, error: err });
@@ -146,8 +150,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
       scheduleFlush();
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
-      // The row keeps published_at null: the next connect's pass sends it again.
-      if (!passRequest) requestPass("unpublished");
+      // The row keeps published_at null. After a drop, the next connect's pass sends it again;
+      // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
+      // refused row neither blocks the rows behind it nor spins.
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -184,7 +189,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
           await sleep(pollMs, "work");
           continue;
         }
-        if (ackMode === "shore" && pass === null && passRequest === null) await checkResend();
+        if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
         if (buffer.length <= window) {
           const gen = generation;
