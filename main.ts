@@ -226,7 +226,8 @@ export async function start(
     }, drain.wrap(app.fetch));
   } catch (err) {
     await db.close();
-    throw new ConfigError(
+    // Not a ConfigError: the values are valid, the port is taken (exit 1, not 2).
+    throw new Error(
       `Cannot listen on "HOST" "${config.host}", "PORT" ${config.port}: ${(err as Error).message}`,
     );
   }
