@@ -8,6 +8,7 @@ import type { BenchModule, BenchRow } from "./types.ts";
 /** Every bench, in order. Add a module here; it exports `run(): Promise<BenchRow[]>`. */
 const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["write", () => import("./write.ts")],
+  ["drain", () => import("./drain.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>
