@@ -24,7 +24,10 @@ Deno.test("the chaos verdict counts lost, double-applied and diverged changes", 
   await records.remove("crew", acked[1]!.id);
   acked.push({ entity: "crew", id: acked[1]!.id, op: "delete" });
   const rows = await claimChanges(vessel.sql, 10);
-  await ingest(shore.sql, vesselId, rows[0]!.epoch!, rows.map((r) => toEnvelope(r, vesselId)));
+  const envelopes = rows.map(({ dataText, ...r }) =>
+    toEnvelope({ ...r, data: JSON.parse(dataText) }, vesselId)
+  );
+  await ingest(shore.sql, vesselId, rows[0]!.epoch!, envelopes);
   const verdict = () =>
     computeVerdict({ vesselUrl: vessel.url, shoreUrl: shore.url, vesselId, acked });
 
