@@ -26,6 +26,8 @@ export interface GatewayProcess {
   kill(): Promise<void>;
   /** SIGTERM, then waits for exit. */
   stop(): Promise<void>;
+  /** Exits nobody asked for (a crash); each one is restarted a second later, as systemd would. */
+  readonly crashes: number;
   /** GET /health, or undefined when it does not answer. */
   health(): Promise<Record<string, unknown> | undefined>;
   /** GET /metrics text, or undefined when it does not answer. */
@@ -38,6 +40,9 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
   const baseUrl = `http://127.0.0.1:${port}`;
   let child: Deno.ChildProcess | undefined;
   let exited: Promise<unknown> = Promise.resolve();
+  let halting: Deno.ChildProcess | undefined;
+  let crashes = 0;
+  let supervising = true;
 
   const get = async (path: string) => {
     try {
@@ -64,6 +69,13 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
     exited = c.status;
     c.status.then(() => {
       if (child === c) child = undefined;
+      if (halting === c || !supervising) return;
+      crashes++;
+      const restart = () => {
+        if (!supervising || child) return;
+        start().catch(() => setTimeout(restart, 1_000));
+      };
+      setTimeout(restart, 1_000);
     });
     // Started once it answers /health, whatever the status (it may be up before its database).
     const deadline = Date.now() + 60_000;
@@ -82,6 +94,7 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
   const halt = async (signal: Deno.Signal) => {
     const c = child;
     if (!c) return;
+    halting = c;
     try {
       c.kill(signal);
     } catch {
@@ -101,7 +114,13 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
     },
     start,
     kill: () => halt("SIGKILL"),
-    stop: () => halt("SIGTERM"),
+    async stop() {
+      supervising = false;
+      await halt("SIGTERM");
+    },
+    get crashes() {
+      return crashes;
+    },
     async health() {
       const res = await get("/health");
       if (!res) return undefined;

@@ -18,7 +18,7 @@ import { freePort } from "../support/ports.ts";
 import { createRng } from "./prng.ts";
 import { gatewayProcess } from "./process.ts";
 import { startWriters } from "./writers.ts";
-import { type FaultKind, kindsFor, type World } from "./faults.ts";
+import { type FaultKind, heal, kindsFor, type World } from "./faults.ts";
 import { runSchedule } from "./schedule.ts";
 import { trackRecovery, watchCounters } from "./observe.ts";
 import { computeVerdict, type Verdict } from "./verdict.ts";
@@ -53,6 +53,8 @@ export interface ChaosResult {
   verdict: Verdict;
   redeliveryRatio: number;
   maxRecoverySeconds: number;
+  /** Gateway processes that died on their own (and were restarted), by role. */
+  crashes: { vessel: number; shore: number };
   /** The one-line summary. */
   line: string;
   ok: boolean;
@@ -193,6 +195,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await writers.stop();
     log(`faults done: ${faults}; writes acked=${writers.acked.length} refused=${writers.failed}`);
 
+    // Everything up again (a gateway that crashed is being restarted by its supervisor).
+    await heal(world, ["vesselLink", "shoreLink", "vesselPg", "shorePg", "vessel", "shore"]);
+    const crashes = { vessel: vessel.crashes, shore: shore.crashes };
+    if (crashes.vessel || crashes.shore) {
+      log(`gateway crashes (restarted): ${JSON.stringify(crashes)}`);
+    }
+
     // Settle: every change acknowledged by shore, as the vessel itself reports it.
     const settleDeadline = Date.now() + settleMs;
     let settled = false;
@@ -238,6 +247,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       verdict,
       redeliveryRatio,
       maxRecoverySeconds,
+      crashes,
       line,
       ok,
       workDir,
@@ -285,8 +295,9 @@ if (import.meta.main) {
   if (values.record) {
     // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
     const entry = {
-      // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean).
-      harness: 2,
+      // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean);
+      // 3: crashed gateways are restarted and counted.
+      harness: 3,
       at: new Date().toISOString(),
       command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
       seed,
@@ -295,6 +306,7 @@ if (import.meta.main) {
       settled: result.settled,
       line: result.line,
       byKind: result.byKind,
+      crashes: result.crashes,
       examples: result.verdict.examples,
     };
     await Deno.writeTextFile(values.record, JSON.stringify(entry) + "\n", { append: true });
