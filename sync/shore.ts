@@ -191,7 +191,7 @@ export function createShore(options: ShoreOptions): Shore {
 
   function scheduleAck(vesselId: string) {
     dirtyAcks.add(vesselId);
-    ackTimer ??= setTimeout(publishAcks, ackDebounceMs);
+    if (!closed) ackTimer ??= setTimeout(publishAcks, ackDebounceMs);
   }
 
   async function publishAcks(all = false) {
