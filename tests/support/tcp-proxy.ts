@@ -15,10 +15,11 @@ export interface TcpProxy {
 /** Starts a proxy to `127.0.0.1:targetPort` on a free port. */
 export function startTcpProxy(targetPort: number): TcpProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
+  // Each pair's pipes stop on its abort signal: closing a Conn whose streams a pipe has
+  // locked can fail, which would leave a half-open connection (a black hole, not an outage).
+  const pairs = new Set<() => void>();
   let up = true;
-  const close = (c: Deno.Conn) => {
-    conns.delete(c);
+  const closeConn = (c: Deno.Conn) => {
     try {
       c.close();
     } catch {
@@ -28,31 +29,39 @@ export function startTcpProxy(targetPort: number): TcpProxy {
   const accepting = (async () => {
     for await (const client of listener) {
       if (!up) {
-        close(client);
+        closeConn(client);
         continue;
       }
       let target: Deno.Conn;
       try {
         target = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
       } catch {
-        close(client);
+        closeConn(client);
         continue;
       }
-      conns.add(client);
-      conns.add(target);
+      const abort = new AbortController();
+      const { signal } = abort;
+      const pipes = Promise.allSettled([
+        client.readable.pipeTo(target.writable, { signal }),
+        target.readable.pipeTo(client.writable, { signal }),
+      ]);
       const end = () => {
-        close(client);
-        close(target);
+        pairs.delete(end);
+        abort.abort();
+        pipes.then(() => {
+          closeConn(client);
+          closeConn(target);
+        });
       };
-      client.readable.pipeTo(target.writable).catch(() => {}).finally(end);
-      target.readable.pipeTo(client.writable).catch(() => {}).finally(end);
+      pairs.add(end);
+      pipes.then(end);
     }
   })().catch(() => {});
   return {
     port: (listener.addr as Deno.NetAddr).port,
     cut() {
       up = false;
-      for (const c of [...conns]) close(c);
+      for (const end of [...pairs]) end();
     },
     restore() {
       up = true;
@@ -60,7 +69,7 @@ export function startTcpProxy(targetPort: number): TcpProxy {
     async [Symbol.asyncDispose]() {
       up = false;
       listener.close();
-      for (const c of [...conns]) close(c);
+      for (const end of [...pairs]) end();
       await accepting;
     },
   };

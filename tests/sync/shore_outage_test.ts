@@ -20,7 +20,7 @@ Deno.test("a database outage holds changes in the shore's buffer; after it every
   });
   const lines: string[] = [];
   const log = createLogger({ level: "warn", write: (line) => lines.push(line) });
-  const shore = await startShore(broker.url, shoreDb.sql, { log });
+  const shore = await startShore(broker.url, shoreDb.sql, { log, writeTimeoutMs: 2_000 });
   const pub = await rawClient(broker.url);
   const applied = async () => {
     const [row] = await db.sql<{ n: number; inbox: number }[]>`
