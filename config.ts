@@ -61,7 +61,14 @@ const schema = z.object({
   MQTT_KEEPALIVE_S: int("MQTT_KEEPALIVE_S", 1, 65535).default(60),
   API_TOKENS: z.string().transform((v) => v.split(",").map((t) => t.trim()).filter(Boolean))
     .pipe(
-      z.array(z.string().min(16, '"API_TOKENS" entries must be at least 16 characters'))
+      z.array(
+        z.string().min(16, '"API_TOKENS" entries must be at least 16 characters')
+          // The bearer token syntax (RFC 6750): anything else could never be presented.
+          .regex(
+            /^[A-Za-z0-9._~+/-]+=*$/,
+            '"API_TOKENS" entries may hold only A-Z a-z 0-9 . _ ~ + / - and trailing =',
+          ),
+      )
         .min(1, '"API_TOKENS" must hold at least one token'),
     ).optional(),
   OUTBOX_MAX_PENDING: int("OUTBOX_MAX_PENDING", 1).default(1_000_000),

@@ -61,6 +61,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  // SQLSTATE classes that mean "this server cannot serve us now", whatever the exact code:
+  // 08 connection exception, 53 insufficient resources (too many connections, disk full),
+  // 57P operator intervention (shutdown, restart, dropped database), 3D000 the database is
+  // gone, 28 the login is refused. None of them is the request's fault or a bug.
+  if (typeof code === "string" && /^(08|53|57P|28|3D000$)/.test(code)) return true;
   return /connect|connection|closed|terminat/i.test(err.message) &&
     !(err as { severity?: unknown }).severity;
 }
@@ -90,6 +95,13 @@ export function toHttpError(err: unknown): HttpError | undefined {
     return new HttpError(503, "database_unavailable", "The database is unreachable", [], {
       "Retry-After": "5",
     });
+  }
+  if (
+    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.UnexpectedEof ||
+    err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.Interrupted
+  ) {
+    // The request body stopped arriving (client gone, or the server stopping mid-upload).
+    return new HttpError(400, "body_unreadable", "The request body could not be read");
   }
   return undefined;
 }

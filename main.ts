@@ -16,6 +16,7 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { Drain } from "./drain.ts";
 import { createSession } from "./sync/session.ts";
 import { createShore } from "./sync/shore.ts";
 import { fleetSummary, vesselProgress } from "./db/shore.ts";
@@ -34,10 +35,24 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Options for {@linkcode start}. */
+export interface StartOptions {
+  /** Aborting it during start-up (a SIGTERM while the database is unreachable) stops start. */
+  signal?: AbortSignal;
+}
+
 /** Starts a gateway from `config`. */
-export async function start(config: Config, log: Logger): Promise<Gateway> {
+export async function start(
+  config: Config,
+  log: Logger,
+  options: StartOptions = {},
+): Promise<Gateway> {
   const startedAt = Date.now();
+  // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
+  // variable (a ConfigError), rather than surfacing later as a reconnect loop.
+  const tls = await readTlsFiles(config.mqtt);
   const aborted = new AbortController();
+  options.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
   const db = await openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir,
@@ -65,17 +80,18 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
       broker: redactUrl(config.mqtt.url),
       version: VERSION,
     };
-    // "bosun-shore-<VESSEL_ID>": a shore's client id never takes over a vessel's session.
+    // "bosun.shore-<VESSEL_ID>": no VESSEL_ID holds a dot, so this never equals a vessel's
+    // "bosun-<VESSEL_ID>" (a vessel named "shore-a" would clash with "bosun-shore-a").
     const session = config.localMode
       ? createSession({
         mqtt: config.mqtt,
-        clientId: `bosun-shore-${config.vesselId}`,
+        clientId: `bosun.shore-${config.vesselId}`,
         // In a shared group the group is the durable consumer: a member's session must end
         // with its connection, or the broker keeps queueing its share of the fleet's messages
         // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to
         // the members that are up. A lone shore keeps a persistent session (7 days).
         sessionExpiryS: config.shoreSharedGroup ? 0 : undefined,
-        tls: await readTlsFiles(config.mqtt),
+        tls,
         log: log.child({ module: "mqtt" }),
         metrics,
       })
@@ -173,7 +189,6 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
   let engine: VesselEngine | undefined;
   let catchup: Hono | undefined;
   if (config.role === "vessel" && config.localMode) {
-    const tls = await readTlsFiles(config.mqtt);
     engine = createVesselEngine({ sql: db.sql, config, gate, metrics, log, tls });
     engine.start();
     report = engine.report;
@@ -201,16 +216,29 @@ export async function start(config: Config, log: Logger): Promise<Gateway> {
     metricsRoute: metricsRoutes({ metrics, refresh, log }),
   });
 
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ hostname, port }) => log.info("Listening", { hostname, port, role: config.role }),
-  }, app.fetch);
+  const drain = new Drain();
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log.info("Listening", { hostname, port, role: config.role }),
+    }, drain.wrap(app.fetch));
+  } catch (err) {
+    await db.close();
+    // Not a ConfigError: the values are valid, the port is taken (exit 1, not 2).
+    throw new Error(
+      `Cannot listen on "HOST" "${config.host}", "PORT" ${config.port}: ${(err as Error).message}`,
+    );
+  }
 
   return {
     port: server.addr.port,
     async close() {
       aborted.abort();
+      // A request still uploading its body when the stop comes gets this long to finish.
+      await drain.drain(10_000);
       await server.shutdown();
       await engine?.stop();
       await db.close();
@@ -228,16 +256,43 @@ if (import.meta.main) {
     console.error(`bosun: ${err.message}`);
     Deno.exit(2);
   }
-  const gateway = await start(config, log);
+  // Signals are handled from the first moment, so a stop while start-up still waits for the
+  // database ends the retry loop instead of being ignored until the database answers.
+  const abort = new AbortController();
+  let gateway: Gateway | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("Stopping", { signal });
+    abort.abort();
+    if (!gateway) return; // start() sees the abort and throws; handled below
     await gateway.close();
     log.info("Stopped");
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  try {
+    gateway = await start(config, log, { signal: abort.signal });
+  } catch (err) {
+    if (abort.signal.aborted) {
+      log.info("Stopped during start-up");
+      Deno.exit(0);
+    }
+    if (err instanceof ConfigError) {
+      // A TLS file that cannot be read or parsed: named like any other bad variable.
+      console.error(`bosun: ${err.message}`);
+      Deno.exit(2);
+    }
+    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a trace.
+    console.error(`bosun: start-up failed: ${(err as Error).message ?? err}`);
+    log.error("Start-up failed", { error: err, stack: (err as Error).stack });
+    Deno.exit(1);
+  }
+  if (stopping) {
+    await gateway.close();
+    log.info("Stopped");
+    Deno.exit(0);
+  }
 }

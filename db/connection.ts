@@ -76,6 +76,11 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
       }
       log.warn("Database unreachable, retrying", { attempt, retryInMs: delay, error: err });
       await sleep(delay, signal);
+      // A stop during the wait ends the loop now rather than after one more connect attempt.
+      if (signal?.aborted) {
+        await close();
+        throw err;
+      }
       delay = Math.min(delay * 2, 30_000);
     }
   }

@@ -82,7 +82,10 @@ export function createRecordStore({ sql, gate }: RecordStoreOptions): RecordStor
   return {
     async create(entity, input) {
       gate.admit();
-      const { id = crypto.randomUUID(), ...fields } = input;
+      const { id: given, ...fields } = input;
+      // PostgreSQL compares uuids case-blind; the record's JSON must carry the same canonical
+      // form, or its id would differ by case from the one its change and shore key on.
+      const id = (given ?? crypto.randomUUID()).toLowerCase();
       const now = new Date().toISOString();
       const record: ApiRecord = { id, version: 1, createdAt: now, updatedAt: now, ...fields };
       for (const k of Object.keys(record)) if (record[k] === null) delete record[k];

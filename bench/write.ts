@@ -1,0 +1,161 @@
+/**
+ * HTTP create rate and latency at 16 concurrent clients against a real PostgreSQL, next to
+ * the raw rate of the same write (record + change row, the record store's one statement)
+ * issued directly with `postgres` at the same concurrency, in the same run.
+ *
+ * The gateway runs in a process of its own (as in production), so the load generator does
+ * not share its event loop. Goal: HTTP ≥ 0.8 of raw, p99 ≤ 10 ms.
+ */
+import { createRecordStore } from "../db/records.ts";
+import { OutboxGate } from "../db/outbox-gate.ts";
+import { freshDatabase } from "../tests/support/pg.ts";
+import { freePort } from "../tests/support/ports.ts";
+import { spawnGateway } from "../tests/support/process.ts";
+import { type BenchRow, percentile } from "./types.ts";
+
+const CONCURRENCY = 16;
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? "5");
+const TOKEN = "bench-token-0123456789abcdef";
+
+interface Sample {
+  rate: number;
+  p50: number;
+  p99: number;
+  count: number;
+  /** CPU seconds the measured process spent per operation, in µs (Linux /proc; else NaN). */
+  cpuUs: number;
+}
+
+/** User + system CPU seconds of a process so far, from /proc (NaN where there is none). */
+function cpuSeconds(pid: number | "self"): number {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Runs `op` from `CONCURRENCY` loops for `seconds`; returns rate, latency and the CPU time
+ * process `pid` spent per operation.
+ */
+async function load(
+  op: (i: number) => Promise<void>,
+  seconds: number,
+  pid: number | "self",
+): Promise<Sample> {
+  const cpuBefore = cpuSeconds(pid);
+  const latencies: number[] = [];
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  let n = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (performance.now() < until) {
+      const t = performance.now();
+      await op(n++);
+      latencies.push(performance.now() - t);
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate: latencies.length / elapsed,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    count: latencies.length,
+    cpuUs: (cpuSeconds(pid) - cpuBefore) / latencies.length * 1e6,
+  };
+}
+
+const body = (i: number) =>
+  JSON.stringify({
+    title: `Inspect bilge pump ${i}`,
+    equipmentId: "pump-7",
+    description: "Vibration above threshold at 1,200 rpm; check mounts and impeller.",
+    priority: 2,
+  });
+
+/** Measures raw and HTTP writes; returns the rows. */
+export async function run(): Promise<BenchRow[]> {
+  await using db = await freshDatabase({ max: CONCURRENCY });
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(1e12) });
+  const raw = (i: number) => store.create("work_orders", JSON.parse(body(i))).then(() => {});
+
+  const dataDir = await Deno.makeTempDir({ prefix: "bosun-bench-" });
+  await using gw = spawnGateway({
+    env: {
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      API_TOKENS: TOKEN,
+      MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
+      // The HTTP write path alone: a sync engine publishing meanwhile is another bench's figure.
+      LOCAL_MODE: "false",
+    },
+  });
+  const url = `http://127.0.0.1:${await gw.port()}/api/work_orders`;
+  const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const http = async (i: number) => {
+    const res = await fetch(url, { method: "POST", headers, body: body(i) });
+    if (res.status !== 201) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+    await res.body?.cancel();
+  };
+
+  try {
+    // Warm both paths (JIT, connection pools), then measure raw, HTTP, raw again and take the
+    // better raw run, so a slow moment on the shared machine does not flatter the ratio.
+    const pid = gw.child.pid;
+    await load(raw, 1, "self");
+    await load(http, 1, pid);
+    const raw1 = await load(raw, SECONDS, "self");
+    const viaHttp = await load(http, SECONDS, pid);
+    const raw2 = await load(raw, SECONDS, "self");
+    const rawBest = raw1.rate >= raw2.rate ? raw1 : raw2;
+    console.error(
+      `write: raw ${raw1.rate.toFixed(0)}/s and ${raw2.rate.toFixed(0)}/s, ` +
+        `HTTP ${viaHttp.rate.toFixed(0)}/s (${viaHttp.count} requests)`,
+    );
+    const ratio = viaHttp.rate / rawBest.rate;
+    return [
+      {
+        figure: `create rate, HTTP vs raw postgres, ${CONCURRENCY} clients (/s)`,
+        value: viaHttp.rate,
+        baseline: rawBest.rate,
+        ratio,
+        goal: "≥ 0.8 of raw",
+        holds: ratio >= 0.8,
+      },
+      {
+        figure: `create p50, HTTP vs raw (ms)`,
+        value: viaHttp.p50,
+        baseline: rawBest.p50,
+        ratio: viaHttp.p50 / rawBest.p50,
+        goal: "",
+        holds: null,
+      },
+      {
+        // The figure least disturbed by other work on the machine: what one create costs the
+        // gateway process, next to what the same write costs a bare postgres client.
+        figure: `CPU per create, gateway process vs raw client (µs)`,
+        value: viaHttp.cpuUs,
+        baseline: rawBest.cpuUs,
+        ratio: viaHttp.cpuUs / rawBest.cpuUs,
+        goal: "",
+        holds: null,
+      },
+      {
+        figure: `create p99, HTTP vs raw (ms)`,
+        value: viaHttp.p99,
+        baseline: rawBest.p99,
+        ratio: viaHttp.p99 / rawBest.p99,
+        goal: "≤ 10 ms",
+        holds: viaHttp.p99 <= 10,
+      },
+    ];
+  } finally {
+    await gw.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
