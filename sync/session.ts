@@ -281,24 +281,6 @@ class MqttSession implements Session {
     for (const fail of [...this.#pending]) fail(err);
   }
 
-  /**
-   * mqtt.js keeps in-flight QoS 1/2 publishes in its in-memory store and, on a resumed
-   * session, replays them one per round trip before it reports "connect": with a full window
-   * on a 600 ms satellite link the session stayed "disconnected" for minutes, publishing
-   * nothing new. Those publishes were just rejected to the caller, who re-sends what matters
-   * (the publisher, from the database), so they are forgotten. A PUBREL (a QoS 2 message
-   * the broker already holds) is kept, so that the broker can release its packet id.
-   */
-  #forgetRejectedPublishes(): void {
-    const client = this.#client;
-    for (const id of Object.keys(client.outgoing)) {
-      const messageId = Number(id);
-      client.outgoingStore.get({ messageId }, (err, packet) => {
-        if (!err && packet?.cmd === "publish") client.removeOutgoingMessage(messageId);
-      });
-    }
-  }
-
   #onClose(): void {
     if (this.#connected) {
       this.#connected = false;
@@ -308,7 +290,6 @@ class MqttSession implements Session {
     // mqtt.js keeps a persistent session's in-flight callbacks across reconnects; the
     // publisher wants to know now, and re-sends from the change log itself.
     this.#rejectPending("Connection closed");
-    this.#forgetRejectedPublishes();
     if (this.#closed || this.#timer !== undefined) return;
     this.#attempt++;
     this.#attemptsTotal++;
