@@ -14,18 +14,23 @@ export interface OutboxStats {
   lastAckedSeq: number;
 }
 
-/** Reads the outbox figures; every count uses a partial index. */
+/**
+ * Reads the outbox figures. "Published" is the watermark `vessel_state.published_seq`: what
+ * lies above it would be re-sent after a restart, so it counts as queued. Every count uses a
+ * partial index.
+ */
 export async function outboxStats(sql: Sql): Promise<OutboxStats> {
   const [row] = await sql<OutboxStats[]>`
     select
       s.epoch::text as epoch,
-      (select count(*) from changes where published_at is null)::int8 as queued,
-      (select count(*) from changes where acked_at is null and published_at is not null)::int8
-        as unacked,
+      ((select count(*) from changes where seq is null)
+        + (select count(*) from changes where acked_at is null and seq is not null
+            and seq > s.published_seq))::int8 as queued,
+      (select count(*) from changes where acked_at is null and seq is not null
+        and seq <= s.published_seq)::int8 as unacked,
       (select extract(epoch from now() - changed_at)::float8 from changes
         where acked_at is null order by id limit 1) as "oldestUnackedAgeSeconds",
-      coalesce((select max(seq) from changes where epoch = s.epoch
-        and published_at is not null), 0)::int8 as "lastPublishedSeq",
+      s.published_seq as "lastPublishedSeq",
       coalesce((select max(seq) from changes where epoch = s.epoch
         and acked_at is not null), 0)::int8 as "lastAckedSeq"
     from vessel_state s`;
@@ -79,42 +84,46 @@ export function claimChanges(sql: Sql, limit: number): Promise<OutboxRow[]> {
 }
 
 /**
- * Rows of the current epoch with a seq, after `afterSeq`, in seq order: those never published
- * (`unpublishedOnly`, after a crash or a drop) or every unacknowledged one (a re-send).
+ * Unacknowledged rows of `epoch` after `afterSeq`, in seq order: a pass from the published
+ * watermark (after a start or a drop) or from 0 (a re-send).
  */
 export function pendingAfter(
   sql: Sql,
-  options: { epoch: string; afterSeq: number; limit: number; unpublishedOnly: boolean },
+  options: { epoch: string; afterSeq: number; limit: number },
 ): Promise<OutboxRow[]> {
-  const { epoch, afterSeq, limit, unpublishedOnly } = options;
+  const { epoch, afterSeq, limit } = options;
   return sql.unsafe<OutboxRow[]>(
     `select ${columns("")} from changes
-     where epoch = $1 and seq > $2 and ${
-      unpublishedOnly ? "published_at is null" : "acked_at is null"
-    }
+     where epoch = $1 and seq > $2 and acked_at is null
      order by seq limit $3`,
     [epoch, afterSeq, limit],
   ) as unknown as Promise<OutboxRow[]>;
 }
 
-/** Marks rows published (and, with `ackToo`, acknowledged); returns how many were acked. */
-export async function markPublished(sql: Sql, ids: number[], ackToo: boolean): Promise<number> {
+/**
+ * Raises the published watermark of `epoch` to `seq` (never lowers it, and never touches
+ * another epoch's: a late write after a new epoch changes nothing).
+ */
+export async function advancePublished(sql: Sql, epoch: string, seq: number): Promise<void> {
+  await sql`update vessel_state set published_seq = ${seq}
+    where epoch = ${epoch} and published_seq < ${seq}`;
+}
+
+/** ACK_MODE=broker: marks rows acknowledged on their PUBACK; returns how many were. */
+export async function markAcked(sql: Sql, ids: number[]): Promise<number> {
   if (ids.length === 0) return 0;
-  if (!ackToo) {
-    await sql`update changes set published_at = now()
-      where id = any(${ids}::int8[]) and published_at is null`;
-    return 0;
-  }
-  const result = await sql`update changes
-    set published_at = coalesce(published_at, now()), acked_at = now()
+  const result = await sql`update changes set acked_at = now()
     where id = any(${ids}::int8[]) and acked_at is null`;
   return result.count;
 }
 
-/** The current epoch and last seq handed out. */
-export async function vesselState(sql: Sql): Promise<{ epoch: string; lastSeq: number }> {
-  const [row] = await sql<{ epoch: string; lastSeq: number }[]>`
-    select epoch::text, last_seq as "lastSeq" from vessel_state`;
+/** The current epoch, the last seq handed out and the published watermark. */
+export async function vesselState(
+  sql: Sql,
+): Promise<{ epoch: string; lastSeq: number; publishedSeq: number }> {
+  const [row] = await sql<{ epoch: string; lastSeq: number; publishedSeq: number }[]>`
+    select epoch::text, last_seq as "lastSeq", published_seq as "publishedSeq"
+    from vessel_state`;
   if (!row) throw new Error("vessel_state holds no row: the migrations did not run");
   return row;
 }
@@ -138,9 +147,9 @@ export function applyAck(sql: Sql, ack: { epoch: string; seq: number }): Promise
     if (!state || state.epoch !== ack.epoch) return { kind: "ignored" } as const;
     if (ack.seq > state.last_seq) {
       const [next] = await tx<{ epoch: string }[]>`
-        update vessel_state set epoch = gen_random_uuid(), last_seq = 0 returning epoch::text`;
-      const r = await tx`update changes set acked_at = now(),
-        published_at = coalesce(published_at, now())
+        update vessel_state set epoch = gen_random_uuid(), last_seq = 0, published_seq = 0
+        returning epoch::text`;
+      const r = await tx`update changes set acked_at = now()
         where epoch = ${state.epoch} and acked_at is null`;
       return { kind: "new_epoch", epoch: next!.epoch, released: r.count } as const;
     }
