@@ -28,8 +28,14 @@ export async function outboxStats(sql: Sql): Promise<OutboxStats> {
             and seq > s.published_seq))::int8 as queued,
       (select count(*) from changes where acked_at is null and seq is not null
         and seq <= s.published_seq)::int8 as unacked,
-      (select extract(epoch from now() - changed_at)::float8 from changes
-        where acked_at is null order by id limit 1) as "oldestUnackedAgeSeconds",
+      (select extract(epoch from now() - min(changed_at))::float8 from (
+        (select changed_at from changes where acked_at is null and seq is not null
+          order by seq limit 1)
+        -- the first unclaimed change of each priority (0 alerts, 1 the rest)
+        union all (select changed_at from changes where seq is null and priority = 0
+          order by priority, id limit 1)
+        union all (select changed_at from changes where seq is null and priority = 1
+          order by priority, id limit 1)) o) as "oldestUnackedAgeSeconds",
       s.published_seq as "lastPublishedSeq",
       coalesce((select max(seq) from changes where epoch = s.epoch
         and acked_at is not null), 0)::int8 as "lastAckedSeq"
@@ -38,10 +44,11 @@ export async function outboxStats(sql: Sql): Promise<OutboxStats> {
   return row;
 }
 
-/** Counts the changes not yet acknowledged, to seed the outbox bound. */
+/** Counts the changes not yet acknowledged, to seed the outbox bound (two partial indexes). */
 export async function countPending(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
-    select count(*)::int8 as n from changes where acked_at is null`;
+    select ((select count(*) from changes where seq is null)
+      + (select count(*) from changes where acked_at is null and seq is not null))::int8 as n`;
   return row?.n ?? 0;
 }
 
@@ -68,6 +75,12 @@ export function claimChanges(sql: Sql, limit: number): Promise<OutboxRow[]> {
     const [state] = await tx<{ epoch: string; last_seq: number }[]>`
       select epoch::text, last_seq from vessel_state for update`;
     if (!state) throw new Error("vessel_state holds no row: the migrations did not run");
+    // The only plan that scales walks changes_unclaimed in (priority, id) order and stops at
+    // the limit. Without fresh statistics (a backlog built since the last analyze) the
+    // planner guesses a few hundred unclaimed rows and reads and sorts all of them instead,
+    // at every claim: 160 ms instead of 15 ms for 1,024 of 100,000 in a test. Forbidding the
+    // sort, for this transaction only, leaves it the index walk.
+    await tx`set local enable_sort = off`;
     const rows = await tx.unsafe<OutboxRow[]>(
       `update changes c set epoch = $1, seq = $2 + p.rn
        from (select id, row_number() over (order by priority, id) as rn from changes
@@ -150,7 +163,7 @@ export function applyAck(sql: Sql, ack: { epoch: string; seq: number }): Promise
         update vessel_state set epoch = gen_random_uuid(), last_seq = 0, published_seq = 0
         returning epoch::text`;
       const r = await tx`update changes set acked_at = now()
-        where epoch = ${state.epoch} and acked_at is null`;
+        where epoch = ${state.epoch} and seq is not null and acked_at is null`;
       return { kind: "new_epoch", epoch: next!.epoch, released: r.count } as const;
     }
     const r = await tx`update changes set acked_at = now()

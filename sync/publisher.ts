@@ -90,7 +90,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
   let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
   let buffer: OutboxRow[] = [];
-  // Two signals: "work" (a commit, a connect, a pass) and "slot" (a publish completed).
+  // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
+  const lowWater = 2 * window;
+  const highWater = 4 * window;
+  // Two signals: "work" (a commit, a connect, a pass) and "slot" (the buffer ran low).
   // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
   const pendingSignals = { work: false, slot: false };
   let wakeUp: (() => void) | undefined;
@@ -104,6 +107,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const requestPass = (kind: "unpublished" | "all") => {
     if (passRequest !== "all") passRequest = kind;
     generation++;
+    buffer = []; // the pass re-reads these rows
     wake();
   };
   const sleep = (ms: number, on: "work" | "slot") => {
@@ -191,13 +195,21 @@ export function createPublisher(options: PublisherOptions): Publisher {
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
-      signal("slot");
+      pump();
+      if (buffer.length <= lowWater) signal("slot");
     });
+  }
+
+  // Called on every completion as well as by the loop: the window stays full while the
+  // loop awaits the database, instead of draining during every claim.
+  function pump() {
+    while (buffer.length && inFlightSeqs.size < window && session.connected && !stopped) {
+      send(buffer.shift()!);
+    }
   }
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
-      buffer = [];
       const { epoch, publishedSeq } = await vesselState(sql);
       seedMark(epoch, publishedSeq);
       const skipPublished = passRequest === "unpublished";
@@ -220,7 +232,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return claimChanges(sql, room);
   }
 
-  // Rows are fetched ahead into a buffer of up to 2 × `window` rows while earlier publishes
+  // Rows are fetched ahead into a buffer of up to `highWater` rows while earlier publishes
   // are in flight, so the database round trips overlap the broker's.
   async function loop() {
     while (!stopped) {
@@ -232,21 +244,18 @@ export function createPublisher(options: PublisherOptions): Publisher {
         }
         if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
-        if (buffer.length <= window) {
+        if (buffer.length <= lowWater) {
           const gen = generation;
-          const rows = await nextRows(2 * window - buffer.length);
-          if (gen !== generation) {
-            buffer = []; // a pass was requested meanwhile: it re-reads these rows
-            continue;
-          }
+          const rows = await nextRows(highWater - buffer.length);
+          if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
           buffer.push(...rows);
           exhausted = rows.length === 0 && pass === null && passRequest === null;
         }
-        while (buffer.length && inFlightSeqs.size < window && session.connected) {
-          send(buffer.shift()!);
-        }
-        if (exhausted && buffer.length === 0) await sleep(Math.min(pollMs, resendDelay), "work");
-        else if (inFlightSeqs.size >= window) await sleep(pollMs, "slot");
+        pump();
+        // Nothing more to fetch: wait for a commit (the buffer drains by itself). Enough
+        // buffered: wait until it runs low.
+        if (exhausted) await sleep(Math.min(pollMs, resendDelay), "work");
+        else if (buffer.length > lowWater) await sleep(pollMs, "slot");
       } catch (err) {
         log.warn("Publisher step failed, retrying", { error: err });
         await sleep(1_000, "work");
