@@ -23,7 +23,7 @@ import {
 } from "../db/outbox.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "./session.ts";
-import { envelopeJson, qosOf } from "./envelope.ts";
+import { qosOf } from "./envelope.ts";
 import { topicsOf } from "./topics.ts";
 import type { Entity } from "../entities.ts";
 
@@ -179,9 +179,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   }
 
   function send(row: OutboxRow) {
-    // Built from PostgreSQL's jsonb text and fixed-format fields: it cannot fail, so no row
-    // can block the queue behind it (see envelopeJson).
-    const payload = envelopeJson(row, vesselId);
+    // Built by PostgreSQL from the jsonb text and fixed-format fields: it cannot fail, so no
+    // row can block the queue behind it (see envelopeSql).
+    const payload = row.json;
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
@@ -217,7 +217,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       passRequest = null;
     }
     if (pass) {
-      const rows = await pendingAfter(sql, { ...pass, limit: room });
+      const rows = await pendingAfter(sql, { ...pass, limit: room, vesselId });
       if (rows.length === 0) {
         pass = null;
       } else {
@@ -229,7 +229,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    return claimChanges(sql, room);
+    return claimChanges(sql, room, vesselId);
   }
 
   // Rows are fetched ahead into a buffer of up to `highWater` rows while earlier publishes
@@ -268,7 +268,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   async function checkResend() {
     if (Date.now() - lastProgressAt < resendDelay) return;
     const { epoch } = await vesselState(sql);
-    const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1 });
+    const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1, vesselId });
     lastProgressAt = Date.now();
     if (!waiting) return;
     requestPass("all");

@@ -121,7 +121,7 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
   const store = createRecordStore({ sql: db.sql, gate });
   for (let i = 0; i < 3; i++) await store.create("crew", { name: `old${i}` });
   // A process claimed these (seq 1..3) and died before publishing them.
-  const claimed = await claimChanges(db.sql, 10);
+  const claimed = await claimChanges(db.sql, 10, "v-crashed");
   assert.deepEqual(claimed.map((r) => r.seq), [1, 2, 3]);
   await store.create("alerts", { equipmentId: "e", severity: "info", message: "new" });
 
