@@ -39,8 +39,10 @@ function ownCpu(): number {
  * from /proc: the least noisy measure of what the drain costs PostgreSQL on a shared machine.
  */
 async function dbCpu(sql: Sql): Promise<number> {
+  // Client backends only: an autovacuum worker that happens to run is not the drain's cost.
   const pids = await sql<{ pid: number }[]>`
-    select pid from pg_stat_activity where datname = current_database()`;
+    select pid from pg_stat_activity
+    where datname = current_database() and backend_type = 'client backend'`;
   let total = 0;
   for (const { pid } of pids) {
     try {
