@@ -9,6 +9,7 @@ import type { BenchModule, BenchRow } from "./types.ts";
 const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["write", () => import("./write.ts")],
   ["drain", () => import("./drain.ts")],
+  ["fleet", () => import("./fleet.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

@@ -103,6 +103,7 @@ class MqttSession implements Session {
   #opts: SessionOptions;
   #connected = false;
   #closed = false;
+  #lastError: string | undefined;
   #attempt = 0; // since the last successful connect, drives the delay
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -142,6 +143,9 @@ class MqttSession implements Session {
     this.#client.on("connect", (connack) => this.#onConnect(connack.sessionPresent));
     this.#client.on("close", () => this.#onClose());
     this.#client.on("error", (err) => {
+      // Told on the (thinned) reconnect line, so an operator sees why the broker refuses us
+      // (bad password, unknown CA) without a line per attempt. mqtt.js errors hold no secrets.
+      this.#lastError = err.message;
       this.#log.debug("MQTT error", { error: err });
     });
     this.#client.on("message", (topic, payload) => {
@@ -249,6 +253,7 @@ class MqttSession implements Session {
     this.#connected = true;
     const attempts = this.#attempt;
     this.#attempt = 0;
+    this.#lastError = undefined;
     this.#log.info("MQTT connected", { sessionPresent, afterAttempts: attempts });
     // Every connect re-sends every SUBSCRIBE: after a session loss the broker has none, and a
     // filter added while offline was never sent. Retained messages come again; the ack is
@@ -299,6 +304,7 @@ class MqttSession implements Session {
         attempt: this.#attempt,
         delayMs,
         queueDepth: this.#opts.queueDepth?.(),
+        lastError: this.#lastError,
       });
     }
     this.#emit({ type: "reconnecting", attempt: this.#attempt, delayMs });
