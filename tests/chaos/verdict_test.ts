@@ -4,7 +4,6 @@ import { createRecordStore } from "../../db/records.ts";
 import { OutboxGate } from "../../db/outbox-gate.ts";
 import { claimChanges } from "../../db/outbox.ts";
 import { ingest } from "../../db/inbox.ts";
-import { toEnvelope } from "../../sync/envelope.ts";
 import { computeVerdict } from "./verdict.ts";
 import type { AckedWrite } from "./writers.ts";
 
@@ -23,10 +22,8 @@ Deno.test("the chaos verdict counts lost, double-applied and diverged changes", 
   acked.push({ entity: "crew", id: updated.id, op: "update", version: updated.version });
   await records.remove("crew", acked[1]!.id);
   acked.push({ entity: "crew", id: acked[1]!.id, op: "delete" });
-  const rows = await claimChanges(vessel.sql, 10);
-  const envelopes = rows.map(({ dataText, ...r }) =>
-    toEnvelope({ ...r, data: JSON.parse(dataText) }, vesselId)
-  );
+  const rows = await claimChanges(vessel.sql, 10, vesselId);
+  const envelopes = rows.map((r) => JSON.parse(r.json));
   await ingest(shore.sql, vesselId, rows[0]!.epoch!, envelopes);
   const verdict = () =>
     computeVerdict({ vesselUrl: vessel.url, shoreUrl: shore.url, vesselId, acked });

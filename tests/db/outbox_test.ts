@@ -10,7 +10,7 @@ Deno.test("an ack marks as published the changes whose PUBACK was never recorded
   await using db = await freshDatabase();
   const records = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
   for (let i = 0; i < 3; i++) await records.create("crew", { name: `c${i}` });
-  const claimed = await claimChanges(db.sql, 10);
+  const claimed = await claimChanges(db.sql, 10, "vessel-1");
   assert.equal(claimed.length, 3);
 
   // Published on the wire, but recording published_at failed (the database went away).
@@ -20,6 +20,5 @@ Deno.test("an ack marks as published the changes whose PUBACK was never recorded
   const stats = await outboxStats(db.sql);
   assert.equal(stats.queued, 0);
   assert.equal(stats.unacked, 0);
-  assert.equal(stats.lastPublishedSeq, 3);
   assert.equal(stats.lastAckedSeq, 3);
 });
