@@ -248,8 +248,6 @@ export async function start(
 }
 
 if (import.meta.main) {
-  const log = createLogger({ level: Deno.env.get("LOG_LEVEL") === "debug" ? "debug" : "info" });
-  guardProcess(log);
   let config: Config;
   try {
     config = parseConfig(Deno.env.toObject());
@@ -258,6 +256,8 @@ if (import.meta.main) {
     console.error(`bosun: ${err.message}`);
     Deno.exit(2);
   }
+  const log = createLogger({ level: config.logLevel });
+  guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
   // database ends the retry loop instead of being ignored until the database answers.
   const abort = new AbortController();
