@@ -8,7 +8,7 @@ import { openDatabase } from "./db/connection.ts";
 import { migrate } from "./db/migrations.ts";
 import { createRecordStore } from "./db/records.ts";
 import { OutboxGate } from "./db/outbox-gate.ts";
-import { countPending, outboxStats } from "./db/outbox.ts";
+import { countPending, outboxHealth, outboxStats } from "./db/outbox.ts";
 import { createMetrics } from "./metrics.ts";
 import { resolveApiTokens } from "./auth.ts";
 import { createApp } from "./app.ts";
@@ -162,15 +162,9 @@ export async function start(
 
   const status = config.localMode ? "disconnected" : "disabled";
   let report = async (): Promise<Record<string, unknown>> => {
-    const s = await outboxStats(db.sql);
     return {
       status,
-      epoch: s.epoch,
-      queuedMessages: s.queued,
-      unackedMessages: s.unacked,
-      oldestUnackedAgeSeconds: s.oldestUnackedAgeSeconds,
-      lastPublishedSeq: s.lastPublishedSeq,
-      lastAckedSeq: s.lastAckedSeq,
+      ...outboxHealth(await outboxStats(db.sql)),
       reconnectAttempts: 0,
       activeSubscriptions: 0,
       topics: [],
