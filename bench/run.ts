@@ -2,21 +2,34 @@
  * `deno task bench`: runs every bench module, prints one table and writes bench/results.json.
  *
  * Figures from this machine are noisy (2 cores, shared with other work): read the ratios.
+ * `BENCH_ONLY=write,drain` runs a subset.
  */
 import type { BenchModule, BenchRow } from "./types.ts";
 
 /** Every bench, in order. Add a module here; it exports `run(): Promise<BenchRow[]>`. */
 const BENCHES: [string, () => Promise<BenchModule>][] = [
+  ["drain", () => import("./drain.ts")],
   ["write", () => import("./write.ts")],
+  ["latency", () => import("./latency.ts")],
+  ["catchup", () => import("./catchup.ts")],
+  ["outage", () => import("./outage.ts")],
+  ["fleet", () => import("./fleet.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>
   n === null || Number.isNaN(n) ? "" : Number.isInteger(n) ? String(n) : n.toFixed(digits);
 
-const rows: (BenchRow & { bench: string })[] = [];
+const only = Deno.env.get("BENCH_ONLY")?.split(",");
+const started = performance.now();
+const rows: (BenchRow & { bench: string; seconds: number })[] = [];
 for (const [name, load] of BENCHES) {
+  if (only && !only.includes(name)) continue;
   console.error(`bench: running ${name}`);
-  for (const row of await (await load()).run()) rows.push({ bench: name, ...row });
+  const t = performance.now();
+  const out = await (await load()).run();
+  const seconds = Math.round((performance.now() - t) / 100) / 10;
+  console.error(`bench: ${name} took ${seconds} s`);
+  for (const row of out) rows.push({ bench: name, seconds, ...row });
 }
 
 const table = [
@@ -32,8 +45,12 @@ const table = [
 ];
 const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
 for (const row of table) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+const total = Math.round((performance.now() - started) / 1000);
+const load = Deno.loadavg().map((l) => l.toFixed(1)).join(" ");
+console.log(`\n${rows.length} rows in ${total} s; load average at the end ${load}`);
 
 await Deno.writeTextFile(
   new URL("./results.json", import.meta.url),
-  JSON.stringify({ at: new Date().toISOString(), rows }, null, 2) + "\n",
+  JSON.stringify({ at: new Date().toISOString(), seconds: total, loadavg: load, rows }, null, 2) +
+    "\n",
 );
