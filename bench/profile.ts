@@ -10,6 +10,7 @@ import { freshDatabase } from "../tests/support/pg.ts";
 import { freePort } from "../tests/support/ports.ts";
 import { spawnGateway } from "../tests/support/process.ts";
 import { envNumber } from "./common.ts";
+import { HttpConnection, postRequest } from "./http-client.ts";
 
 const TOKEN = "bench-token-0123456789abcdef";
 const SECONDS = envNumber("BENCH_SECONDS", 8);
@@ -72,18 +73,22 @@ await using gw = spawnGateway({
     LOCAL_MODE: "false",
   },
 });
-const url = `http://127.0.0.1:${await gw.port()}/api/work_orders`;
-const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
-const body = JSON.stringify({ title: "Inspect bilge pump", equipmentId: "pump-7", priority: 2 });
+const port = await gw.port();
+const request = postRequest(
+  "/api/work_orders",
+  TOKEN,
+  JSON.stringify({ title: "Inspect bilge pump", equipmentId: "pump-7", priority: 2 }),
+);
 const drive = async (seconds: number) => {
   const until = performance.now() + seconds * 1000;
   let n = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
+    const conn = await HttpConnection.open(port);
     while (performance.now() < until) {
-      const res = await fetch(url, { method: "POST", headers, body });
-      await res.body?.cancel();
+      if (await conn.send(request) !== 201) throw new Error("create failed");
       n++;
     }
+    conn.close();
   }));
   return n;
 };
