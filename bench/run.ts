@@ -2,9 +2,11 @@
  * `deno task bench`: runs every bench module, prints one table and writes bench/results.json.
  *
  * Figures from this machine are noisy (2 cores, shared with other work): read the ratios.
- * `BENCH_ONLY=write,drain` runs a subset.
+ * `BENCH_ONLY=write,drain` runs a subset; `BENCH_PG_URL` names a PostgreSQL server to use instead
+ * of a private one started here.
  */
 import type { BenchModule, BenchRow } from "./types.ts";
+import { createPgServer } from "../tests/support/pgserver.ts";
 
 /** Every bench, in order. Add a module here; it exports `run(): Promise<BenchRow[]>`. */
 const BENCHES: [string, () => Promise<BenchModule>][] = [
@@ -20,6 +22,14 @@ const fmt = (n: number | null, digits = 2) =>
   n === null || Number.isNaN(n) ? "" : Number.isInteger(n) ? String(n) : n.toFixed(digits);
 
 const only = Deno.env.get("BENCH_ONLY")?.split(",");
+
+// A PostgreSQL server of the bench's own (fsync on, as the machine's), unless one is named:
+// the machine's server is shared with test runs that use up its connections and its CPU in
+// bursts ("too many clients" failed publisher updates in a run on it).
+await using server = Deno.env.get("BENCH_PG_URL")
+  ? undefined
+  : await createPgServer({ fsync: true });
+Deno.env.set("TEST_PG_URL", Deno.env.get("BENCH_PG_URL") ?? server!.url);
 const started = performance.now();
 const rows: (BenchRow & { bench: string; seconds: number })[] = [];
 for (const [name, load] of BENCHES) {
