@@ -106,6 +106,36 @@ export function cpuSeconds(pid: number | "self"): number {
   }
 }
 
+/** CPU seconds of every PostgreSQL backend serving `sql`'s database, by pid. */
+export async function backendCpu(sql: Sql): Promise<Map<number, number>> {
+  const rows = await sql<{ pid: number }[]>`
+    select pid from pg_stat_activity where datname = current_database()`;
+  return new Map(rows.map((r) => [r.pid, cpuSeconds(r.pid)]));
+}
+
+/** CPU seconds spent between two snapshots (a process absent from `before` counts whole). */
+export function cpuSpent(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
+  return total;
+}
+
+/** The pid of the `mosquitto` listening on `port` (found by its configuration file). */
+export function mosquittoPid(port: number): number | undefined {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      if (!args[0]?.endsWith("mosquitto")) continue;
+      const conf = Deno.readTextFileSync(args[args.indexOf("-c") + 1]!);
+      if (conf.includes(`listener ${port} `)) return Number(entry.name);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return undefined;
+}
+
 /** An environment variable as a number, or `fallback`. */
 export const envNumber = (name: string, fallback: number): number =>
   Number(Deno.env.get(name) ?? fallback);

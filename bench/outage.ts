@@ -10,7 +10,15 @@ import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { type GatewayProcess, spawnGateway } from "../tests/support/process.ts";
 import type { BenchRow } from "./types.ts";
-import { cpuSeconds, envNumber, fillChangeLog, until } from "./common.ts";
+import {
+  backendCpu,
+  cpuSeconds,
+  cpuSpent,
+  envNumber,
+  fillChangeLog,
+  mosquittoPid,
+  until,
+} from "./common.ts";
 
 const TOKEN = "bench-token-0123456789abcdef";
 const connects = (gw: GatewayProcess) => gw.stderr().split('"msg":"MQTT connected"').length - 1;
@@ -60,6 +68,12 @@ export async function run(): Promise<BenchRow[]> {
     const vesselConnects = connects(vessel);
     await writer`commit`;
     writer.release();
+    const cpuBefore = {
+      vessel: cpuSeconds(vessel.child.pid),
+      shore: cpuSeconds(shore.child.pid),
+      vesselDb: await backendCpu(vesselDb.sql),
+      shoreDb: await backendCpu(shoreDb.sql),
+    };
     await broker.restart();
     const back = performance.now();
 
@@ -89,6 +103,25 @@ export async function run(): Promise<BenchRow[]> {
     }, 100);
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);
+    // Where the CPU went, per change: on a 2-core machine the four programs share the cores,
+    // so the recovery cannot be faster than 2 s / (their CPU per change summed).
+    const brokerPid = mosquittoPid(broker.port);
+    const perChange = (s: number) => s / n * 1e6;
+    const cpu = {
+      vessel: perChange(cpuSeconds(vessel.child.pid) - cpuBefore.vessel),
+      shore: perChange(cpuSeconds(shore.child.pid) - cpuBefore.shore),
+      broker: perChange(brokerPid ? cpuSeconds(brokerPid) : NaN),
+      postgres: perChange(
+        cpuSpent(cpuBefore.vesselDb, await backendCpu(vesselDb.sql)) +
+          cpuSpent(cpuBefore.shoreDb, await backendCpu(shoreDb.sql)),
+      ),
+    };
+    const cpuTotal = cpu.vessel + cpu.shore + cpu.broker + cpu.postgres;
+    console.error(
+      `outage: CPU per change: vessel ${cpu.vessel.toFixed(0)} µs, shore ${cpu.shore.toFixed(0)}` +
+        ` µs, Mosquitto ${cpu.broker.toFixed(0)} µs, PostgreSQL ${cpu.postgres.toFixed(0)} µs; ` +
+        `${cpuTotal.toFixed(0)} µs in all, ${(n * cpuTotal / 1e6).toFixed(1)} CPU-seconds`,
+    );
     if (seconds > 20) {
       // What the gateways said while it took this long (re-sends, gaps, failures).
       for (const [name, gw] of [["vessel", vessel], ["shore", shore]] as const) {
@@ -112,6 +145,14 @@ export async function run(): Promise<BenchRow[]> {
         goal: "≤ 20 s",
         holds: seconds <= 20,
       },
+      ...(["vessel", "shore", "broker", "postgres"] as const).map((k) => ({
+        figure: `CPU per change during the recovery: ${k} (µs)`,
+        value: cpu[k],
+        baseline: null,
+        ratio: null,
+        goal: "",
+        holds: null,
+      })),
       {
         figure: "of which the vessel's reconnect back-off (s)",
         value: vesselBackS,

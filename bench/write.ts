@@ -11,7 +11,7 @@ import type { Sql } from "../db/connection.ts";
 import { freePort } from "../tests/support/ports.ts";
 import { spawnGateway } from "../tests/support/process.ts";
 import { type BenchRow, percentile } from "./types.ts";
-import { cpuSeconds } from "./common.ts";
+import { backendCpu, cpuSeconds, cpuSpent } from "./common.ts";
 import { HttpConnection, postRequest } from "./http-client.ts";
 
 const CONCURRENCY = 16;
@@ -29,19 +29,6 @@ interface Sample {
   clientCpuUs: number;
   /** CPU the database's server processes spent per operation, in µs. */
   pgCpuUs: number;
-}
-
-/** CPU seconds of every PostgreSQL backend serving the bench database, by pid. */
-async function backendCpu(sql: Sql): Promise<Map<number, number>> {
-  const rows = await sql<{ pid: number }[]>`
-    select pid from pg_stat_activity where datname = current_database()`;
-  return new Map(rows.map((r) => [r.pid, cpuSeconds(r.pid)]));
-}
-
-function cpuSpent(before: Map<number, number>, after: Map<number, number>): number {
-  let total = 0;
-  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
-  return total;
 }
 
 /**
