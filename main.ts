@@ -80,11 +80,12 @@ export async function start(
       broker: redactUrl(config.mqtt.url),
       version: VERSION,
     };
-    // "bosun-shore-<VESSEL_ID>": a shore's client id never takes over a vessel's session.
+    // "bosun.shore-<VESSEL_ID>": no VESSEL_ID holds a dot, so this never equals a vessel's
+    // "bosun-<VESSEL_ID>" (a vessel named "shore-a" would clash with "bosun-shore-a").
     const session = config.localMode
       ? createSession({
         mqtt: config.mqtt,
-        clientId: `bosun-shore-${config.vesselId}`,
+        clientId: `bosun.shore-${config.vesselId}`,
         // In a shared group the group is the durable consumer: a member's session must end
         // with its connection, or the broker keeps queueing its share of the fleet's messages
         // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to

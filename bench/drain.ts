@@ -17,8 +17,8 @@ import { OutboxGate } from "../db/outbox-gate.ts";
 import { createLogger } from "../log.ts";
 import { createMetrics } from "../metrics.ts";
 import { createVesselEngine } from "../sync/engine.ts";
-import { applyAck, type OutboxRow, vesselState } from "../db/outbox.ts";
-import { toEnvelope } from "../sync/envelope.ts";
+import { applyAck, vesselState } from "../db/outbox.ts";
+import { type ChangeRow, toEnvelope } from "../sync/envelope.ts";
 
 const WINDOW = 256;
 const log = createLogger({ level: "warn" });
@@ -101,7 +101,7 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   await engine.stop();
 
   // The same envelopes, built before the clock starts, through raw mqtt.js.
-  const rows = await db.sql<OutboxRow[]>`select id, entity, operation, data, changed_at,
+  const rows = await db.sql<ChangeRow[]>`select entity, operation, data, changed_at,
     message_id, epoch::text, seq from changes order by seq`;
   const payloads = rows.map((r) => ({
     topic: `vessel/${vesselId}/sync/${r.entity}`,
@@ -172,18 +172,21 @@ async function rssRows(n: number): Promise<BenchRow[]> {
   await applyAck(db.sql, { epoch, seq: 20_000 });
   await settle();
   const idle = rss();
+  const idleHeap = Deno.memoryUsage().heapUsed;
 
   peak = 0;
   const seconds = await drainAll(db.sql, vessel, n, sample);
   await settle();
   const loaded = rss();
+  const loadedHeap = Deno.memoryUsage().heapUsed;
   const [unacked] = await db.sql<{ n: number }[]>`
     select count(*)::int8 as n from changes where acked_at is null`;
   await vessel.engine.stop();
   console.error(
     `rss: cold idle ${mib(cold)} MiB, warm idle ${mib(idle)} MiB, ` +
       `${unacked!.n} unacknowledged ${mib(loaded)} MiB, peak while draining them ` +
-      `${mib(peak)} MiB (queued and drained in ${seconds.toFixed(1)} s)`,
+      `${mib(peak)} MiB (queued and drained in ${seconds.toFixed(1)} s); V8 heap in use ` +
+      `${mib(idleHeap)} MiB idle, ${mib(loadedHeap)} MiB loaded`,
   );
   return [
     {

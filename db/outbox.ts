@@ -40,12 +40,16 @@ export async function countPending(sql: Sql): Promise<number> {
   return row?.n ?? 0;
 }
 
-/** A change row as the publisher reads it (with its id, to mark it). */
-export interface OutboxRow extends ChangeRow {
+/** A change row as the publisher reads it: its id (to mark it) and `data` as JSON text. */
+export interface OutboxRow extends Omit<ChangeRow, "data"> {
   id: number;
+  /** The record as PostgreSQL's jsonb output: valid JSON text, spliced into the envelope. */
+  dataText: string;
 }
 
-const ROW_COLUMNS = "id, entity, operation, data, changed_at, message_id, epoch::text, seq";
+const columns = (t: string) =>
+  `${t}id, ${t}entity, ${t}operation, ${t}data::text as "dataText", ${t}changed_at,
+   ${t}message_id, ${t}epoch::text as epoch, ${t}seq`;
 
 /**
  * Claims up to `limit` changes that have no seq yet, alerts first then by id, and gives them
@@ -64,7 +68,7 @@ export function claimChanges(sql: Sql, limit: number): Promise<OutboxRow[]> {
        from (select id, row_number() over (order by priority, id) as rn from changes
              where seq is null order by priority, id limit $3) p
        where c.id = p.id
-       returning ${ROW_COLUMNS.split(", ").map((c) => `c.${c}`).join(", ")}`,
+       returning ${columns("c.")}`,
       [state.epoch, state.last_seq, limit],
     );
     if (rows.length) {
@@ -84,7 +88,7 @@ export function pendingAfter(
 ): Promise<OutboxRow[]> {
   const { epoch, afterSeq, limit, unpublishedOnly } = options;
   return sql.unsafe<OutboxRow[]>(
-    `select ${ROW_COLUMNS} from changes
+    `select ${columns("")} from changes
      where epoch = $1 and seq > $2 and ${
       unpublishedOnly ? "published_at is null" : "acked_at is null"
     }

@@ -7,11 +7,11 @@
  */
 import { z } from "zod";
 import type { Sql } from "../db/connection.ts";
-import { type OutboxRow, vesselState } from "../db/outbox.ts";
+import { vesselState } from "../db/outbox.ts";
 import { ENTITIES, type Entity } from "../entities.ts";
 import { HttpError } from "../errors.ts";
 import type { Session } from "./session.ts";
-import { type Envelope, toEnvelope } from "./envelope.ts";
+import { type ChangeRow, type Envelope, toEnvelope } from "./envelope.ts";
 import { topicsOf } from "./topics.ts";
 
 /** Largest batch one request may ask for. */
@@ -71,11 +71,11 @@ export function createCatchup(options: CatchupOptions): Catchup {
   const { sql, session, vesselId, window = 64, onPublished = () => {} } = options;
   const topics = topicsOf(vesselId);
 
-  async function select(query: CatchupQuery, limit: number): Promise<OutboxRow[]> {
+  async function select(query: CatchupQuery, limit: number): Promise<ChangeRow[]> {
     const { epoch } = await vesselState(sql);
     const bySeq = typeof query.since === "number";
-    return await sql<OutboxRow[]>`
-      select id, entity, operation, data, changed_at, message_id, epoch::text, seq
+    return await sql<ChangeRow[]>`
+      select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq
       from changes
       where epoch = ${epoch} and seq is not null
         ${bySeq ? sql`and seq > ${query.since}` : sql`and changed_at >= ${query.since}`}

@@ -115,6 +115,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         });
         lastAck = undefined;
         publisher?.ackProgress();
+        publisher?.resendAll(); // drops rows buffered under the old epoch
         emit({ type: "new_epoch", previous: parsed.epoch, ...outcome });
         void birth();
         return;

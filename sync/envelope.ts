@@ -80,3 +80,20 @@ export function toEnvelope(
 
 /** QoS per entity: alerts at 2, everything else at 1. */
 export const qosOf = (entity: Entity): 1 | 2 => entity === "alerts" ? 2 : 1;
+
+/**
+ * The envelope of a change row as JSON text, with `data` spliced in as PostgreSQL's own jsonb
+ * output. The publisher's hot path: no parse of the record and no re-serialisation, and
+ * nothing that can fail (jsonb text is valid JSON; the other fields are uuids, enum values,
+ * numbers and a vessel id matching VESSEL_ID_PATTERN). Parses to what {@linkcode toEnvelope}
+ * builds, key for key.
+ */
+export function envelopeJson(
+  row: Omit<ChangeRow, "data"> & { dataText: string },
+  vesselId: string,
+): string {
+  return `{"type":"data_change","entity":"${row.entity}","operation":"${row.operation}",` +
+    `"data":${row.dataText},"timestamp":"${row.changed_at.toISOString()}",` +
+    `"messageId":"${row.message_id}","vesselId":"${vesselId}","epoch":"${row.epoch}",` +
+    `"seq":${row.seq}}`;
+}

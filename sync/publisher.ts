@@ -19,7 +19,7 @@ import {
 } from "../db/outbox.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "./session.ts";
-import { qosOf, toEnvelope } from "./envelope.ts";
+import { envelopeJson, qosOf } from "./envelope.ts";
 import { topicsOf } from "./topics.ts";
 import type { Entity } from "../entities.ts";
 
@@ -123,7 +123,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (ids.length === 0) return;
     try {
       const released = await markPublished(sql, ids, ackMode === "broker");
-      if (released) onEvent({ type: "acked_by_broker", released });
+      if (released) {
+        resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
+        lastProgressAt = Date.now();
+        onEvent({ type: "acked_by_broker", released });
+      }
     } catch (err) {
       // The rows stay unpublished in the database and go out again: a duplicate, not a loss.
       log.warn("Marking changes published failed", { count: ids.length, error: err });
@@ -135,16 +139,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   };
 
   function send(row: OutboxRow) {
-    let payload: string;
-    try {
-      // data is jsonb parsed by the driver: plain JSON values, so stringify cannot throw.
-      // Kept guarded so that if it ever did, one row could not block the queue behind it.
-      payload = JSON.stringify(toEnvelope(row, vesselId));
-    } catch (err) {
-      log.error("Change cannot be serialised, skipped", { seq: row.seq, error: err });
-      onEvent({ type: "publish_failed", seq: row.seq, error: err });
-      return;
-    }
+    // Built from PostgreSQL's jsonb text and fixed-format fields: it cannot fail, so no row
+    // can block the queue behind it (see envelopeJson).
+    const payload = envelopeJson(row, vesselId);
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
@@ -153,8 +150,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
       scheduleFlush();
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
-      // The row keeps published_at null: the next connect's pass sends it again.
-      if (!passRequest) requestPass("unpublished");
+      // The row keeps published_at null. After a drop, the next connect's pass sends it again;
+      // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
+      // refused row neither blocks the rows behind it nor spins.
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -181,8 +179,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return claimChanges(sql, room);
   }
 
-  // Rows are fetched ahead into a buffer of up to `window` rows while earlier publishes are
-  // in flight, so the database round trips overlap the broker's.
+  // Rows are fetched ahead into a buffer of up to 2 × `window` rows while earlier publishes
+  // are in flight, so the database round trips overlap the broker's.
   async function loop() {
     while (!stopped) {
       try {
@@ -191,11 +189,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
           await sleep(pollMs, "work");
           continue;
         }
-        if (ackMode === "shore" && pass === null && passRequest === null) await checkResend();
+        if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
-        if (buffer.length <= window / 2) {
+        if (buffer.length <= window) {
           const gen = generation;
-          const rows = await nextRows(window - buffer.length);
+          const rows = await nextRows(2 * window - buffer.length);
           if (gen !== generation) {
             buffer = []; // a pass was requested meanwhile: it re-reads these rows
             continue;

@@ -6,6 +6,7 @@
  * persistent session, TLS and credentials, keepalive, Last Will, reconnect forever with
  * exponential back-off and jitter, subscriptions re-established after a session loss.
  */
+import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
@@ -102,6 +103,7 @@ class MqttSession implements Session {
   #opts: SessionOptions;
   #connected = false;
   #closed = false;
+  #lastError: string | undefined;
   #attempt = 0; // since the last successful connect, drives the delay
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -141,6 +143,9 @@ class MqttSession implements Session {
     this.#client.on("connect", (connack) => this.#onConnect(connack.sessionPresent));
     this.#client.on("close", () => this.#onClose());
     this.#client.on("error", (err) => {
+      // Told on the (thinned) reconnect line, so an operator sees why the broker refuses us
+      // (bad password, unknown CA) without a line per attempt. mqtt.js errors hold no secrets.
+      this.#lastError = err.message;
       this.#log.debug("MQTT error", { error: err });
     });
     this.#client.on("message", (topic, payload) => {
@@ -167,8 +172,15 @@ class MqttSession implements Session {
   }
 
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void> {
-    validateTopicName(topic);
+    try {
+      validateTopicName(topic);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!this.#connected) return Promise.reject(new Error("Not connected"));
+    const body = typeof payload === "string"
+      ? payload
+      : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     return new Promise<void>((resolve, reject) => {
       const fail = (err: Error) => {
         this.#pending.delete(fail);
@@ -177,7 +189,7 @@ class MqttSession implements Session {
       this.#pending.add(fail);
       this.#client.publish(
         topic,
-        payload as string,
+        body,
         { qos: options.qos, retain: options.retain ?? false },
         (err) => {
           if (!this.#pending.delete(fail)) return; // already rejected by a drop
@@ -241,6 +253,7 @@ class MqttSession implements Session {
     this.#connected = true;
     const attempts = this.#attempt;
     this.#attempt = 0;
+    this.#lastError = undefined;
     this.#log.info("MQTT connected", { sessionPresent, afterAttempts: attempts });
     // Every connect re-sends every SUBSCRIBE: after a session loss the broker has none, and a
     // filter added while offline was never sent. Retained messages come again; the ack is
@@ -291,6 +304,7 @@ class MqttSession implements Session {
         attempt: this.#attempt,
         delayMs,
         queueDepth: this.#opts.queueDepth?.(),
+        lastError: this.#lastError,
       });
     }
     this.#emit({ type: "reconnecting", attempt: this.#attempt, delayMs });

@@ -133,3 +133,27 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
   assert.deepEqual(order, [1, 2, 3, 4]);
   assert.equal(shore.received.find((m) => m.envelope.seq === 4)!.envelope.entity, "alerts");
 });
+
+Deno.test("a change the broker refuses is counted and retried later, and never blocks the changes behind it", async () => {
+  await using db = await freshDatabase();
+  const dir = await Deno.makeTempDir({ prefix: "bosun-acl-" });
+  await Deno.chmod(dir, 0o755); // Mosquitto started as root reads it as its own user
+  await Deno.writeTextFile(`${dir}/acl`, "topic deny vessel/+/sync/crew\ntopic readwrite #\n");
+  try {
+    await using broker = await startMosquitto({ extraConfig: `acl_file ${dir}/acl` });
+    await using vessel = startVessel({ sql: db.sql, brokerUrl: broker.url });
+    await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
+    await vessel.records.create("crew", { name: "refused" });
+    await vessel.records.create("equipment", { name: "behind it" });
+    await shore.until((r) => r.some((m) => m.envelope.entity === "equipment"));
+    assert.equal(shore.received.find((m) => m.envelope.entity === "equipment")!.envelope.seq, 2);
+    const failures = async () => (await vessel.metrics.publishFailures.get()).values[0]?.value ?? 0;
+    // Tried, refused, and tried again by the re-send pass (ACK_TIMEOUT_S=1 here).
+    await eventually(async () => await failures() >= 2);
+    const [row] = await db.sql`select seq::int, published_at from changes where entity = 'crew'`;
+    assert.deepEqual({ ...row }, { seq: 1, published_at: null });
+    assert.equal(shore.received.some((m) => m.envelope.entity === "crew"), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

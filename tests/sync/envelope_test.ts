@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { freshDatabase } from "../support/pg.ts";
+import { OutboxGate } from "../../db/outbox-gate.ts";
+import { createRecordStore } from "../../db/records.ts";
+import { claimChanges } from "../../db/outbox.ts";
+import { envelopeJson, envelopeSchema, toEnvelope } from "../../sync/envelope.ts";
+
+Deno.test("the publisher's spliced envelope text parses to exactly the built envelope", async () => {
+  await using db = await freshDatabase();
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
+  await store.create("work_orders", {
+    title: 'quote " backslash \\ newline \n tab \t é 🚢 \u2028',
+    equipmentId: "</script>",
+    priority: 5,
+    description: "x".repeat(5_000),
+  });
+  await store.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
+  const rows = await claimChanges(db.sql, 10);
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    const text = envelopeJson(row, "vessel-1");
+    const parsed = JSON.parse(text);
+    const { dataText, id: _id, ...rest } = row;
+    const built = toEnvelope({ ...rest, data: JSON.parse(dataText) }, "vessel-1");
+    assert.deepEqual(parsed, built);
+    assert.deepEqual(Object.keys(parsed), Object.keys(built));
+    assert.equal(envelopeSchema.safeParse(parsed).success, true);
+  }
+});
