@@ -8,6 +8,7 @@
  */
 import mqtt from "mqtt";
 import type { BenchRow } from "./types.ts";
+import { backendCpu, cpuSeconds, cpuSpent, mosquittoPid } from "./common.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { freePort } from "../tests/support/ports.ts";
@@ -94,10 +95,20 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   await queue(db.sql, n);
   const { engine } = engineOn(db.sql, `mqtt://127.0.0.1:${port}`, vesselId);
   const done = drained(engine, n);
+  // CPU per message of each program, the figure least disturbed by other work on the machine.
+  const self0 = cpuSeconds("self");
+  const pg0 = await backendCpu(db.sql);
   engine.start();
   await new Promise((r) => setTimeout(r, 500)); // the broker is down: attempts fail
   await using broker = await startMosquitto({ port });
+  const brokerPid = mosquittoPid(port) ?? 0;
   const engineSeconds = await done;
+  const us = (seconds: number) => seconds / n * 1e6;
+  const engineCpu = {
+    process: us(cpuSeconds("self") - self0),
+    postgres: us(cpuSpent(pg0, await backendCpu(db.sql))),
+    broker: us(cpuSeconds(brokerPid)),
+  };
   await engine.stop();
 
   // The same envelopes, built before the clock starts, through raw mqtt.js.
@@ -107,12 +118,21 @@ async function drainRows(n: number): Promise<BenchRow[]> {
     topic: `vessel/${vesselId}/sync/${r.entity}`,
     body: JSON.stringify(toEnvelope(r, vesselId)),
   }));
+  const self1 = cpuSeconds("self");
+  const broker1 = cpuSeconds(brokerPid);
   const rawSeconds = await rawPublish(broker.url, payloads);
+  const rawCpu = {
+    process: us(cpuSeconds("self") - self1),
+    broker: us(cpuSeconds(brokerPid) - broker1),
+  };
   const engineRate = Math.round(n / engineSeconds);
   const rawRate = Math.round(n / rawSeconds);
   console.error(
     `drain: engine ${n} in ${engineSeconds.toFixed(2)} s = ${engineRate}/s, ` +
-      `raw mqtt.js ${rawSeconds.toFixed(2)} s = ${rawRate}/s`,
+      `raw mqtt.js ${rawSeconds.toFixed(2)} s = ${rawRate}/s; CPU per message: engine ` +
+      `${engineCpu.process.toFixed(0)} µs + PostgreSQL ${engineCpu.postgres.toFixed(0)} µs + ` +
+      `Mosquitto ${engineCpu.broker.toFixed(0)} µs, raw mqtt.js ${rawCpu.process.toFixed(0)} µs ` +
+      `+ Mosquitto ${rawCpu.broker.toFixed(0)} µs`,
   );
   const ratio = engineRate / rawRate;
   return [{
@@ -122,6 +142,13 @@ async function drainRows(n: number): Promise<BenchRow[]> {
     ratio,
     goal: "≥ 0.9 of raw",
     holds: ratio >= 0.9,
+  }, {
+    figure: "CPU per message drained, engine + PostgreSQL vs raw mqtt.js (µs)",
+    value: engineCpu.process + engineCpu.postgres,
+    baseline: rawCpu.process,
+    ratio: (engineCpu.process + engineCpu.postgres) / rawCpu.process,
+    goal: "",
+    holds: null,
   }];
 }
 
