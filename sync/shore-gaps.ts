@@ -13,6 +13,7 @@
 import type { Sql } from "../db/connection.ts";
 import type { Logger } from "../log.ts";
 import { ackPositions, gaps, reportedGaps } from "../db/inbox.ts";
+import { within } from "./deadline.ts";
 
 /** The body of `<root>/catchup/request`. */
 export interface CatchupRequest {
@@ -32,6 +33,8 @@ export interface GapMonitorOptions {
   request: (vesselId: string, body: CatchupRequest) => Promise<boolean>;
   /** Changes asked for at most per request. */
   maxLimit?: number;
+  /** A check whose queries do not answer in this time is given up (the next one runs). */
+  timeoutMs?: number;
 }
 
 interface GapState {
@@ -66,18 +69,19 @@ export class GapMonitor {
   async check(now = Date.now()): Promise<number> {
     if (this.#checking) return 0;
     this.#checking = true;
-    const { sql, log, waitMs, maxBackoffMs, request, maxLimit = 1_000 } = this.#opts;
+    const { sql, log, waitMs, maxBackoffMs, request, maxLimit = 1_000, timeoutMs = 30_000 } =
+      this.#opts;
     let sent = 0;
     try {
-      const inInbox = await gaps(sql);
+      const inInbox = await within(gaps(sql), timeoutMs);
       // Only the current epoch can be re-sent: an older one's database is gone from board.
       const current = new Map(
-        (await ackPositions(sql, [...new Set(inInbox.map((g) => g.vesselId))]))
+        (await within(ackPositions(sql, [...new Set(inInbox.map((g) => g.vesselId))]), timeoutMs))
           .map((p) => [p.vesselId, p.epoch]),
       );
       const found = inInbox.filter((g) => current.get(g.vesselId) === g.epoch);
       // A status names the vessel's current epoch; an inbox gap of it is the more precise.
-      for (const g of await reportedGaps(sql)) {
+      for (const g of await within(reportedGaps(sql), timeoutMs)) {
         if (!found.some((f) => f.vesselId === g.vesselId && f.epoch === g.epoch)) found.push(g);
       }
       const seen = new Set<string>();

@@ -18,6 +18,7 @@ import { ackPositions, ingest, pruneInbox } from "../db/inbox.ts";
 import { recordPresence } from "../db/shore.ts";
 import { isDatabaseUnavailable } from "../errors.ts";
 import { GapMonitor } from "./shore-gaps.ts";
+import { DeadlineError, within } from "./deadline.ts";
 
 /** Options for {@linkcode createShore}; the timings default to production values. */
 export interface ShoreOptions {
@@ -43,6 +44,8 @@ export interface ShoreOptions {
   gapMaxBackoffMs?: number;
   /** Applied inbox rows are kept this many days (`CATCHUP_RETENTION_DAYS`), pruned hourly. */
   inboxRetentionDays?: number;
+  /** A database call still unanswered after this is given up (and retried where it matters). */
+  writeTimeoutMs?: number;
 }
 
 /** A running shore ingest. */
@@ -70,6 +73,7 @@ export function createShore(options: ShoreOptions): Shore {
     concurrency = 8,
     maxBuffered = 100_000,
     ackDebounceMs = 250,
+    writeTimeoutMs = 30_000,
   } = options;
   const buffer = new Map<string, Envelope[]>(); // by vessel and epoch
   const inFlight = new Set<string>();
@@ -94,6 +98,7 @@ export function createShore(options: ShoreOptions): Shore {
     log,
     waitMs: options.gapWaitMs ?? 2_000,
     maxBackoffMs: options.gapMaxBackoffMs ?? 60_000,
+    timeoutMs: writeTimeoutMs,
     request: async (vesselId, body) => {
       if (!session.connected) return false;
       await session.publish(topicsOf(vesselId).catchupRequest, JSON.stringify(body), { qos: 1 });
@@ -120,9 +125,10 @@ export function createShore(options: ShoreOptions): Shore {
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") {
       // One at a time, in arrival order: an `offline` must not overtake the `online` before it.
-      presence = presence.then(() => recordPresence(sql, m.presence)).catch((err) =>
-        log.warn("Presence not recorded", { vesselId: m.presence.vesselId, error: err })
-      );
+      presence = presence.then(() => within(recordPresence(sql, m.presence), writeTimeoutMs))
+        .catch((err) =>
+          log.warn("Presence not recorded", { vesselId: m.presence.vesselId, error: err })
+        );
       return;
     }
     if (m.kind !== "envelope") return;
@@ -161,7 +167,7 @@ export function createShore(options: ShoreOptions): Shore {
     const { vesselId, epoch } = batch[0]!;
     for (let attempt = 1;; attempt++) {
       try {
-        const result = await ingest(sql, vesselId, epoch, batch);
+        const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
         failures.delete(key);
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
@@ -173,7 +179,8 @@ export function createShore(options: ShoreOptions): Shore {
         if (TRANSIENT.has(code) && attempt < 5) continue;
         const failed = (failures.get(key) ?? 0) + 1;
         failures.set(key, failed);
-        if (!isDatabaseUnavailable(err) && failed >= 5) {
+        const unavailable = err instanceof DeadlineError || isDatabaseUnavailable(err);
+        if (!unavailable && failed >= 5) {
           // Dropping is safe: nothing was acked, so the vessel re-sends and the gap is asked for.
           log.error("Batch dropped after repeated failures", { vesselId, error: err });
           failures.delete(key);
@@ -191,7 +198,7 @@ export function createShore(options: ShoreOptions): Shore {
 
   function scheduleAck(vesselId: string) {
     dirtyAcks.add(vesselId);
-    ackTimer ??= setTimeout(publishAcks, ackDebounceMs);
+    if (!closed) ackTimer ??= setTimeout(publishAcks, ackDebounceMs);
   }
 
   async function publishAcks(all = false) {
@@ -200,7 +207,7 @@ export function createShore(options: ShoreOptions): Shore {
     if (!all) dirtyAcks.clear();
     if (!session.connected) return; // the next connect publishes every vessel's ack
     try {
-      const positions = await ackPositions(sql, vessels);
+      const positions = await within(ackPositions(sql, vessels), writeTimeoutMs);
       await Promise.all(positions.map(async ({ vesselId, epoch, seq }) => {
         await session.publish(topicsOf(vesselId).ack, JSON.stringify({ epoch, seq }), {
           qos: 1,
@@ -212,7 +219,7 @@ export function createShore(options: ShoreOptions): Shore {
       // leaving ours, the older, retained. Re-read after the PUBACKs: whatever moved meanwhile
       // is published again, so the last retained ack is never behind the database.
       const sent = new Map(positions.map((p) => [p.vesselId, `${p.epoch}/${p.seq}`]));
-      const now = await ackPositions(sql, [...sent.keys()]);
+      const now = await within(ackPositions(sql, [...sent.keys()]), writeTimeoutMs);
       for (const p of now) {
         if (sent.get(p.vesselId) !== `${p.epoch}/${p.seq}`) scheduleAck(p.vesselId);
       }

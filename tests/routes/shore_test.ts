@@ -98,9 +98,9 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
       assert.equal(second.body.items.length, 1);
       assert.equal(second.body.nextCursor, null);
       const ids = [...first.body.items, ...second.body.items].map((r: { id: string }) => r.id);
-      assert.deepEqual(ids.sort(), aChanges.map((e) => e.data.id).sort());
+      assert.deepEqual([...ids].sort(), aChanges.map((e) => e.data.id).sort());
       assert.deepEqual(first.body.items[0], {
-        ...aChanges.find((e) => e.data.id === ids[0])!.data,
+        ...aChanges.find((e) => e.data.id === first.body.items[0].id)!.data,
         vesselId: "vessel-a",
       });
       // vessel-b's only record was deleted; without vesselId every vessel's live records list.
