@@ -16,6 +16,7 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { guardProcess } from "./guard.ts";
 import { Drain } from "./drain.ts";
 import { createSession } from "./sync/session.ts";
 import { createShore } from "./sync/shore.ts";
@@ -248,6 +249,7 @@ export async function start(
 
 if (import.meta.main) {
   const log = createLogger({ level: Deno.env.get("LOG_LEVEL") === "debug" ? "debug" : "info" });
+  guardProcess(log);
   let config: Config;
   try {
     config = parseConfig(Deno.env.toObject());

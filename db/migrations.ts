@@ -133,6 +133,27 @@ create index shore_records_page on shore_records (entity, created_at, id)
   where deleted_at is null;
 `,
   },
+  {
+    version: 4,
+    name: "published watermark instead of a published_at per row",
+    sql: `
+-- "Published" becomes a watermark: every seq of the current epoch up to published_seq got its
+-- PUBACK/PUBCOMP. It is advanced by one small update per batch, where published_at cost a
+-- second non-HOT update of every change row (a new heap tuple and an entry in most indexes).
+-- Everything above it is re-sent after a restart: a duplicate, which shore discards.
+alter table vessel_state add column published_seq bigint not null default 0;
+update vessel_state s set published_seq = coalesce(
+  (select min(seq) - 1 from changes
+    where epoch = s.epoch and seq is not null and published_at is null and acked_at is null),
+  s.last_seq);
+
+-- Fewer indexes for the claim's new row version to enter (it cannot be a HOT update: seq is
+-- indexed). published_at is no longer written; the pending figures (count, oldest) come from
+-- changes_unclaimed and changes_unacked together.
+drop index changes_unpublished;
+drop index changes_pending;
+`,
+  },
 ];
 
 // Any constant serves; it only has to be the same in every bosun process.

@@ -1,9 +1,12 @@
 /**
  * The publisher: drains the change log to MQTT while connected, and only then.
  *
- * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published
- * (`published_at`, on PUBACK/PUBCOMP) → acknowledged (`acked_at`, when shore's retained ack
- * covers its seq). A row stays until acknowledged. PUBACK is not delivery: Mosquitto answers
+ * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published (on
+ * PUBACK/PUBCOMP; kept as a watermark, `vessel_state.published_seq`: every seq up to it was
+ * PUBACKed) → acknowledged (`acked_at`, when shore's retained ack covers its seq). A row stays
+ * until acknowledged. Above the watermark, after a restart, everything is re-sent: a
+ * duplicate, which shore discards, where a `published_at` per row cost a second update of
+ * every row. PUBACK is not delivery: Mosquitto answers
  * before writing to disk and a broker restarted without persistence forgets everything, so
  * unacknowledged rows are re-sent (same seq and messageId) after `ACK_TIMEOUT_S`, doubling
  * while shore stays silent, and at once from the first unacknowledged seq when the broker
@@ -11,15 +14,16 @@
  */
 import type { Sql } from "../db/connection.ts";
 import {
+  advancePublished,
   claimChanges,
-  markPublished,
+  markAcked,
   type OutboxRow,
   pendingAfter,
   vesselState,
 } from "../db/outbox.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "./session.ts";
-import { envelopeJson, qosOf } from "./envelope.ts";
+import { qosOf } from "./envelope.ts";
 import { topicsOf } from "./topics.ts";
 import type { Entity } from "../entities.ts";
 
@@ -74,15 +78,22 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let stopped = false;
   let lastPublishedSeq = 0;
   // A pass walks rows that already have a seq, in seq order, before any new claim.
-  let pass: { epoch: string; afterSeq: number; unpublishedOnly: boolean } | null = null;
+  let pass: { epoch: string; afterSeq: number; skipPublished: boolean } | null = null;
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
   let resendDelay = options.ackTimeoutMs;
   let lastProgressAt = Date.now();
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
-  const toMark: number[] = [];
+  // The published watermark: every seq of `epoch` up to `seq` got its PUBACK; `above` holds
+  // the PUBACKed seqs past it (QoS 1 and 2 complete out of order, a refused row waits).
+  let mark = { epoch: "", seq: 0, above: new Set<number>() };
+  let saved = { epoch: "", seq: 0 }; // the watermark as last written
+  const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
   let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
   let buffer: OutboxRow[] = [];
-  // Two signals: "work" (a commit, a connect, a pass) and "slot" (a publish completed).
+  // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
+  const lowWater = 2 * window;
+  const highWater = 4 * window;
+  // Two signals: "work" (a commit, a connect, a pass) and "slot" (the buffer ran low).
   // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
   const pendingSignals = { work: false, slot: false };
   let wakeUp: (() => void) | undefined;
@@ -96,6 +107,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const requestPass = (kind: "unpublished" | "all") => {
     if (passRequest !== "all") passRequest = kind;
     generation++;
+    buffer = []; // the pass re-reads these rows
     wake();
   };
   const sleep = (ms: number, on: "work" | "slot") => {
@@ -115,71 +127,112 @@ export function createPublisher(options: PublisherOptions): Publisher {
     });
   };
 
-  // published_at is written in batches: one UPDATE per PUBACK would cap the rate at the
-  // database's round trips.
+  // The watermark (and, ACK_MODE=broker, acked_at) is written in batches: one UPDATE per
+  // PUBACK would cap the rate at the database's round trips.
   async function flush() {
     flushTimer = undefined;
-    const ids = toMark.splice(0);
-    if (ids.length === 0) return;
+    const ids = toAck.splice(0);
+    const { epoch, seq } = mark;
     try {
-      const released = await markPublished(sql, ids, ackMode === "broker");
+      if (epoch !== saved.epoch || seq > saved.seq) {
+        await advancePublished(sql, epoch, seq);
+        if (epoch !== saved.epoch || seq > saved.seq) saved = { epoch, seq };
+      }
+      const released = await markAcked(sql, ids);
       if (released) {
         resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
         lastProgressAt = Date.now();
         onEvent({ type: "acked_by_broker", released });
       }
     } catch (err) {
-      // The rows stay unpublished in the database and go out again: a duplicate, not a loss.
-      log.warn("Marking changes published failed", { count: ids.length, error: err });
+      // The watermark stays lower and the rows unacknowledged: they go out again, a
+      // duplicate, not a loss.
+      log.warn("Recording published changes failed", { count: ids.length, error: err });
     }
   }
   const scheduleFlush = () => {
-    if (toMark.length >= 256) void flush();
+    if (toAck.length >= 256 || mark.seq - saved.seq >= 1024) void flush();
     else flushTimer ??= setTimeout(flush, 20);
   };
 
+  // Past this many PUBACKed seqs above a watermark held back (a row the broker keeps
+  // refusing), forget them: they are re-sent by the next pass instead of held in memory.
+  const maxAbove = 16 * window;
+  function published(row: OutboxRow) {
+    if (ackMode === "broker") toAck.push(row.id);
+    if (row.epoch === mark.epoch && row.seq > mark.seq) {
+      mark.above.add(row.seq);
+      while (mark.above.delete(mark.seq + 1)) mark.seq++;
+      if (mark.above.size > maxAbove) mark.above.clear();
+    }
+    scheduleFlush();
+  }
+
+  /** Takes the database's watermark: a new epoch starts over, the same one never goes back. */
+  function seedMark(epoch: string, publishedSeq: number) {
+    if (epoch !== mark.epoch) mark = { epoch, seq: publishedSeq, above: new Set() };
+    else if (publishedSeq > mark.seq) {
+      mark.seq = publishedSeq;
+      for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
+      while (mark.above.delete(mark.seq + 1)) mark.seq++;
+    }
+  }
+
   function send(row: OutboxRow) {
-    // Built from PostgreSQL's jsonb text and fixed-format fields: it cannot fail, so no row
-    // can block the queue behind it (see envelopeJson).
-    const payload = envelopeJson(row, vesselId);
+    // Built by PostgreSQL from the jsonb text and fixed-format fields: it cannot fail, so no
+    // row can block the queue behind it (see envelopeSql).
+    const payload = row.json;
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
       lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
-      toMark.push(row.id);
-      scheduleFlush();
+      published(row);
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
-      // The row keeps published_at null. After a drop, the next connect's pass sends it again;
+      // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
       // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
       // refused row neither blocks the rows behind it nor spins.
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
-      signal("slot");
+      pump();
+      if (buffer.length <= lowWater) signal("slot");
     });
+  }
+
+  // Called on every completion as well as by the loop: the window stays full while the
+  // loop awaits the database, instead of draining during every claim.
+  function pump() {
+    while (buffer.length && inFlightSeqs.size < window && session.connected && !stopped) {
+      send(buffer.shift()!);
+    }
   }
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
-      buffer = [];
-      const { epoch } = await vesselState(sql);
-      pass = { epoch, afterSeq: 0, unpublishedOnly: passRequest === "unpublished" };
+      const { epoch, publishedSeq } = await vesselState(sql);
+      seedMark(epoch, publishedSeq);
+      const skipPublished = passRequest === "unpublished";
+      pass = { epoch, afterSeq: skipPublished ? mark.seq : 0, skipPublished };
       passRequest = null;
     }
     if (pass) {
-      const rows = await pendingAfter(sql, { ...pass, limit: room });
+      const rows = await pendingAfter(sql, { ...pass, limit: room, vesselId });
       if (rows.length === 0) {
         pass = null;
       } else {
         pass.afterSeq = rows.at(-1)!.seq;
-        return rows.filter((r) => !inFlightSeqs.has(r.seq));
+        // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed.
+        const skip = pass.skipPublished && pass.epoch === mark.epoch ? mark : null;
+        return rows.filter((r) =>
+          !inFlightSeqs.has(r.seq) && !(skip && (r.seq <= skip.seq || skip.above.has(r.seq)))
+        );
       }
     }
-    return claimChanges(sql, room);
+    return claimChanges(sql, room, vesselId);
   }
 
-  // Rows are fetched ahead into a buffer of up to 2 × `window` rows while earlier publishes
+  // Rows are fetched ahead into a buffer of up to `highWater` rows while earlier publishes
   // are in flight, so the database round trips overlap the broker's.
   async function loop() {
     while (!stopped) {
@@ -191,21 +244,18 @@ export function createPublisher(options: PublisherOptions): Publisher {
         }
         if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
-        if (buffer.length <= window) {
+        if (buffer.length <= lowWater) {
           const gen = generation;
-          const rows = await nextRows(2 * window - buffer.length);
-          if (gen !== generation) {
-            buffer = []; // a pass was requested meanwhile: it re-reads these rows
-            continue;
-          }
+          const rows = await nextRows(highWater - buffer.length);
+          if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
           buffer.push(...rows);
           exhausted = rows.length === 0 && pass === null && passRequest === null;
         }
-        while (buffer.length && inFlightSeqs.size < window && session.connected) {
-          send(buffer.shift()!);
-        }
-        if (exhausted && buffer.length === 0) await sleep(Math.min(pollMs, resendDelay), "work");
-        else if (inFlightSeqs.size >= window) await sleep(pollMs, "slot");
+        pump();
+        // Nothing more to fetch: wait for a commit (the buffer drains by itself). Enough
+        // buffered: wait until it runs low.
+        if (exhausted) await sleep(Math.min(pollMs, resendDelay), "work");
+        else if (buffer.length > lowWater) await sleep(pollMs, "slot");
       } catch (err) {
         log.warn("Publisher step failed, retrying", { error: err });
         await sleep(1_000, "work");
@@ -218,12 +268,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   async function checkResend() {
     if (Date.now() - lastProgressAt < resendDelay) return;
     const { epoch } = await vesselState(sql);
-    const [waiting] = await pendingAfter(sql, {
-      epoch,
-      afterSeq: 0,
-      limit: 1,
-      unpublishedOnly: false,
-    });
+    const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1, vesselId });
     lastProgressAt = Date.now();
     if (!waiting) return;
     requestPass("all");

@@ -1,0 +1,151 @@
+/**
+ * What a chaos run watches while it runs: how long the vessel takes to recover after each
+ * fault, and how many messages the shore received (from its counters, across its restarts).
+ */
+import postgres from "postgres";
+import type { GatewayProcess } from "./process.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Recovery after a fault: the time from the fault's end until every change committed on board
+ * before that end is acknowledged by shore. The clock does not stop for the next fault: a fault
+ * that begins before the previous one has recovered lengthens the previous one's recovery.
+ */
+export interface RecoveryTracker {
+  /** Records a fault's end: notes the newest change committed on board by then. */
+  markEnd(): Promise<void>;
+  /** Waits for the last mark to be recovered, up to `timeoutMs`. */
+  settle(timeoutMs: number): Promise<boolean>;
+  /** The longest recovery in seconds (marks not yet recovered count up to now). */
+  maxSeconds(): number;
+  close(): Promise<void>;
+}
+
+/** Starts polling the vessel's database for recoveries. */
+export function trackRecovery(vesselUrl: string): RecoveryTracker {
+  const sql = postgres(vesselUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  const open: { endedAt: number; upTo: number }[] = [];
+  let longest = 0;
+  let stopped = false;
+
+  const query = async <T>(run: () => Promise<T>): Promise<T> => {
+    while (true) {
+      try {
+        return await run();
+      } catch (err) {
+        if (stopped) throw err;
+        await sleep(250);
+      }
+    }
+  };
+
+  const poll = async () => {
+    while (!stopped) {
+      if (open.length) {
+        try {
+          const [row] = await sql<{ first: number | null }[]>`
+            select min(id)::int8 as first from changes where acked_at is null`;
+          const first = row?.first === null || row?.first === undefined
+            ? Infinity
+            : Number(row.first);
+          const now = Date.now();
+          while (open.length && open[0]!.upTo < first) {
+            longest = Math.max(longest, now - open.shift()!.endedAt);
+          }
+        } catch {
+          // the vessel's database is down: try again
+        }
+      }
+      await sleep(250);
+    }
+  };
+  const polling = poll();
+
+  return {
+    async markEnd() {
+      const endedAt = Date.now();
+      const [row] = await query(() =>
+        sql<{ last: number | null }[]>`select max(id)::int8 as last from changes`
+      );
+      // Kept in upTo order, so that the poll releases marks from the front.
+      const mark = { endedAt, upTo: Number(row?.last ?? 0) };
+      const at = open.findIndex((m) => m.upTo > mark.upTo);
+      open.splice(at === -1 ? open.length : at, 0, mark);
+    },
+    async settle(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (open.length && Date.now() < deadline) await sleep(250);
+      return open.length === 0;
+    },
+    maxSeconds() {
+      const now = Date.now();
+      const pending = open.map((m) => now - m.endedAt);
+      return Math.max(longest, ...pending) / 1000;
+    },
+    async close() {
+      stopped = true;
+      await polling;
+      await sql.end({ timeout: 1 });
+    },
+  };
+}
+
+/** Sums every sample of `name` in a Prometheus text exposition. */
+export function sumSeries(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== " " && rest[0] !== "{") continue;
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (Number.isFinite(value)) total += value;
+  }
+  return total;
+}
+
+/**
+ * Counters of a process that gets killed: scraped every `everyMs`, a drop means a restart and
+ * the new value counts from zero. What the process counted after the last scrape before a
+ * kill is missed, so the totals are a lower bound.
+ */
+export interface CounterWatch {
+  totals(): Record<string, number>;
+  /** One last scrape, then stop. */
+  close(): Promise<void>;
+}
+
+/** Watches counters `names` on `process`'s /metrics. */
+export function watchCounters(
+  process: GatewayProcess,
+  names: readonly string[],
+  everyMs = 1_000,
+): CounterWatch {
+  const last = new Map<string, number>();
+  const total = new Map<string, number>(names.map((n) => [n, 0]));
+  let stopped = false;
+  const scrape = async () => {
+    const text = await process.metrics();
+    if (text === undefined) return;
+    for (const name of names) {
+      const v = sumSeries(text, name);
+      const prev = last.get(name) ?? 0;
+      total.set(name, total.get(name)! + (v >= prev ? v - prev : v));
+      last.set(name, v);
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await scrape();
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    totals: () => Object.fromEntries(total),
+    async close() {
+      stopped = true;
+      await loop;
+      await scrape();
+    },
+  };
+}

@@ -1,0 +1,317 @@
+/**
+ * `deno task chaos -- --seed S --faults N --minutes M [--profile satellite] [--ci]`
+ *
+ * Runs a vessel gateway, a shore gateway, Mosquitto and two PostgreSQL clusters of its own,
+ * with a TCP proxy between each gateway and the broker; drives concurrent writers on board;
+ * injects randomized faults from the seed until N faults or M minutes, whichever comes first;
+ * lets the system settle, and prints the verdict computed from both databases as one line:
+ *
+ *   faults=N changes=M lost=0 double_applied=0 diverged=0 redelivery_ratio=R max_recovery_s=S
+ *
+ * Exits non-zero on any loss, double apply or divergence (or when the system never settles).
+ */
+import { parseArgs } from "node:util";
+import { createPgCluster } from "../support/pgcluster.ts";
+import { startMosquitto } from "../support/mosquitto.ts";
+import { type ProxyMode, SATELLITE, startProxy } from "../support/proxy.ts";
+import { freePort } from "../support/ports.ts";
+import { createRng } from "./prng.ts";
+import { gatewayProcess } from "./process.ts";
+import { startWriters } from "./writers.ts";
+import { type FaultKind, heal, kindsFor, type World } from "./faults.ts";
+import { runSchedule } from "./schedule.ts";
+import { trackRecovery, watchCounters } from "./observe.ts";
+import { computeVerdict, type Verdict } from "./verdict.ts";
+
+/** Options for {@linkcode runChaos}. */
+export interface ChaosOptions {
+  seed: number;
+  /** Stop injecting after this many faults… */
+  faults: number;
+  /** …or after this many minutes, whichever comes first. */
+  minutes: number;
+  /** `satellite`: both links throttled to {@linkcode SATELLITE} for the whole run. */
+  profile?: "lan" | "satellite";
+  /** Short partitions and spells only, for the run inside `deno task test`. */
+  ci?: boolean;
+  /** How long to wait for the system to settle after the last fault. */
+  settleMinutes?: number;
+  /** Progress lines (stderr by default). */
+  log?: (line: string) => void;
+  /** Faults at once, on disjoint parts of the system (default 2, 1 with `ci`). */
+  concurrency?: number;
+  /** Keep the working directory (logs, data) even when the run passes. */
+  keep?: boolean;
+}
+
+/** What a run found. */
+export interface ChaosResult {
+  seed: number;
+  faults: number;
+  byKind: Record<FaultKind, number>;
+  settled: boolean;
+  verdict: Verdict;
+  redeliveryRatio: number;
+  maxRecoverySeconds: number;
+  /** Gateway processes that died on their own (and were restarted), by role. */
+  crashes: { vessel: number; shore: number };
+  /** The one-line summary. */
+  line: string;
+  ok: boolean;
+  workDir: string;
+}
+
+const VESSEL_ID = "chaos-1";
+/** Shore counters whose sum is "messages received": applied, discarded as duplicates, shed. */
+export const SHORE_RECEIVED_COUNTERS = [
+  "bosun_shore_applied_total",
+  "bosun_shore_duplicates_total",
+  "bosun_shore_shed_total",
+] as const;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs one chaos run and returns its verdict; never throws on a failed verdict. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const { seed, profile = "lan", ci = false, log = (l) => console.error(l) } = options;
+  const satellite = profile === "satellite";
+  const settleMs = (options.settleMinutes ?? (satellite ? 15 : 5)) * 60_000;
+  const rng = createRng(seed);
+  const workDir = await Deno.makeTempDir({ prefix: "bosun-chaos-" });
+  log(
+    `chaos: seed=${seed} faults=${options.faults} minutes=${options.minutes} profile=${profile}${
+      ci ? " ci" : ""
+    } dir=${workDir}`,
+  );
+
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => {});
+  };
+  try {
+    const [vesselPg, shorePg] = await Promise.all([
+      createPgCluster({ databases: ["bosun"] }),
+      createPgCluster({ databases: ["bosun"] }),
+    ]);
+    cleanups.push(() => vesselPg[Symbol.asyncDispose](), () => shorePg[Symbol.asyncDispose]());
+    // Mosquitto drops root for its own user: its persistence dir must be open to that user
+    // (the work dir is 0700), or "with persistence" silently means without.
+    const brokerPersistenceDir = await Deno.makeTempDir({ prefix: "bosun-chaos-mosq-" });
+    await Deno.chmod(brokerPersistenceDir, 0o777);
+    cleanups.push(() => Deno.remove(brokerPersistenceDir, { recursive: true }));
+    // Mosquitto writes its persistence file only now and then: once a second here, so that a
+    // kill -9 "with persistence" restores a recent but stale session, as it would at sea.
+    const broker = await startMosquitto({
+      persistenceDir: brokerPersistenceDir,
+      extraConfig: "autosave_interval 1",
+    });
+    cleanups.push(() => broker[Symbol.asyncDispose]());
+    const baseMode: ProxyMode = satellite ? { kind: "throttle", throttle: SATELLITE } : {
+      kind: "pass",
+    };
+    const vesselLink = startProxy({ target: { port: broker.port }, random: rng.fork().next });
+    const shoreLink = startProxy({ target: { port: broker.port }, random: rng.fork().next });
+    vesselLink.setMode(baseMode);
+    shoreLink.setMode(baseMode);
+    cleanups.push(() => vesselLink.close(), () => shoreLink.close());
+
+    const token = `chaos-${crypto.randomUUID()}`;
+    const common = {
+      VESSEL_ID,
+      API_TOKENS: token,
+      ACK_TIMEOUT_S: "2",
+      MQTT_KEEPALIVE_S: "5",
+      LOCAL_MODE: "true",
+      DATA_DIR: `${workDir}/data`,
+    };
+    const vessel = gatewayProcess({
+      name: "vessel",
+      port: freePort(),
+      logFile: `${workDir}/vessel.log`,
+      env: {
+        ...common,
+        ROLE: "vessel",
+        DATABASE_URL: vesselPg.url("bosun"),
+        MQTT_BROKER_URL: vesselLink.url(),
+      },
+    });
+    const shore = gatewayProcess({
+      name: "shore",
+      port: freePort(),
+      logFile: `${workDir}/shore.log`,
+      env: {
+        ...common,
+        ROLE: "shore",
+        DATABASE_URL: shorePg.url("bosun"),
+        MQTT_BROKER_URL: shoreLink.url(),
+      },
+    });
+    await Promise.all([shore.start(), vessel.start()]);
+    cleanups.push(() => vessel.kill(), () => shore.kill());
+
+    const world: World = {
+      rng,
+      vessel,
+      shore,
+      broker,
+      brokerPersistenceDir,
+      vesselPg,
+      shorePg,
+      vesselLink,
+      shoreLink,
+      baseMode,
+      ci,
+    };
+    const recovery = trackRecovery(vesselPg.url("bosun"));
+    cleanups.push(() => recovery.close());
+    const received = watchCounters(shore, SHORE_RECEIVED_COUNTERS);
+    const writers = startWriters({
+      baseUrl: vessel.baseUrl,
+      token,
+      count: satellite ? 2 : 3,
+      rng: rng.fork(),
+      pauseMs: satellite ? 200 : 30,
+    });
+
+    // Faults until N faults or M minutes, up to `concurrency` at once on disjoint parts.
+    const deadline = Date.now() + options.minutes * 60_000;
+    await sleep(2_000);
+    const byKind = await runSchedule({
+      world,
+      kinds: kindsFor(satellite),
+      faults: options.faults,
+      deadline,
+      concurrency: options.concurrency ?? (ci ? 1 : 2),
+      log,
+      async onEnd(kind, seconds, index) {
+        await recovery.markEnd();
+        log(
+          `fault ${index} ${kind} ${seconds.toFixed(1)}s acked=${writers.acked.length} ` +
+            `refused=${writers.failed}`,
+        );
+      },
+    });
+    const faults = Object.values(byKind).reduce((s, n) => s + n, 0);
+    await writers.stop();
+    log(`faults done: ${faults}; writes acked=${writers.acked.length} refused=${writers.failed}`);
+
+    // Everything up again (a gateway that crashed is being restarted by its supervisor).
+    await heal(world, ["vesselLink", "shoreLink", "vesselPg", "shorePg", "vessel", "shore"]);
+    const crashes = { vessel: vessel.crashes, shore: shore.crashes };
+    if (crashes.vessel || crashes.shore) {
+      log(`gateway crashes (restarted): ${JSON.stringify(crashes)}`);
+    }
+
+    // Settle: every change acknowledged by shore, as the vessel itself reports it.
+    const settleDeadline = Date.now() + settleMs;
+    let settled = false;
+    let lastHealth: Record<string, unknown> | undefined;
+    while (Date.now() < settleDeadline) {
+      lastHealth = await vessel.health();
+      if (lastHealth?.queuedMessages === 0 && lastHealth?.unackedMessages === 0) {
+        settled = await recovery.settle(30_000);
+        break;
+      }
+      await sleep(500);
+    }
+    if (!settled) log(`not settled; vessel health: ${JSON.stringify(lastHealth)}`);
+    const maxRecoverySeconds = recovery.maxSeconds();
+    await received.close();
+    // A clean stop, so that nothing is mid-write when the databases are read.
+    await Promise.all([vessel.stop(), shore.stop()]);
+
+    const totals = received.totals();
+    const verdict = await computeVerdict({
+      vesselUrl: vesselPg.url("bosun"),
+      shoreUrl: shorePg.url("bosun"),
+      vesselId: VESSEL_ID,
+      acked: writers.acked,
+      shoreAppliedCounter: totals["bosun_shore_applied_total"],
+    });
+    const receivedCount = SHORE_RECEIVED_COUNTERS.reduce((s, n) => s + (totals[n] ?? 0), 0);
+    const redeliveryRatio = verdict.changes ? receivedCount / verdict.changes : 0;
+    const line = `faults=${faults} changes=${verdict.changes} lost=${verdict.lost} ` +
+      `double_applied=${verdict.doubleApplied} diverged=${verdict.diverged} ` +
+      `redelivery_ratio=${redeliveryRatio.toFixed(3)} max_recovery_s=${
+        maxRecoverySeconds.toFixed(1)
+      }`;
+    for (const e of verdict.examples) log(`  ${e}`);
+    log(`faults by kind: ${JSON.stringify(byKind)}`);
+    const ok = settled && verdict.lost === 0 && verdict.doubleApplied === 0 &&
+      verdict.diverged === 0;
+    return {
+      seed,
+      faults,
+      byKind,
+      settled,
+      verdict,
+      redeliveryRatio,
+      maxRecoverySeconds,
+      crashes,
+      line,
+      ok,
+      workDir,
+    };
+  } finally {
+    await cleanup();
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args.filter((a) => a !== "--"),
+    options: {
+      seed: { type: "string" },
+      faults: { type: "string", default: "20" },
+      minutes: { type: "string", default: "5" },
+      profile: { type: "string", default: "lan" },
+      settle: { type: "string" },
+      ci: { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      record: { type: "string" },
+      concurrency: { type: "string" },
+    },
+  });
+  const seed = values.seed === undefined
+    ? Math.floor(Math.random() * 2 ** 31)
+    : Number(values.seed);
+  const profile = values.profile === "satellite" ? "satellite" : "lan";
+  if (!Number.isInteger(seed) || (values.profile !== "lan" && values.profile !== "satellite")) {
+    console.error('chaos: "--seed" must be an integer and "--profile" "lan" or "satellite"');
+    Deno.exit(2);
+  }
+  console.log(`seed=${seed}`);
+  const result = await runChaos({
+    seed,
+    faults: Number(values.faults),
+    minutes: Number(values.minutes),
+    profile,
+    ci: values.ci,
+    keep: values.keep,
+    concurrency: values.concurrency === undefined ? undefined : Number(values.concurrency),
+    settleMinutes: values.settle === undefined ? undefined : Number(values.settle),
+  });
+  console.log(result.line);
+  if (values.record) {
+    // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
+    const entry = {
+      // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean);
+      // 3: crashed gateways are restarted and counted.
+      harness: 3,
+      at: new Date().toISOString(),
+      command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
+      seed,
+      profile,
+      ok: result.ok,
+      settled: result.settled,
+      line: result.line,
+      byKind: result.byKind,
+      crashes: result.crashes,
+      examples: result.verdict.examples,
+    };
+    await Deno.writeTextFile(values.record, JSON.stringify(entry) + "\n", { append: true });
+  }
+  if (!result.ok || values.keep) console.error(`chaos: logs and data kept in ${result.workDir}`);
+  else await Deno.remove(result.workDir, { recursive: true }).catch(() => {});
+  Deno.exit(result.ok ? 0 : 1);
+}

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { freshDatabase } from "../support/pg.ts";
+import { OutboxGate } from "../../db/outbox-gate.ts";
+import { createRecordStore } from "../../db/records.ts";
+import { claimChanges, pendingAfter, vesselState } from "../../db/outbox.ts";
+import { type ChangeRow, envelopeJson } from "../../sync/envelope.ts";
+
+Deno.test("the envelope PostgreSQL builds for a claimed or re-read row is envelopeJson's text, character for character", async () => {
+  await using db = await freshDatabase();
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
+  await store.create("work_orders", {
+    title: 'quote " backslash \\ newline \n tab \t é 🚢 \u2028',
+    equipmentId: "</script>",
+    priority: 5,
+    description: "x".repeat(5_000),
+  });
+  await store.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
+  for (let i = 0; i < 40; i++) await store.create("crew", { name: `c${i}` });
+  // Sub-millisecond parts (a JS Date truncates them), the epoch, and years before 2000.
+  await db.sql`update changes set changed_at = case
+    when id % 3 = 0 then timestamptz '1970-01-01 00:00:00.000999+00' + id * interval '1.000999 s'
+    when id % 3 = 1 then timestamptz '1999-12-31 23:59:59.999999+00'
+    else changed_at + interval '0.000123 s' end`;
+
+  const claimed = await claimChanges(db.sql, 100, "vessel-1");
+  assert.equal(claimed.length, 42);
+  const { epoch } = await vesselState(db.sql);
+  const reread = await pendingAfter(db.sql, {
+    epoch,
+    afterSeq: 0,
+    limit: 100,
+    vesselId: "vessel-1",
+  });
+  const rows = await db.sql<(Omit<ChangeRow, "data"> & { dataText: string })[]>`
+    select entity, operation, data::text as "dataText", changed_at, message_id,
+      epoch::text as epoch, seq from changes order by seq`;
+  const expected = rows.map((r) => envelopeJson(r, "vessel-1"));
+  assert.deepEqual(claimed.map((r) => r.json), expected);
+  assert.deepEqual(reread.map((r) => r.json), expected);
+  assert.deepEqual(claimed.map((r) => [r.seq, r.epoch]), rows.map((r) => [r.seq, epoch]));
+});
