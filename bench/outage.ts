@@ -29,9 +29,7 @@ export async function run(): Promise<BenchRow[]> {
   await using vesselDb = await freshDatabase();
   await using shoreDb = await freshDatabase();
   const store = await Deno.makeTempDir({ prefix: "bosun-bench-outage-" });
-  // Mosquitto started as root drops to its own user: its store must be writable by it.
   const brokerStore = await Deno.makeTempDir({ prefix: "bosun-bench-mosq-" });
-  await Deno.chmod(brokerStore, 0o777);
   await using broker = await startMosquitto({ persistenceDir: brokerStore });
   const common = {
     HOST: "127.0.0.1",

@@ -97,7 +97,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Mosquitto drops root for its own user: its persistence dir must be open to that user
     // (the work dir is 0700), or "with persistence" silently means without.
     const brokerPersistenceDir = await Deno.makeTempDir({ prefix: "bosun-chaos-mosq-" });
-    await Deno.chmod(brokerPersistenceDir, 0o777);
     cleanups.push(() => Deno.remove(brokerPersistenceDir, { recursive: true }));
     // Mosquitto writes its persistence file only now and then: once a second here, so that a
     // kill -9 "with persistence" restores a recent but stale session, as it would at sea.
