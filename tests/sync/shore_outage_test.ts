@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
-import { startTcpProxy } from "../support/tcp-proxy.ts";
+import { startProxy } from "../support/proxy.ts";
 import { publishAll, rawClient, SimulatedVessel, startShore, waitUntil } from "../support/fleet.ts";
 import { openDatabase } from "../../db/connection.ts";
 import { createLogger, silentLogger } from "../../log.ts";
@@ -9,7 +9,7 @@ import { createLogger, silentLogger } from "../../log.ts";
 Deno.test("a database outage holds changes in the shore's buffer; after it every change is applied once", async () => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  await using proxy = startTcpProxy(Number(new URL(db.url).port || 5432));
+  await using proxy = startProxy({ target: { port: Number(new URL(db.url).port || 5432) } });
   const viaProxy = new URL(db.url);
   viaProxy.port = String(proxy.port);
   const shoreDb = await openDatabase({
@@ -34,14 +34,14 @@ Deno.test("a database outage holds changes in the shore's buffer; after it every
     await publishAll(pub, Array.from({ length: 50 }, () => v.mixed()));
     await waitUntil(async () => (await applied()).n === 50, "the first 50 are applied");
 
-    proxy.cut();
+    proxy.setMode({ kind: "cut" });
     await publishAll(pub, Array.from({ length: 50 }, () => v.mixed()));
     await waitUntil(
       () => lines.some((l) => l.includes("Batch not written, retrying")),
       "a write fails",
     );
     assert.equal((await applied()).n, 50);
-    proxy.restore();
+    proxy.setMode({ kind: "pass" });
     await waitUntil(async () => (await applied()).n === 100, "every change is applied");
     assert.deepEqual(await applied(), { n: 100, inbox: 100 });
     const [live] = await db.sql<{ n: number }[]>`
