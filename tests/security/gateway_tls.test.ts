@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
-import { type GatewayProcess, spawnGateway } from "../support/gateway-process.ts";
+import { type GatewayProcess, spawnGateway } from "../support/process.ts";
 import { freshDatabase } from "../support/pg.ts";
 import { startSecureMosquitto } from "../support/secure-mosquitto.ts";
 
@@ -36,13 +36,16 @@ async function syncOneRecord(
   await using shoreDb = await freshDatabase();
   const common = { API_TOKENS: TOKEN, PORT: "0", HOST: "127.0.0.1", MQTT_CA_FILE: pki.caCert };
   await using shore = spawnGateway({
-    ...common,
-    ...shoreEnv,
-    ROLE: "shore",
-    VESSEL_ID: "shore-hq",
-    DATABASE_URL: shoreDb.url,
+    env: {
+      ...common,
+      ...shoreEnv,
+      ROLE: "shore",
+      VESSEL_ID: "shore-hq",
+      DATABASE_URL: shoreDb.url,
+    },
+    clearEnv: true,
   });
-  const shoreUrl = `http://127.0.0.1:${await shore.listening()}`;
+  const shoreUrl = `http://127.0.0.1:${await shore.port()}`;
   const health = async (base: string) => await (await fetch(`${base}/health`)).json();
   // Shore subscribes first, as in service: a change published before any shore session
   // exists has no subscriber and waits for the vessel's re-send (ACK_TIMEOUT_S).
@@ -51,12 +54,10 @@ async function syncOneRecord(
     return h.status === "connected" && h.activeSubscriptions >= 1;
   }, [shore]);
   await using vessel = spawnGateway({
-    ...common,
-    ...vesselEnv,
-    VESSEL_ID: "v1",
-    DATABASE_URL: vesselDb.url,
+    env: { ...common, ...vesselEnv, VESSEL_ID: "v1", DATABASE_URL: vesselDb.url },
+    clearEnv: true,
   });
-  const vesselUrl = `http://127.0.0.1:${await vessel.listening()}`;
+  const vesselUrl = `http://127.0.0.1:${await vessel.port()}`;
   const both = [vessel, shore];
 
   const title = `Replace seal ${crypto.randomUUID()}`;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../config.ts";
 import { readTlsFiles } from "../../sync/tls.ts";
 import { makeTestPki } from "../support/certs.ts";
-import { spawnGateway } from "../support/gateway-process.ts";
+import { spawnGateway } from "../support/process.ts";
 import { freshDatabase } from "../support/pg.ts";
 import { startSecureMosquitto } from "../support/secure-mosquitto.ts";
 
@@ -99,7 +99,7 @@ Deno.test("a gateway with a bad TLS file exits non-zero at start naming the vari
   ];
   for (const [name, env, variable] of cases) {
     await t.step(name, async () => {
-      await using gateway = spawnGateway({ ...base, ...env });
+      await using gateway = spawnGateway({ env: { ...base, ...env }, clearEnv: true });
       const code = await gateway.exited();
       assert.notEqual(code, 0);
       assert.match(gateway.output(), new RegExp(`bosun: .*"${variable}"`));
@@ -131,16 +131,19 @@ Deno.test("no credential or record content reaches the log, /health or an error"
   brokerUrl.password = secrets.urlPassword;
 
   await using gateway = spawnGateway({
-    VESSEL_ID: "v1",
-    DATABASE_URL: dbUrl.toString(),
-    MQTT_BROKER_URL: brokerUrl.toString(),
-    MQTT_USERNAME: "v1",
-    MQTT_PASSWORD: secrets.mqttPassword,
-    API_TOKENS: secrets.apiToken,
-    PORT: "0",
-    HOST: "127.0.0.1",
+    env: {
+      VESSEL_ID: "v1",
+      DATABASE_URL: dbUrl.toString(),
+      MQTT_BROKER_URL: brokerUrl.toString(),
+      MQTT_USERNAME: "v1",
+      MQTT_PASSWORD: secrets.mqttPassword,
+      API_TOKENS: secrets.apiToken,
+      PORT: "0",
+      HOST: "127.0.0.1",
+    },
+    clearEnv: true,
   });
-  const port = await gateway.listening();
+  const port = await gateway.port();
   const base = `http://127.0.0.1:${port}`;
   const auth = { Authorization: `Bearer ${secrets.apiToken}` };
   const json = { ...auth, "Content-Type": "application/json" };
@@ -186,7 +189,7 @@ Deno.test("no credential or record content reaches the log, /health or an error"
   await call("/metrics");
 
   // The broker has refused the credentials at least once (the refusal path is covered too).
-  await gateway.waitFor(/"msg":"MQTT reconnecting"/);
+  await gateway.waitForLog(/"msg":"MQTT reconnecting"/);
   assert.equal(await gateway.stop(), 0);
   const log = gateway.output();
   assert.match(log, /"msg":"Listening"/);

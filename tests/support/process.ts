@@ -9,6 +9,11 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** The program and its arguments; the `start` task's command by default. */
   command?: string[];
+  /**
+   * Start from an empty environment (only PATH, HOME and DENO_DIR kept) instead of the
+   * inherited one, so nothing the test runner has set reaches the gateway.
+   */
+  clearEnv?: boolean;
 }
 
 /** A running gateway process. */
@@ -17,6 +22,8 @@ export interface GatewayProcess {
   /** Everything written so far. */
   stdout(): string;
   stderr(): string;
+  /** stdout and stderr so far, one after the other. */
+  output(): string;
   /** Waits until stderr matches `pattern` (or the process exits: then it throws). */
   waitForLog(pattern: RegExp): Promise<RegExpExecArray>;
   /** Waits for the "Listening" line and returns its port. */
@@ -44,9 +51,17 @@ function startTask(): string[] {
 /** Starts a gateway process. */
 export function spawnGateway(options: SpawnOptions): GatewayProcess {
   const [cmd, ...args] = options.command ?? startTask();
+  const base: Record<string, string> = {};
+  if (options.clearEnv) {
+    for (const key of ["PATH", "HOME", "DENO_DIR"]) {
+      const value = Deno.env.get(key);
+      if (value !== undefined) base[key] = value;
+    }
+  }
   const child = new Deno.Command(cmd!, {
     args,
-    env: { LOG_LEVEL: "info", ...options.env },
+    clearEnv: options.clearEnv ?? false,
+    env: { ...base, LOG_LEVEL: "info", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -91,6 +106,7 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
     child,
     stdout: () => out,
     stderr: () => err,
+    output: () => out + err,
     waitForLog,
     async port() {
       const m = await waitForLog(/"msg":"Listening".*?"port":(\d+)/);
