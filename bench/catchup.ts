@@ -7,8 +7,7 @@
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
-import { freePort } from "../tests/support/ports.ts";
-import { spawnGateway } from "../tests/support/process.ts";
+import { spawnLocalGateway } from "../tests/support/process.ts";
 import { type BenchRow, percentile } from "./types.ts";
 import { benchEngine, envNumber, fillChangeLog, nextEvent } from "./common.ts";
 
@@ -26,15 +25,12 @@ async function pageRows(logSize: number): Promise<BenchRow[]> {
   );
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-bench-catchup-" });
   // The engine's routes without a broker: reading the log needs none.
-  await using gw = spawnGateway({
+  await using gw = spawnLocalGateway({
+    databaseUrl: db.url,
+    dataDir,
+    token: TOKEN,
     env: {
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      API_TOKENS: TOKEN,
       VESSEL_ID: "bench-catchup",
-      MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
       OUTBOX_MAX_PENDING: String(logSize * 2),
     },
   });

@@ -8,7 +8,7 @@
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { freePort } from "../tests/support/ports.ts";
-import { spawnGateway } from "../tests/support/process.ts";
+import { spawnLocalGateway } from "../tests/support/process.ts";
 import { envNumber } from "./common.ts";
 import { HttpConnection, postRequest } from "./http-client.ts";
 
@@ -61,15 +61,12 @@ await using db = await freshDatabase();
 const inspectPort = freePort();
 const dataDir = await Deno.makeTempDir({ prefix: "bosun-profile-" });
 const root = new URL("../", import.meta.url).pathname;
-await using gw = spawnGateway({
+await using gw = spawnLocalGateway({
   command: [Deno.execPath(), "run", `--inspect=127.0.0.1:${inspectPort}`, "-A", `${root}main.ts`],
+  databaseUrl: db.url,
+  dataDir,
+  token: TOKEN,
   env: {
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    API_TOKENS: TOKEN,
-    MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
     LOCAL_MODE: "false",
   },
 });

@@ -8,8 +8,7 @@
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import type { Sql } from "../db/connection.ts";
-import { freePort } from "../tests/support/ports.ts";
-import { spawnGateway } from "../tests/support/process.ts";
+import { spawnLocalGateway } from "../tests/support/process.ts";
 import { type BenchRow, percentile } from "./types.ts";
 import { backendCpu, cpuSeconds, cpuSpent } from "./common.ts";
 import { HttpConnection, postRequest } from "./http-client.ts";
@@ -96,14 +95,11 @@ export async function run(): Promise<BenchRow[]> {
   };
 
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-bench-" });
-  await using gw = spawnGateway({
+  await using gw = spawnLocalGateway({
+    databaseUrl: db.url,
+    dataDir,
+    token: TOKEN,
     env: {
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      API_TOKENS: TOKEN,
-      MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
       // The HTTP write path alone: a sync engine publishing meanwhile is another bench's figure.
       LOCAL_MODE: "false",
     },

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "./support/pg.ts";
 import { freePort } from "./support/ports.ts";
-import { spawnGateway } from "./support/process.ts";
+import { spawnGateway, spawnLocalGateway } from "./support/process.ts";
 import { createPgServer } from "./support/pgserver.ts";
 
 /** A broker URL where nothing listens, so "no broker" holds whatever runs on 1883. */
@@ -110,15 +110,10 @@ Deno.test("SIGTERM lets in-flight requests finish, then exits 0", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   const token = "sigterm-test-token-0123456789";
   try {
-    await using gw = spawnGateway({
-      env: {
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        API_TOKENS: token,
-        MQTT_BROKER_URL: noBroker(),
-      },
+    await using gw = spawnLocalGateway({
+      databaseUrl: db.url,
+      dataDir,
+      token,
     });
     const base = `http://127.0.0.1:${await gw.port()}`;
     const post = (name: string) =>
@@ -164,15 +159,10 @@ Deno.test("SIGTERM lets in-flight requests finish, then exits 0", async () => {
 Deno.test("an unreachable DATABASE_URL is retried with logs, and SIGTERM still exits 0", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   try {
-    await using gw = spawnGateway({
-      env: {
-        DATABASE_URL: `postgres://postgres@127.0.0.1:${freePort()}/bosun`,
-        DATA_DIR: dataDir,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        API_TOKENS: "unreachable-db-token-0123456789",
-        MQTT_BROKER_URL: noBroker(),
-      },
+    await using gw = spawnLocalGateway({
+      databaseUrl: `postgres://postgres@127.0.0.1:${freePort()}/bosun`,
+      dataDir,
+      token: "unreachable-db-token-0123456789",
     });
     await gw.waitForLog(/"msg":"Database unreachable, retrying".*"attempt":2/);
     assert.equal(await gw.stop("SIGTERM"), 0);
@@ -187,15 +177,10 @@ Deno.test("a gateway started before its database serves once it appears, and rid
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   const token = "late-database-token-0123456789";
   try {
-    await using gw = spawnGateway({
-      env: {
-        DATABASE_URL: pg.url,
-        DATA_DIR: dataDir,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        API_TOKENS: token,
-        MQTT_BROKER_URL: noBroker(),
-      },
+    await using gw = spawnLocalGateway({
+      databaseUrl: pg.url,
+      dataDir,
+      token,
     });
     await gw.waitForLog(/"msg":"Database unreachable, retrying".*"attempt":2/);
     await pg.start();
@@ -235,14 +220,12 @@ Deno.test("a port already taken stops start-up with exit 1 and a line naming POR
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
-    await using gw = spawnGateway({
+    await using gw = spawnLocalGateway({
+      databaseUrl: db.url,
+      dataDir,
+      token: "port-taken-token-0123456789",
       env: {
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        HOST: "127.0.0.1",
         PORT: String((taken.addr as Deno.NetAddr).port),
-        API_TOKENS: "port-taken-token-0123456789",
-        MQTT_BROKER_URL: noBroker(),
       },
     });
     assert.equal(await gw.exited(), 1);

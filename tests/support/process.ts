@@ -35,6 +35,8 @@ export interface GatewayProcess {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+import { freePort } from "./ports.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /**
@@ -118,4 +120,35 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
       await stop("SIGKILL");
     },
   };
+}
+
+/** Options for {@linkcode spawnLocalGateway}. */
+export interface LocalGatewayOptions {
+  databaseUrl: string;
+  dataDir: string;
+  /** The one API token it accepts. */
+  token: string;
+  /** More environment; it wins over the defaults (MQTT_BROKER_URL included). */
+  env?: Record<string, string>;
+  command?: string[];
+}
+
+/**
+ * Starts a gateway on 127.0.0.1 at a port the OS picks, with a broker URL nothing listens
+ * on unless `env` names one: the set-up shared by the process tests and the benches.
+ * `await gw.port()` waits for it to listen.
+ */
+export function spawnLocalGateway(options: LocalGatewayOptions): GatewayProcess {
+  return spawnGateway({
+    command: options.command,
+    env: {
+      DATABASE_URL: options.databaseUrl,
+      DATA_DIR: options.dataDir,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      API_TOKENS: options.token,
+      MQTT_BROKER_URL: `mqtt://127.0.0.1:${freePort()}`,
+      ...options.env,
+    },
+  });
 }
