@@ -11,20 +11,14 @@
 import mqtt from "mqtt";
 import process from "node:process";
 import type { BenchRow } from "./types.ts";
+import { benchEngine, fillChangeLog, WINDOW } from "./common.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { freePort } from "../tests/support/ports.ts";
-import { parseConfig } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
-import { OutboxGate } from "../db/outbox-gate.ts";
-import { createLogger } from "../log.ts";
-import { createMetrics } from "../metrics.ts";
-import { createVesselEngine } from "../sync/engine.ts";
 import { applyAck, vesselState } from "../db/outbox.ts";
 import { type ChangeRow, toEnvelope } from "../sync/envelope.ts";
 
-const WINDOW = 256;
-const log = createLogger({ level: "warn" });
 const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
 const ticks = 100; // USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s
 
@@ -56,41 +50,8 @@ async function dbCpu(sql: Sql): Promise<number> {
   return total;
 }
 
-/** Queues `n` equipment changes (~300-byte records) straight into the change log. */
-async function queue(sql: Sql, n: number) {
-  for (let done = 0; done < n; done += 100_000) {
-    const k = Math.min(100_000, n - done);
-    await sql`insert into changes (entity, record_id, operation, data, changed_at, priority)
-      select 'equipment', id, 'create', jsonb_build_object('id', id, 'version', 1,
-        'createdAt', now(), 'updatedAt', now(), 'name', 'ballast pump ' || g,
-        'type', 'pump', 'location', 'engine room, deck 2, frame ' || (g % 90),
-        'status', 'running', 'runningHours', g % 20000), now(), 1
-      from (select gen_random_uuid() as id, g from generate_series(1, ${k}) g) s`;
-  }
-}
-
-function engineOn(sql: Sql, url: string, vesselId: string) {
-  const config = parseConfig({
-    VESSEL_ID: vesselId,
-    MQTT_BROKER_URL: url,
-    ACK_TIMEOUT_S: "86400", // no re-sends during the bench: shore is absent on purpose
-    OUTBOX_MAX_PENDING: "2000000",
-  });
-  const gate = new OutboxGate(config.outboxMaxPending);
-  const engine = createVesselEngine({
-    sql,
-    config,
-    gate,
-    metrics: createMetrics(),
-    log,
-    window: WINDOW,
-    session: { backoff: { baseMs: 50, ceilingMs: 200 } },
-  });
-  return { engine, gate };
-}
-
 /** Waits until `n` publishes were PUBACKed; returns the seconds from the first connect. */
-function drained(engine: ReturnType<typeof engineOn>["engine"], n: number) {
+function drained(engine: ReturnType<typeof benchEngine>["engine"], n: number) {
   let started = 0;
   let count = 0;
   return new Promise<number>((resolve) => {
@@ -128,7 +89,7 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   await using db = await freshDatabase();
   const port = freePort();
   const vesselId = "bench-drain";
-  await queue(db.sql, n);
+  await fillChangeLog(db.sql, n);
 
   // The envelopes the engine will publish: its claims hand out seq 1, 2, ... in
   // (priority, id) order; checked against the database after its drain.
@@ -147,7 +108,7 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   let rawCpu = ownCpu() - raw0;
   await broker.kill();
 
-  const { engine } = engineOn(db.sql, `mqtt://127.0.0.1:${port}`, vesselId);
+  const { engine } = benchEngine(db.sql, `mqtt://127.0.0.1:${port}`, vesselId);
   const done = drained(engine, n);
   engine.start();
   await new Promise((r) => setTimeout(r, 500)); // the broker is down: attempts fail
@@ -195,7 +156,7 @@ const settle = async () => {
 /** Queues `n` changes on a connected engine and waits until all are PUBACKed. */
 async function drainAll(
   sql: Sql,
-  vessel: ReturnType<typeof engineOn>,
+  vessel: ReturnType<typeof benchEngine>,
   n: number,
   onSample: () => void,
 ) {
@@ -204,7 +165,7 @@ async function drainAll(
   const off = vessel.engine.onEvent((e) => e.type === "published" && count++);
   const sampler = setInterval(onSample, 100);
   const started = performance.now();
-  await queue(sql, n);
+  await fillChangeLog(sql, n);
   vessel.gate.added(n);
   while (count < n) await new Promise((r) => setTimeout(r, 200));
   off();
@@ -215,7 +176,7 @@ async function drainAll(
 async function rssRows(n: number): Promise<BenchRow[]> {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  const vessel = engineOn(db.sql, broker.url, "bench-rss");
+  const vessel = benchEngine(db.sql, broker.url, "bench-rss");
   const connected = new Promise<void>((r) =>
     vessel.engine.onEvent((e) => e.type === "connected" && r())
   );
