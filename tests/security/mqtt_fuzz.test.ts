@@ -12,19 +12,11 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { startShoreRig } from "../support/shore-rig.ts";
 import { ENTITIES, type Entity } from "../../entities.ts";
 import type { Envelope } from "../../sync/envelope.ts";
 import { classify, MAX_PAYLOAD_BYTES } from "../../sync/shore-message.ts";
-import { startMosquitto } from "../support/mosquitto.ts";
-import { freshDatabase } from "../support/pg.ts";
-import {
-  rawClient,
-  SimulatedVessel,
-  startShore,
-  topicOf,
-  valueOf,
-  waitUntil,
-} from "../support/fleet.ts";
+import { SimulatedVessel, topicOf, valueOf, waitUntil } from "../support/fleet.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
@@ -241,54 +233,47 @@ const message: fc.Arbitrary<Message> = fc.oneof(
 Deno.test(`shore drops ${RUNS} fuzzed MQTT messages, applies none, counts every one`, async () => {
   console.log(`mqtt fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
   const messages = fc.sample(message, { seed: SEED, numRuns: RUNS });
-  await using db = await freshDatabase();
-  await using broker = await startMosquitto();
-  const shore = await startShore(broker.url, db.sql);
-  const pub = await rawClient(broker.url);
+  await using rig = await startShoreRig();
+  const { db, shore, pub } = rig;
   const malformed = async () =>
     (await shore.metrics.shore.malformed.get()).values.reduce((n, v) => n + v.value, 0);
-  try {
-    // In slices, at QoS 1 on one connection: the shore receives them in this order.
-    for (let i = 0; i < messages.length; i += 200) {
-      await Promise.all(
-        messages.slice(i, i + 200).map((m) =>
-          pub.publishAsync(m.topic, m.payload as unknown as string, { qos: 1 })
-        ),
-      );
-    }
-    const sentinel = new SimulatedVessel("fuzz-sentinel").create();
-    await pub.publishAsync(topicOf(sentinel), JSON.stringify(sentinel), { qos: 1 });
-    await waitUntil(
-      async () => await valueOf(shore.metrics.shore.applied) >= 1,
-      "the sentinel is applied",
+  // In slices, at QoS 1 on one connection: the shore receives them in this order.
+  for (let i = 0; i < messages.length; i += 200) {
+    await Promise.all(
+      messages.slice(i, i + 200).map((m) =>
+        pub.publishAsync(m.topic, m.payload as unknown as string, { qos: 1 })
+      ),
     );
-
-    const counted = await malformed();
-    if (counted !== messages.length) {
-      const notMalformed = messages.filter((m) => classify(m.topic, m.payload).kind !== "malformed")
-        .slice(0, 5).map((m) => `${m.why} ${m.topic} ${new TextDecoder().decode(m.payload)}`);
-      assert.fail(
-        `sent ${messages.length}, counted ${counted} (FUZZ_SEED=${SEED}); ` +
-          `first not malformed:\n${notMalformed.join("\n")}`,
-      );
-    }
-    assert.equal(await valueOf(shore.metrics.shore.applied), 1, "a fuzzed message was applied");
-    const [inbox] = await db.sql<{ n: number }[]>`select count(*)::int as n from shore_inbox`;
-    const [records] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from shore_records where vessel_id <> 'fuzz-sentinel'`;
-    assert.equal(records?.n, 0, "a fuzzed record reached shore_records");
-    assert.ok((inbox?.n ?? 0) <= 1, "a fuzzed message reached shore_inbox");
-    assert.ok(shore.session.connected, "the shore lost its session");
-    assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype polluted");
-
-    const byReason = (await shore.metrics.shore.malformed.get()).values
-      .map((v) => `${v.labels.reason}:${v.value}`).sort().join(" ");
-    console.log(
-      `mqtt fuzz: ${messages.length} sent, ${counted} counted malformed, 0 applied, ` +
-        `0 failures; ${byReason}`,
-    );
-  } finally {
-    await pub.endAsync();
-    await shore.close();
   }
+  const sentinel = new SimulatedVessel("fuzz-sentinel").create();
+  await pub.publishAsync(topicOf(sentinel), JSON.stringify(sentinel), { qos: 1 });
+  await waitUntil(
+    async () => await valueOf(shore.metrics.shore.applied) >= 1,
+    "the sentinel is applied",
+  );
+
+  const counted = await malformed();
+  if (counted !== messages.length) {
+    const notMalformed = messages.filter((m) => classify(m.topic, m.payload).kind !== "malformed")
+      .slice(0, 5).map((m) => `${m.why} ${m.topic} ${new TextDecoder().decode(m.payload)}`);
+    assert.fail(
+      `sent ${messages.length}, counted ${counted} (FUZZ_SEED=${SEED}); ` +
+        `first not malformed:\n${notMalformed.join("\n")}`,
+    );
+  }
+  assert.equal(await valueOf(shore.metrics.shore.applied), 1, "a fuzzed message was applied");
+  const [inbox] = await db.sql<{ n: number }[]>`select count(*)::int as n from shore_inbox`;
+  const [records] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from shore_records where vessel_id <> 'fuzz-sentinel'`;
+  assert.equal(records?.n, 0, "a fuzzed record reached shore_records");
+  assert.ok((inbox?.n ?? 0) <= 1, "a fuzzed message reached shore_inbox");
+  assert.ok(shore.session.connected, "the shore lost its session");
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype polluted");
+
+  const byReason = (await shore.metrics.shore.malformed.get()).values
+    .map((v) => `${v.labels.reason}:${v.value}`).sort().join(" ");
+  console.log(
+    `mqtt fuzz: ${messages.length} sent, ${counted} counted malformed, 0 applied, ` +
+      `0 failures; ${byReason}`,
+  );
 });
