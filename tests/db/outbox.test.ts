@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
+import { createAwkwardRecords } from "../support/awkward.ts";
 import { OutboxGate } from "../../db/outbox-gate.ts";
 import { createRecordStore } from "../../db/records.ts";
 import { claimChanges, pendingAfter, vesselState } from "../../db/outbox.ts";
@@ -8,13 +9,7 @@ import { type ChangeRow, envelopeJson } from "../../sync/envelope.ts";
 Deno.test("the envelope PostgreSQL builds for a claimed or re-read row is envelopeJson's text, character for character", async () => {
   await using db = await freshDatabase();
   const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
-  await store.create("work_orders", {
-    title: 'quote " backslash \\ newline \n tab \t é 🚢 \u2028',
-    equipmentId: "</script>",
-    priority: 5,
-    description: "x".repeat(5_000),
-  });
-  await store.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
+  await createAwkwardRecords(store);
   for (let i = 0; i < 40; i++) await store.create("crew", { name: `c${i}` });
   // Sub-millisecond parts (a JS Date truncates them), the epoch, and years before 2000.
   await db.sql`update changes set changed_at = case

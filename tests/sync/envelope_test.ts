@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
+import { createAwkwardRecords } from "../support/awkward.ts";
 import { OutboxGate } from "../../db/outbox-gate.ts";
 import { createRecordStore } from "../../db/records.ts";
 import { claimChanges } from "../../db/outbox.ts";
@@ -8,13 +9,7 @@ import { type ChangeRow, envelopeJson, envelopeSchema, toEnvelope } from "../../
 Deno.test("the publisher's spliced envelope text parses to exactly the built envelope", async () => {
   await using db = await freshDatabase();
   const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
-  await store.create("work_orders", {
-    title: 'quote " backslash \\ newline \n tab \t é 🚢 \u2028',
-    equipmentId: "</script>",
-    priority: 5,
-    description: "x".repeat(5_000),
-  });
-  await store.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
+  await createAwkwardRecords(store);
   assert.equal((await claimChanges(db.sql, 10, "vessel-1")).length, 2);
   const rows = await db.sql<(Omit<ChangeRow, "data"> & { dataText: string })[]>`
     select entity, operation, data::text as "dataText", changed_at, message_id,
