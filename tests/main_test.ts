@@ -2,20 +2,14 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { freshDatabase } from "./support/pg.ts";
 import { startMosquitto } from "./support/mosquitto.ts";
-import { freePort, waitForPort } from "./support/ports.ts";
+import { spawnLocalGateway } from "./support/process.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 
-async function spawnGateway(env: Record<string, string>) {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
-    env: { HOST: "127.0.0.1", PORT: String(port), API_TOKENS: TOKEN, ...env },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitForPort(port, 60_000);
-  return { child, base: `http://127.0.0.1:${port}` };
+/** Starts a gateway on `env` and returns its process once it listens, with its base URL. */
+async function spawnGateway(env: Record<string, string> & { DATABASE_URL: string }) {
+  const gw = spawnLocalGateway({ databaseUrl: env.DATABASE_URL, token: TOKEN, env });
+  return { child: gw.child, base: `http://127.0.0.1:${await gw.port()}` };
 }
 
 /** Collects status payloads of one vessel (retained ones included). */

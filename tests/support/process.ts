@@ -125,7 +125,8 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
 /** Options for {@linkcode spawnLocalGateway}. */
 export interface LocalGatewayOptions {
   databaseUrl: string;
-  dataDir: string;
+  /** DATA_DIR; unset: the gateway's default. */
+  dataDir?: string;
   /** The one API token it accepts. */
   token: string;
   /** More environment; it wins over the defaults (MQTT_BROKER_URL included). */
@@ -143,7 +144,7 @@ export function spawnLocalGateway(options: LocalGatewayOptions): GatewayProcess 
     command: options.command,
     env: {
       DATABASE_URL: options.databaseUrl,
-      DATA_DIR: options.dataDir,
+      ...(options.dataDir === undefined ? {} : { DATA_DIR: options.dataDir }),
       HOST: "127.0.0.1",
       PORT: "0",
       API_TOKENS: options.token,
