@@ -58,6 +58,18 @@ async function assertSynced(vesselDb: TestDatabase, shoreDb: TestDatabase, vesse
   );
 }
 
+/** Drives {@linkcode WRITES} writes, running each fault once after its write count, every one. */
+async function driveWithFaults(port: number, faults: Record<number, () => Promise<void>>) {
+  await drive(() => port, WRITES, {
+    onWrite: async (done) => {
+      const fault = faults[done];
+      delete faults[done];
+      await fault?.();
+    },
+  });
+  assert.deepEqual(Object.keys(faults), []);
+}
+
 Deno.test("one vessel and one shore: 2,000 mixed writes are applied exactly once and all acknowledged", async () => {
   await using vesselDb = await freshDatabase();
   await using shoreDb = await freshDatabase({ migrated: false });
@@ -117,14 +129,7 @@ Deno.test("the vessel killed -9 three times and the broker replaced twice mid-ru
     },
   };
   try {
-    await drive(() => port, WRITES, {
-      onWrite: async (done) => {
-        const fault = faults[done];
-        delete faults[done];
-        await fault?.();
-      },
-    });
-    assert.deepEqual(Object.keys(faults), []);
+    await driveWithFaults(port, faults);
     await assertSynced(vesselDb, shoreDb, port);
   } finally {
     await vessel.stop("SIGKILL");
@@ -147,14 +152,7 @@ Deno.test("the shore killed -9 twice mid-run: it resumes from its database, stil
   };
   const faults: Record<number, () => Promise<void>> = { 500: restart, 1_300: restart };
   try {
-    await drive(() => port, WRITES, {
-      onWrite: async (done) => {
-        const fault = faults[done];
-        delete faults[done];
-        await fault?.();
-      },
-    });
-    assert.deepEqual(Object.keys(faults), []);
+    await driveWithFaults(port, faults);
     await assertSynced(vesselDb, shoreDb, port);
   } finally {
     await shore.stop("SIGKILL");
