@@ -3,7 +3,7 @@
  * a writer that drives mixed creates, updates and deletes through a vessel's HTTP API
  * (riding out the gateway being killed), and the comparison of vessel and shore records.
  */
-import { type GatewayProcess, spawnGateway } from "./process.ts";
+import { type GatewayProcess, spawnLocalGateway } from "./process.ts";
 import type { Sql } from "../../db/connection.ts";
 import { ENTITIES } from "../../entities.ts";
 
@@ -11,11 +11,11 @@ import { ENTITIES } from "../../entities.ts";
 export const TOKEN = "e2e-test-token-0123456789abcdef";
 
 /** Starts a gateway process with the test defaults under `env`. */
-export async function gateway(env: Record<string, string>): Promise<GatewayProcess> {
+export async function gateway(
+  env: Record<string, string> & { DATABASE_URL: string },
+): Promise<GatewayProcess> {
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-e2e-" });
-  return spawnGateway({
-    env: { HOST: "127.0.0.1", API_TOKENS: TOKEN, DATA_DIR: dataDir, ...env },
-  });
+  return spawnLocalGateway({ databaseUrl: env.DATABASE_URL, dataDir, token: TOKEN, env });
 }
 
 /** Calls the API at `port`; throws on a network error (the gateway is down). */

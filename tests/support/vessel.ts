@@ -11,6 +11,7 @@ import { silentLogger } from "../../log.ts";
 import { createMetrics, type Metrics } from "../../metrics.ts";
 import { createVesselEngine, type VesselEngine } from "../../sync/engine.ts";
 import type { Envelope } from "../../sync/envelope.ts";
+import { waitUntil } from "./fleet.ts";
 
 /** A started engine and what it was built from. */
 export interface TestVessel {
@@ -113,8 +114,8 @@ export async function observe(url: string, filter: string): Promise<Observer> {
 }
 
 /** Polls `fn` until it returns true (every 25 ms); the test's own timeout bounds it. */
-export async function eventually(fn: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await fn())) await new Promise((r) => setTimeout(r, 25));
+export function eventually(fn: () => boolean | Promise<boolean>): Promise<void> {
+  return waitUntil(fn, "the condition holds", Infinity);
 }
 
 /** Publishes shore's retained ack for a vessel. */
