@@ -110,11 +110,7 @@ Deno.test("SIGTERM lets in-flight requests finish, then exits 0", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   const token = "sigterm-test-token-0123456789";
   try {
-    await using gw = spawnLocalGateway({
-      databaseUrl: db.url,
-      dataDir,
-      token,
-    });
+    await using gw = spawnLocalGateway({ databaseUrl: db.url, dataDir, token });
     const base = `http://127.0.0.1:${await gw.port()}`;
     const post = (name: string) =>
       fetch(`${base}/api/crew`, {
@@ -177,11 +173,7 @@ Deno.test("a gateway started before its database serves once it appears, and rid
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
   const token = "late-database-token-0123456789";
   try {
-    await using gw = spawnLocalGateway({
-      databaseUrl: pg.url,
-      dataDir,
-      token,
-    });
+    await using gw = spawnLocalGateway({ databaseUrl: pg.url, dataDir, token });
     await gw.waitForLog(/"msg":"Database unreachable, retrying".*"attempt":2/);
     await pg.start();
     const base = `http://127.0.0.1:${await gw.port()}`;
