@@ -66,9 +66,7 @@ await using gw = spawnLocalGateway({
   databaseUrl: db.url,
   dataDir,
   token: TOKEN,
-  env: {
-    LOCAL_MODE: "false",
-  },
+  env: { LOCAL_MODE: "false" },
 });
 const port = await gw.port();
 const request = postRequest(

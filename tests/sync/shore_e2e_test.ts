@@ -106,27 +106,20 @@ Deno.test("the vessel killed -9 three times and the broker replaced twice mid-ru
   const env = vesselEnv(vesselDb, broker, port);
   let vessel: GatewayProcess = await gateway(env);
   await vessel.port();
+  const killVessel = async () => {
+    await vessel.stop("SIGKILL");
+    vessel = await gateway(env);
+  };
+  const replaceBroker = async () => {
+    await broker.kill();
+    await broker.restart();
+  };
   const faults: Record<number, () => Promise<void>> = {
-    300: async () => {
-      await vessel.stop("SIGKILL");
-      vessel = await gateway(env);
-    },
-    600: async () => {
-      await broker.kill();
-      await broker.restart();
-    },
-    900: async () => {
-      await vessel.stop("SIGKILL");
-      vessel = await gateway(env);
-    },
-    1_200: async () => {
-      await broker.kill();
-      await broker.restart();
-    },
-    1_500: async () => {
-      await vessel.stop("SIGKILL");
-      vessel = await gateway(env);
-    },
+    300: killVessel,
+    600: replaceBroker,
+    900: killVessel,
+    1_200: replaceBroker,
+    1_500: killVessel,
   };
   try {
     await driveWithFaults(port, faults);
