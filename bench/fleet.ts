@@ -15,7 +15,7 @@
 import type mqtt from "mqtt";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
-import { spawnGateway } from "../tests/support/process.ts";
+import { spawnLocalGateway } from "../tests/support/process.ts";
 import { rawClient, SimulatedVessel, topicOf } from "../tests/support/fleet.ts";
 import { type BenchRow, percentile } from "./types.ts";
 import type { Sql } from "../db/connection.ts";
@@ -91,15 +91,13 @@ async function measure(shores: number): Promise<Sample> {
   await using broker = await startMosquitto();
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-bench-fleet-" });
   const gateways = Array.from({ length: shores }, (_, i) =>
-    spawnGateway({
+    spawnLocalGateway({
+      databaseUrl: db.url,
+      dataDir,
+      token: "bench-token-0123456789abcdef",
       env: {
         ROLE: "shore",
         VESSEL_ID: `shore-${i}`,
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        API_TOKENS: "bench-token-0123456789abcdef",
         MQTT_BROKER_URL: broker.url,
         ...(shores > 1 ? { SHORE_SHARED_GROUP: "bench" } : {}),
       },

@@ -8,7 +8,7 @@
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
-import { type GatewayProcess, spawnGateway } from "../tests/support/process.ts";
+import { type GatewayProcess, spawnLocalGateway } from "../tests/support/process.ts";
 import type { BenchRow } from "./types.ts";
 import {
   backendCpu,
@@ -31,24 +31,18 @@ export async function run(): Promise<BenchRow[]> {
   const store = await Deno.makeTempDir({ prefix: "bosun-bench-outage-" });
   const brokerStore = await Deno.makeTempDir({ prefix: "bosun-bench-mosq-" });
   await using broker = await startMosquitto({ persistenceDir: brokerStore });
-  const common = {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    API_TOKENS: TOKEN,
-    MQTT_BROKER_URL: broker.url,
-    OUTBOX_MAX_PENDING: String(n * 2),
-  };
-  const shore = spawnGateway({
-    env: {
-      ...common,
-      ROLE: "shore",
-      VESSEL_ID: "shore-bench",
-      DATABASE_URL: shoreDb.url,
-      DATA_DIR: `${store}/shore`,
-    },
+  const env = { MQTT_BROKER_URL: broker.url, OUTBOX_MAX_PENDING: String(n * 2) };
+  const shore = spawnLocalGateway({
+    databaseUrl: shoreDb.url,
+    dataDir: `${store}/shore`,
+    token: TOKEN,
+    env: { ...env, ROLE: "shore", VESSEL_ID: "shore-bench" },
   });
-  const vessel = spawnGateway({
-    env: { ...common, VESSEL_ID: "bench-outage", DATABASE_URL: vesselDb.url, DATA_DIR: store },
+  const vessel = spawnLocalGateway({
+    databaseUrl: vesselDb.url,
+    dataDir: store,
+    token: TOKEN,
+    env: { ...env, VESSEL_ID: "bench-outage" },
   });
   try {
     await shore.waitForLog(/"msg":"MQTT connected"/);
