@@ -80,6 +80,10 @@ const schema = z.object({
     /^[A-Za-z0-9_-]{1,64}$/,
     '"SHORE_SHARED_GROUP" must match [A-Za-z0-9_-]{1,64}',
   ).optional(),
+  // Outside the contract: how much the gateway logs.
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], {
+    error: '"LOG_LEVEL" must be "debug", "info", "warn" or "error"',
+  }).default("info"),
 }).superRefine((c, ctx) => {
   if ((c.MQTT_CERT_FILE === undefined) !== (c.MQTT_KEY_FILE === undefined)) {
     ctx.addIssue({
@@ -121,6 +125,7 @@ export interface Config {
   ackMode: "shore" | "broker";
   catchupRetentionDays: number;
   shoreSharedGroup: string | undefined;
+  logLevel: "debug" | "info" | "warn" | "error";
 }
 
 /** Thrown when the environment holds an invalid value; the message names the variable. */
@@ -170,6 +175,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ackMode: c.ACK_MODE,
     catchupRetentionDays: c.CATCHUP_RETENTION_DAYS,
     shoreSharedGroup: c.SHORE_SHARED_GROUP,
+    logLevel: c.LOG_LEVEL,
   };
 }
 

@@ -8,7 +8,7 @@ import { openDatabase } from "./db/connection.ts";
 import { migrate } from "./db/migrations.ts";
 import { createRecordStore } from "./db/records.ts";
 import { OutboxGate } from "./db/outbox-gate.ts";
-import { countPending, outboxStats } from "./db/outbox.ts";
+import { countPending, outboxHealth, outboxStats } from "./db/outbox.ts";
 import { createMetrics } from "./metrics.ts";
 import { resolveApiTokens } from "./auth.ts";
 import { createApp } from "./app.ts";
@@ -16,6 +16,7 @@ import { recordRoutes } from "./routes/records.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
+import { guardProcess } from "./guard.ts";
 import { Drain } from "./drain.ts";
 import { createSession } from "./sync/session.ts";
 import { createShore } from "./sync/shore.ts";
@@ -161,15 +162,9 @@ export async function start(
 
   const status = config.localMode ? "disconnected" : "disabled";
   let report = async (): Promise<Record<string, unknown>> => {
-    const s = await outboxStats(db.sql);
     return {
       status,
-      epoch: s.epoch,
-      queuedMessages: s.queued,
-      unackedMessages: s.unacked,
-      oldestUnackedAgeSeconds: s.oldestUnackedAgeSeconds,
-      lastPublishedSeq: s.lastPublishedSeq,
-      lastAckedSeq: s.lastAckedSeq,
+      ...outboxHealth(await outboxStats(db.sql)),
       reconnectAttempts: 0,
       activeSubscriptions: 0,
       topics: [],
@@ -247,7 +242,6 @@ export async function start(
 }
 
 if (import.meta.main) {
-  const log = createLogger({ level: Deno.env.get("LOG_LEVEL") === "debug" ? "debug" : "info" });
   let config: Config;
   try {
     config = parseConfig(Deno.env.toObject());
@@ -256,6 +250,8 @@ if (import.meta.main) {
     console.error(`bosun: ${err.message}`);
     Deno.exit(2);
   }
+  const log = createLogger({ level: config.logLevel });
+  guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
   // database ends the retry loop instead of being ignored until the database answers.
   const abort = new AbortController();

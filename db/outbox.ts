@@ -44,6 +44,18 @@ export async function outboxStats(sql: Sql): Promise<OutboxStats> {
   return row;
 }
 
+/** The `/health` fields that come from the change log, named as the contract names them. */
+export function outboxHealth(s: OutboxStats) {
+  return {
+    epoch: s.epoch,
+    queuedMessages: s.queued,
+    unackedMessages: s.unacked,
+    oldestUnackedAgeSeconds: s.oldestUnackedAgeSeconds,
+    lastPublishedSeq: s.lastPublishedSeq,
+    lastAckedSeq: s.lastAckedSeq,
+  };
+}
+
 /** Counts the changes not yet acknowledged, to seed the outbox bound (two partial indexes). */
 export async function countPending(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`

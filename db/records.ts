@@ -7,6 +7,7 @@ import type { Sql } from "./connection.ts";
 import type { ApiRecord, Entity } from "../entities.ts";
 import { HttpError } from "../errors.ts";
 import type { OutboxGate } from "./outbox-gate.ts";
+import { GroupCommit } from "./group-commit.ts";
 
 /** A page of records and the cursor of the next one. */
 export interface Page {
@@ -18,6 +19,8 @@ export interface Page {
 export interface RecordStoreOptions {
   sql: Sql;
   gate: OutboxGate;
+  /** Create statements running at once before creates queue into batches (default 2). */
+  createsInFlight?: number;
 }
 
 /** Alerts overtake a backlog of other entities; see the publisher. */
@@ -60,7 +63,9 @@ export function decodeCursor(cursor: string): [string, string] {
 }
 
 /** Builds the record store over `sql`; `gate` bounds the outbox and wakes the publisher. */
-export function createRecordStore({ sql, gate }: RecordStoreOptions): RecordStore {
+export function createRecordStore(
+  { sql, gate, createsInFlight }: RecordStoreOptions,
+): RecordStore {
   const notFound = (entity: Entity, id: string) =>
     new HttpError(404, "not_found", `No ${entity} record with id "${id}"`);
 
@@ -79,6 +84,23 @@ export function createRecordStore({ sql, gate }: RecordStoreOptions): RecordStor
     throw notFound(entity, id);
   }
 
+  // Creates under load share statements and commits; see db/group-commit.ts.
+  const creates = new GroupCommit({
+    sql,
+    maxInFlight: createsInFlight,
+    single: async ({ entity, record, priority }) => {
+      await sql`
+        with r as (
+          insert into ${sql(entity)} (id, version, data, created_at, updated_at)
+          values (${record.id}, 1, ${sql.json(record as never)}, ${record.createdAt},
+            ${record.createdAt})
+        )
+        insert into changes (entity, record_id, operation, data, changed_at, priority)
+        values (${entity}, ${record.id}, 'create', ${sql.json(record as never)},
+          ${record.createdAt}, ${priority})`;
+    },
+  });
+
   return {
     async create(entity, input) {
       gate.admit();
@@ -89,14 +111,7 @@ export function createRecordStore({ sql, gate }: RecordStoreOptions): RecordStor
       const now = new Date().toISOString();
       const record: ApiRecord = { id, version: 1, createdAt: now, updatedAt: now, ...fields };
       for (const k of Object.keys(record)) if (record[k] === null) delete record[k];
-      await sql`
-        with r as (
-          insert into ${sql(entity)} (id, version, data, created_at, updated_at)
-          values (${id}, 1, ${sql.json(record as never)}, ${now}, ${now})
-        )
-        insert into changes (entity, record_id, operation, data, changed_at, priority)
-        values (${entity}, ${id}, 'create', ${sql.json(record as never)}, ${now},
-          ${priorityOf(entity)})`;
+      await creates.write({ entity, record, priority: priorityOf(entity) });
       gate.added();
       return record;
     },

@@ -6,7 +6,14 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
 import type { OutboxGate } from "../db/outbox-gate.ts";
-import { applyAck, countPending, outboxStats, pruneAcked, vesselState } from "../db/outbox.ts";
+import {
+  applyAck,
+  countPending,
+  outboxHealth,
+  outboxStats,
+  pruneAcked,
+  vesselState,
+} from "../db/outbox.ts";
 import { ENTITIES, type Entity } from "../entities.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -262,15 +269,9 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
     },
 
     async report() {
-      const s = await outboxStats(sql);
       return {
         status: session?.connected ? "connected" : "disconnected",
-        epoch: s.epoch,
-        queuedMessages: s.queued,
-        unackedMessages: s.unacked,
-        oldestUnackedAgeSeconds: s.oldestUnackedAgeSeconds,
-        lastPublishedSeq: s.lastPublishedSeq,
-        lastAckedSeq: s.lastAckedSeq,
+        ...outboxHealth(await outboxStats(sql)),
         reconnectAttempts: session?.reconnectAttempts ?? 0,
         activeSubscriptions: session?.connected ? session.subscriptions.length : 0,
         topics: [...ENTITIES.map((e) => topics.data(e)), topics.status],

@@ -26,6 +26,7 @@ Deno.test("an empty environment gives the contract's defaults", () => {
     ackMode: "shore",
     catchupRetentionDays: 30,
     shoreSharedGroup: undefined,
+    logLevel: "info",
   });
 });
 
@@ -51,6 +52,7 @@ Deno.test("every contract variable is parsed into the config", () => {
     ACK_MODE: "broker",
     CATCHUP_RETENTION_DAYS: "7",
     SHORE_SHARED_GROUP: "fleet_a",
+    LOG_LEVEL: "debug",
   });
   assert.deepEqual(c, {
     role: "shore",
@@ -75,6 +77,7 @@ Deno.test("every contract variable is parsed into the config", () => {
     ackMode: "broker",
     catchupRetentionDays: 7,
     shoreSharedGroup: "fleet_a",
+    logLevel: "debug",
   });
 });
 
@@ -108,6 +111,7 @@ const invalid: [string, Record<string, string>][] = [
   ["OUTBOX_MAX_PENDING", { OUTBOX_MAX_PENDING: "0" }],
   ["ACK_TIMEOUT_S", { ACK_TIMEOUT_S: "soon" }],
   ["ACK_MODE", { ACK_MODE: "x" }],
+  ["LOG_LEVEL", { LOG_LEVEL: "loud" }],
   ["CATCHUP_RETENTION_DAYS", { CATCHUP_RETENTION_DAYS: "-3" }],
   ["SHORE_SHARED_GROUP", { SHORE_SHARED_GROUP: "a/b" }],
 ];

@@ -94,10 +94,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       createPgCluster({ databases: ["bosun"] }),
     ]);
     cleanups.push(() => vesselPg[Symbol.asyncDispose](), () => shorePg[Symbol.asyncDispose]());
-    // Mosquitto drops root for its own user: its persistence dir must be open to that user
-    // (the work dir is 0700), or "with persistence" silently means without.
     const brokerPersistenceDir = await Deno.makeTempDir({ prefix: "bosun-chaos-mosq-" });
-    await Deno.chmod(brokerPersistenceDir, 0o777);
     cleanups.push(() => Deno.remove(brokerPersistenceDir, { recursive: true }));
     // Mosquitto writes its persistence file only now and then: once a second here, so that a
     // kill -9 "with persistence" restores a recent but stale session, as it would at sea.

@@ -43,6 +43,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       "log_dest none",
     ];
     if (options.persistenceDir) {
+      // Started as root, Mosquitto drops to its own user: a root-only directory would leave it
+      // silently without persistence (the chaos suite and the outage bench both hit this).
+      await Deno.chmod(options.persistenceDir, 0o777);
       lines.push("persistence true", `persistence_location ${options.persistenceDir}/`);
     } else {
       lines.push("persistence false");

@@ -39,8 +39,11 @@ async function run(program: string, args: string[]): Promise<void> {
 }
 
 /** Creates a cluster on a free port; `started: false` leaves it stopped. */
-export async function createPgServer(options: { started?: boolean } = {}): Promise<PgServer> {
-  const { started = true } = options;
+export async function createPgServer(
+  options: { started?: boolean; fsync?: boolean } = {},
+): Promise<PgServer> {
+  // fsync off by default: tests want speed; a bench wants commits that cost what they cost.
+  const { started = true, fsync = false } = options;
   const bin = binDir();
   const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "bosun-pg-" });
@@ -58,7 +61,7 @@ export async function createPgServer(options: { started?: boolean } = {}): Promi
       "-l",
       `${dir}/log`,
       "-o",
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${fsync ? "on" : "off"}`,
     ]);
     running = true;
   };

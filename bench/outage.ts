@@ -1,0 +1,173 @@
+/**
+ * Recovery after an outage: a vessel gateway and a shore gateway (processes of their own, as
+ * in production) on one Mosquitto with persistence; the broker goes away, 100,000 changes are
+ * committed on the vessel meanwhile, the broker comes back; the figure is the time from its
+ * return until shore's ack covers every one of them (no change unacknowledged on the vessel).
+ *
+ * `BENCH_OUTAGE_N` shrinks the run for a quick look.
+ */
+import { freshDatabase } from "../tests/support/pg.ts";
+import { startMosquitto } from "../tests/support/mosquitto.ts";
+import { type GatewayProcess, spawnGateway } from "../tests/support/process.ts";
+import type { BenchRow } from "./types.ts";
+import {
+  backendCpu,
+  cpuSeconds,
+  cpuSpent,
+  envNumber,
+  fillChangeLog,
+  mosquittoPid,
+  until,
+} from "./common.ts";
+
+const TOKEN = "bench-token-0123456789abcdef";
+const connects = (gw: GatewayProcess) => gw.stderr().split('"msg":"MQTT connected"').length - 1;
+
+/** Measures; returns the recovery row. */
+export async function run(): Promise<BenchRow[]> {
+  const n = envNumber("BENCH_OUTAGE_N", 100_000);
+  await using vesselDb = await freshDatabase();
+  await using shoreDb = await freshDatabase();
+  const store = await Deno.makeTempDir({ prefix: "bosun-bench-outage-" });
+  const brokerStore = await Deno.makeTempDir({ prefix: "bosun-bench-mosq-" });
+  await using broker = await startMosquitto({ persistenceDir: brokerStore });
+  const common = {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    API_TOKENS: TOKEN,
+    MQTT_BROKER_URL: broker.url,
+    OUTBOX_MAX_PENDING: String(n * 2),
+  };
+  const shore = spawnGateway({
+    env: {
+      ...common,
+      ROLE: "shore",
+      VESSEL_ID: "shore-bench",
+      DATABASE_URL: shoreDb.url,
+      DATA_DIR: `${store}/shore`,
+    },
+  });
+  const vessel = spawnGateway({
+    env: { ...common, VESSEL_ID: "bench-outage", DATABASE_URL: vesselDb.url, DATA_DIR: store },
+  });
+  try {
+    await shore.waitForLog(/"msg":"MQTT connected"/);
+    await vessel.waitForLog(/"msg":"MQTT connected"/);
+    await new Promise((r) => setTimeout(r, 1_000)); // subscriptions in place
+
+    // The outage: the broker is gone while the vessel commits its backlog. The rows are
+    // written beforehand in a transaction that commits during the outage, so the outage is
+    // short: its length only sets the reconnect back-off, reported on its own row.
+    const writer = await vesselDb.sql.reserve();
+    await writer`begin`;
+    await fillChangeLog(writer as unknown as typeof vesselDb.sql, n);
+    await broker.stop();
+    const shoreConnects = connects(shore);
+    const vesselConnects = connects(vessel);
+    await writer`commit`;
+    writer.release();
+    const cpuBefore = {
+      vessel: cpuSeconds(vessel.child.pid),
+      shore: cpuSeconds(shore.child.pid),
+      vesselDb: await backendCpu(vesselDb.sql),
+      shoreDb: await backendCpu(shoreDb.sql),
+    };
+    await broker.restart();
+    const back = performance.now();
+
+    let vesselBackS = NaN;
+    const progress = Deno.env.get("BENCH_PROGRESS")
+      ? setInterval(async () => {
+        const [v] = await vesselDb.sql<{ p: number; a: number }[]>`
+        select count(*) filter (where published_at is not null)::int8 as p,
+          count(*) filter (where acked_at is not null)::int8 as a from changes`;
+        const [s] = await shoreDb.sql<{ n: number; i: number }[]>`
+        select (select coalesce(sum(applied_count), 0) from shore_positions)::int8 as n,
+          (select count(*) from shore_inbox)::int8 as i`;
+        console.error(
+          `outage: +${((performance.now() - back) / 1000).toFixed(0)} s published ${v!.p} ` +
+            `acked ${v!.a}, shore inbox ${s!.i} applied ${s!.n}, cpu vessel ` +
+            `${cpuSeconds(vessel.child.pid)} shore ${cpuSeconds(shore.child.pid)}`,
+        );
+      }, 2_000)
+      : undefined;
+    await until(async () => {
+      if (Number.isNaN(vesselBackS) && connects(vessel) > vesselConnects) {
+        vesselBackS = (performance.now() - back) / 1000;
+      }
+      const [row] = await vesselDb.sql<{ n: number }[]>`
+        select count(*)::int8 as n from changes where acked_at is null`;
+      return row!.n === 0;
+    }, 100);
+    const seconds = (performance.now() - back) / 1000;
+    clearInterval(progress);
+    // Where the CPU went, per change: on a 2-core machine the four programs share the cores,
+    // so the recovery cannot be faster than 2 s / (their CPU per change summed).
+    const brokerPid = mosquittoPid(broker.port);
+    const perChange = (s: number) => s / n * 1e6;
+    const cpu = {
+      vessel: perChange(cpuSeconds(vessel.child.pid) - cpuBefore.vessel),
+      shore: perChange(cpuSeconds(shore.child.pid) - cpuBefore.shore),
+      broker: perChange(brokerPid ? cpuSeconds(brokerPid) : NaN),
+      postgres: perChange(
+        cpuSpent(cpuBefore.vesselDb, await backendCpu(vesselDb.sql)) +
+          cpuSpent(cpuBefore.shoreDb, await backendCpu(shoreDb.sql)),
+      ),
+    };
+    const cpuTotal = cpu.vessel + cpu.shore + cpu.broker + cpu.postgres;
+    console.error(
+      `outage: CPU per change: vessel ${cpu.vessel.toFixed(0)} µs, shore ${cpu.shore.toFixed(0)}` +
+        ` µs, Mosquitto ${cpu.broker.toFixed(0)} µs, PostgreSQL ${cpu.postgres.toFixed(0)} µs; ` +
+        `${cpuTotal.toFixed(0)} µs in all, ${(n * cpuTotal / 1e6).toFixed(1)} CPU-seconds`,
+    );
+    if (seconds > 20) {
+      // What the gateways said while it took this long (re-sends, gaps, failures).
+      for (const [name, gw] of [["vessel", vessel], ["shore", shore]] as const) {
+        const lines = gw.stderr().split("\n").filter((l) => !l.includes('"level":"debug"'));
+        console.error(`outage: ${name} log:\n${lines.slice(-30).join("\n")}`);
+      }
+    }
+    const [applied] = await shoreDb.sql<{ n: number }[]>`
+      select coalesce(sum(applied_count), 0)::int8 as n from shore_positions`;
+    console.error(
+      `outage: ${n} changes acknowledged ${seconds.toFixed(1)} s after the broker returned ` +
+        `(vessel reconnected after ${vesselBackS.toFixed(1)} s, shore reconnected: ` +
+        `${connects(shore) > shoreConnects}); shore applied ${applied!.n}`,
+    );
+    return [
+      {
+        figure: `${n} backlog after an outage until acknowledged by shore (s)`,
+        value: seconds,
+        baseline: null,
+        ratio: null,
+        goal: "≤ 20 s",
+        holds: seconds <= 20,
+      },
+      ...(["vessel", "shore", "broker", "postgres"] as const).map((k) => ({
+        figure: `CPU per change during the recovery: ${k} (µs)`,
+        value: cpu[k],
+        baseline: null,
+        ratio: null,
+        goal: "",
+        holds: null,
+      })),
+      {
+        figure: "of which the vessel's reconnect back-off (s)",
+        value: vesselBackS,
+        baseline: null,
+        ratio: null,
+        goal: "",
+        holds: null,
+      },
+    ];
+  } finally {
+    await vessel.stop();
+    await shore.stop();
+    await Deno.remove(store, { recursive: true });
+    await Deno.remove(brokerStore, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  for (const row of await run()) console.log(JSON.stringify(row));
+}
