@@ -88,6 +88,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let mark = { epoch: "", seq: 0, above: new Set<number>() };
   let saved = { epoch: "", seq: 0 }; // the watermark as last written
   const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
+  // Seqs of `mark.epoch` the broker last refused (a PUBACK reason code). The pass after a
+  // reconnect skips them: a broker that drops the connection on a refusal (Mosquitto does)
+  // would otherwise take down, at every connect, the publishes sent right behind the refused
+  // one. Only the backed-off "all" pass tries them again.
+  const refused = new Set<number>();
   let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
   let buffer: OutboxRow[] = [];
   // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
@@ -160,6 +165,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const maxAbove = 16 * window;
   function published(row: OutboxRow) {
     if (ackMode === "broker") toAck.push(row.id);
+    refused.delete(row.seq);
     if (row.epoch === mark.epoch && row.seq > mark.seq) {
       mark.above.add(row.seq);
       while (mark.above.delete(mark.seq + 1)) mark.seq++;
@@ -170,8 +176,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   /** Takes the database's watermark: a new epoch starts over, the same one never goes back. */
   function seedMark(epoch: string, publishedSeq: number) {
-    if (epoch !== mark.epoch) mark = { epoch, seq: publishedSeq, above: new Set() };
-    else if (publishedSeq > mark.seq) {
+    if (epoch !== mark.epoch) {
+      mark = { epoch, seq: publishedSeq, above: new Set() };
+      refused.clear();
+    } else if (publishedSeq > mark.seq) {
       mark.seq = publishedSeq;
       for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
       while (mark.above.delete(mark.seq + 1)) mark.seq++;
@@ -192,6 +200,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
       // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
       // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
       // refused row neither blocks the rows behind it nor spins.
+      if (isRefusal(err) && row.epoch === mark.epoch && refused.size < maxAbove) {
+        refused.add(row.seq);
+      }
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -222,10 +233,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
         pass = null;
       } else {
         pass.afterSeq = rows.at(-1)!.seq;
-        // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed.
+        // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed or
+        // the broker refused.
         const skip = pass.skipPublished && pass.epoch === mark.epoch ? mark : null;
         return rows.filter((r) =>
-          !inFlightSeqs.has(r.seq) && !(skip && (r.seq <= skip.seq || skip.above.has(r.seq)))
+          !inFlightSeqs.has(r.seq) &&
+          !(skip && (r.seq <= skip.seq || skip.above.has(r.seq) || refused.has(r.seq)))
         );
       }
     }
@@ -309,4 +322,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
       await flush();
     },
   };
+}
+
+/** A PUBACK/PUBREC reason code (mqtt.js's ErrorWithReasonCode), as against a dropped link. */
+function isRefusal(err: unknown): boolean {
+  return typeof (err as { code?: unknown } | null)?.code === "number";
 }

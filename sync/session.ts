@@ -7,7 +7,7 @@
  * exponential back-off and jitter, subscriptions re-established after a session loss.
  */
 import { Buffer } from "node:buffer";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type MqttClient, UniqueMessageIdProvider } from "mqtt";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { TlsFiles } from "./tls.ts";
@@ -139,6 +139,10 @@ class MqttSession implements Session {
       queueQoSZero: false,
       // Resubscription is ours (mqtt.js only tracks it when its own reconnect is on).
       resubscribe: false,
+      // The default provider counts ids round and hands out one still in use; this one never
+      // reuses an id before its exchange ends, so a QoS 2 id the broker holds awaiting PUBREL
+      // is never given to a new message (which the broker would drop as a duplicate).
+      messageIdProvider: new UniqueMessageIdProvider(),
     });
     this.#client.on("connect", (connack) => this.#onConnect(connack.sessionPresent));
     this.#client.on("close", () => this.#onClose());
@@ -281,6 +285,27 @@ class MqttSession implements Session {
     for (const fail of [...this.#pending]) fail(err);
   }
 
+  /**
+   * mqtt.js keeps in-flight QoS 1/2 publishes in its in-memory store and, on a resumed
+   * session, replays them one per round trip before it reports "connect": with a full window
+   * on a 600 ms satellite link the session stayed "disconnected" for minutes, publishing
+   * nothing new. Those publishes were just rejected to the caller, who re-sends what matters
+   * (the publisher, from the database), so the QoS 1 ones are forgotten. QoS 2 ones (alerts,
+   * few) stay: the broker may hold their packet id awaiting PUBREL, and a new message reusing
+   * that id would be taken for a duplicate and dropped.
+   */
+  #forgetRejectedPublishes(): void {
+    const client = this.#client;
+    for (const id of Object.keys(client.outgoing)) {
+      const messageId = Number(id);
+      client.outgoingStore.get({ messageId }, (err, packet) => {
+        if (!err && packet?.cmd === "publish" && packet.qos === 1) {
+          client.removeOutgoingMessage(messageId);
+        }
+      });
+    }
+  }
+
   #onClose(): void {
     if (this.#connected) {
       this.#connected = false;
@@ -290,6 +315,7 @@ class MqttSession implements Session {
     // mqtt.js keeps a persistent session's in-flight callbacks across reconnects; the
     // publisher wants to know now, and re-sends from the change log itself.
     this.#rejectPending("Connection closed");
+    this.#forgetRejectedPublishes();
     if (this.#closed || this.#timer !== undefined) return;
     this.#attempt++;
     this.#attemptsTotal++;
