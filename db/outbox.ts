@@ -76,7 +76,7 @@ export interface OutboxRow {
 
 /**
  * The envelope of contract §4 built in SQL, character for character what `envelopeJson` in
- * sync/envelope.ts builds from the same row (tests/db/outbox_test.ts holds them equal): the
+ * sync/envelope.ts builds from the same row (tests/db/outbox.test.ts holds them equal): the
  * publisher's hot path then decodes one text column instead of eight and formats no date,
  * which halved its CPU per claimed row. Nothing in it can fail or need escaping: jsonb text
  * is valid JSON, the other fields are uuids, enum values, numbers, a timestamp in the

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
-import { freshDatabase } from "./support/pg.ts";
-import { startMosquitto } from "./support/mosquitto.ts";
-import { spawnLocalGateway } from "./support/process.ts";
+import { freshDatabase } from "../support/pg.ts";
+import { startMosquitto } from "../support/mosquitto.ts";
+import { spawnLocalGateway } from "../support/process.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 
