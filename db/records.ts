@@ -45,6 +45,25 @@ export function encodeCursor(createdAt: string, id: string): string {
   return btoa(`${createdAt}|${id}`).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/**
+ * Turns `limit + 1` rows read in (created_at, id) order into a page: the extra row only says
+ * that a next page exists, and the cursor points after the last row shown.
+ */
+export function toPage<R extends { created_at: Date; id: string }, T>(
+  rows: R[],
+  limit: number,
+  item: (row: R) => T,
+): { items: T[]; nextCursor: string | null } {
+  const shown = rows.slice(0, limit);
+  const last = shown.at(-1);
+  return {
+    items: shown.map(item),
+    nextCursor: rows.length > limit && last
+      ? encodeCursor(last.created_at.toISOString(), last.id)
+      : null,
+  };
+}
+
 const CURSOR = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|([0-9a-f-]{36})$/;
 
 /** Decodes a cursor from {@linkcode encodeCursor}; a malformed one is a 400. */
@@ -130,14 +149,7 @@ export function createRecordStore(
         ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
         order by created_at, id
         limit ${limit + 1}`;
-      const items = rows.slice(0, limit);
-      const last = items.at(-1);
-      return {
-        items: items.map((r) => r.data),
-        nextCursor: rows.length > limit && last
-          ? encodeCursor(last.created_at.toISOString(), last.id)
-          : null,
-      };
+      return toPage(rows, limit, (r) => r.data);
     },
 
     async update(entity, id, patch, ifMatch) {

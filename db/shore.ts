@@ -4,7 +4,7 @@
  */
 import type { Sql } from "./connection.ts";
 import type { ApiRecord, Entity } from "../entities.ts";
-import { decodeCursor, encodeCursor } from "./records.ts";
+import { decodeCursor, toPage } from "./records.ts";
 import type { Presence } from "../sync/shore-message.ts";
 
 /** One vessel as `GET /api/vessels` shows it. */
@@ -124,12 +124,5 @@ export async function listShoreRecords(
       ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
     order by created_at, id
     limit ${limit + 1}`;
-  const items = rows.slice(0, limit);
-  const last = items.at(-1);
-  return {
-    items: items.map((r) => ({ ...r.data, vesselId: r.vessel_id })),
-    nextCursor: rows.length > limit && last
-      ? encodeCursor(last.created_at.toISOString(), last.id)
-      : null,
-  };
+  return toPage(rows, limit, (r) => ({ ...r.data, vesselId: r.vessel_id }));
 }
