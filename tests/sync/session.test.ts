@@ -108,3 +108,33 @@ Deno.test("session's Last Will is not published on a clean close", async () => {
   assert.deepEqual(seen, ["probe"]);
   await watcher.endAsync();
 });
+
+Deno.test("session keeps QoS 1/2 publishes within the broker's Receive Maximum, so a burst of alerts past Mosquitto's default 20 all complete", async () => {
+  // Mosquitto's default max_inflight_messages is 20, advertised as Receive Maximum; the
+  // shipped mosquitto.conf keeps that default. Past it, Mosquitto leaves QoS 2 unanswered.
+  await using broker = await startMosquitto({ extraConfig: "max_inflight_messages 20" });
+  const received = new Set<string>();
+  const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  await sub.subscribeAsync("rm/#", { qos: 2 });
+  sub.on("message", (topic) => received.add(topic));
+  const session = open(broker.url, `bosun-t-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    await waitFor(session, "connected");
+    assert.equal(session.receiveMaximum, 20);
+    const n = 60;
+    const all = Promise.all(
+      Array.from({ length: n }, (_, i) => session.publish(`rm/${i}`, "x", { qos: i % 2 ? 1 : 2 })),
+    );
+    // Without the limit the QoS 2 publishes past the 20th never complete: fail, don't hang.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise<"stuck">((r) => timer = setTimeout(() => r("stuck"), 20_000));
+    const outcome = await Promise.race([all.then(() => "done" as const), stuck]);
+    clearTimeout(timer);
+    assert.equal(outcome, "done");
+    while (received.size < n) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(received.size, n);
+  } finally {
+    await session.close();
+    await sub.endAsync();
+  }
+});
