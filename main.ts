@@ -17,7 +17,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { VERSION } from "./version.ts";
 import { guardProcess } from "./guard.ts";
-import { Drain } from "./drain.ts";
+import { Drain } from "./request-drain.ts";
 import { createSession } from "./sync/session.ts";
 import { createShore } from "./sync/shore.ts";
 import { fleetSummary, vesselProgress } from "./db/shore.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Drain } from "../drain.ts";
+import { Drain } from "../request-drain.ts";
 import { toHttpError } from "../errors.ts";
 
 Deno.test("a request still uploading its body when the stop comes is answered in full", async () => {
