@@ -28,7 +28,7 @@
  */
 import { createHash } from "node:crypto";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import type { Envelope } from "./envelope.ts";
+import type { Envelope } from "./protocol.ts";
 
 /** The encoding version this build writes and reads. */
 export const FRAME_VERSION = 1;

@@ -4,9 +4,9 @@
  * ids, as a vessel's outage then live traffic produces them (creates, then patches and
  * deletes of records created earlier), each `data` in PostgreSQL's jsonb key order.
  */
-import type { Entity } from "../../entities.ts";
+import type { Entity } from "../../core/entities.ts";
 import { deriveMessageId } from "../../sync/frame.ts";
-import type { Envelope } from "../../sync/envelope.ts";
+import type { Envelope } from "../../sync/protocol.ts";
 import { createRng, type Rng } from "../chaos/prng.ts";
 
 const WORDS = (

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import { type ChangeRow, type Envelope, envelopeSchema, toEnvelope } from "../../sync/envelope.ts";
+import { type ChangeRow, type Envelope, envelopeSchema, toEnvelope } from "../../sync/protocol.ts";
 import {
   cutFrames,
   decodeFrame,
