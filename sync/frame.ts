@@ -6,11 +6,12 @@
  *
  * Encoding `bosun-frame v1` (the payload after its 3-byte header `b` `f` 0x01):
  *
- *   deflate-raw(level 9, dictionary DICTIONARY_V1) of
+ *   deflate-raw(level 9) of
  *     vesselId: str · epoch: uuid-or-str · type: u8 (0 data_change, 1 catchup)
  *     [catchup: sequence of the first change: varint · total: varint]
  *     fromSeq: varint · count: varint
- *     shapes: varint n, then n × (varint k, k × str key)      the key lists of `data`
+ *     shapes: varint n, then n × shape, the key lists of `data`: varint 0, varint k, k × str
+ *             key; or varint i + 1 and a varint bitmask of the keys of KNOWN_SHAPES_V1[i]
  *     kinds: count × u8 (entity index × 3 + operation index)
  *     shapeOf: count × varint
  *     timestamps: count × value (a timestamp relative to the previous change's)
@@ -62,20 +63,53 @@ const ENTITIES_V1 = [
 const OPERATIONS_V1 = ["create", "update", "delete"] as const;
 
 /**
- * The preset dictionary of v1: the key lists of the five entities' records in jsonb order as
- * the shape table writes them, then their common values. Part of the encoding: changing a byte
- * of it is a new version. Frozen text, not derived from entities.ts, for that reason.
+ * The key lists of the five entities' full records in jsonb order (shorter keys first, then
+ * bytewise), as `data` arrives from PostgreSQL. A frame's shape table names one of these and a
+ * bitmask of the keys present instead of spelling the keys out: on a one-change frame the keys
+ * were a third of the bytes. (A deflate preset dictionary would have done this more generally,
+ * but Deno 2.9.6's node:zlib accepts `dictionary` and ignores it: docs/frames.md.) Part of the
+ * encoding: changing a list is a new version, so they are frozen here, not read from
+ * core/entities.ts.
  */
-export const DICTIONARY_V1 = new TextEncoder().encode(
-  "completedcancelledin_progressopeninfowarningcriticalrunningstoppedmaintenanceengine roompump" +
-    "\x07\x02id\x04task\x07version\tcreatedAt\tnextDueAt\tupdatedAt\nlastDoneAt\x0bequipmentId" +
-    "\rintervalHours\x06\x02id\x04name\x04rank\x04role\x06onboard\x07version\tcreatedAt" +
-    "\tupdatedAt\x08\x02id\x04name\x04type\x06status\x07version\x08location\tcreatedAt" +
-    "\tupdatedAt\x0crunningHours\x07\x02id\x07message\x07version\x08severity\tcreatedAt" +
-    "\tupdatedAt\x0bequipmentId\x0cacknowledged\x0eacknowledgedBy\x0b\x02id\x05dueAt\x05title" +
-    "\x06status\x07version\x08priority\tcreatedAt\tupdatedAt\nassignedTo\x0bdescription" +
-    "\x0bequipmentId",
-);
+export const KNOWN_SHAPES_V1: readonly (readonly string[])[] = [
+  [
+    "id",
+    "dueAt",
+    "title",
+    "status",
+    "version",
+    "priority",
+    "createdAt",
+    "updatedAt",
+    "assignedTo",
+    "description",
+    "equipmentId",
+  ],
+  [
+    "id",
+    "message",
+    "version",
+    "severity",
+    "createdAt",
+    "updatedAt",
+    "equipmentId",
+    "acknowledged",
+    "acknowledgedBy",
+  ],
+  ["id", "name", "type", "status", "version", "location", "createdAt", "updatedAt", "runningHours"],
+  ["id", "name", "rank", "role", "onboard", "version", "createdAt", "updatedAt"],
+  [
+    "id",
+    "task",
+    "version",
+    "createdAt",
+    "nextDueAt",
+    "updatedAt",
+    "lastDoneAt",
+    "equipmentId",
+    "intervalHours",
+  ],
+];
 
 /** Why a frame was refused. */
 export type FrameRefusal = "unknown_encoding" | "corrupt" | "too_large" | "wrong_vessel";
@@ -104,7 +138,7 @@ export function deriveMessageId(vesselId: string, epoch: string, seq: number): s
  */
 export function encodeFrame(envelopes: readonly Envelope[]): Uint8Array {
   const body = encodeBody(envelopes);
-  const z = deflateRawSync(body, { level: 9, dictionary: DICTIONARY_V1 });
+  const z = deflateRawSync(body, { level: 9 });
   const out = new Uint8Array(3 + z.length);
   out[0] = FRAME_MAGIC[0];
   out[1] = FRAME_MAGIC[1];
@@ -137,7 +171,6 @@ export function decodeFrame(
   let body: Uint8Array;
   try {
     body = inflateRawSync(payload.subarray(3), {
-      dictionary: DICTIONARY_V1,
       maxOutputLength: FRAME_MAX_DECODED_BYTES,
     });
   } catch (err) {
@@ -277,10 +310,7 @@ export function encodeBody(envelopes: readonly Envelope[]): Uint8Array {
     return id;
   });
   w.varint(shapes.length);
-  for (const keys of shapes) {
-    w.varint(keys.length);
-    for (const k of keys) w.str(k);
-  }
+  for (const keys of shapes) writeShape(w, keys);
   for (const e of envelopes) {
     const entity = ENTITIES_V1.indexOf(e.entity);
     const op = OPERATIONS_V1.indexOf(e.operation);
@@ -333,14 +363,7 @@ function decodeBody(body: Uint8Array): Envelope[] {
   const nShapes = r.varint();
   if (nShapes < 1 || nShapes > count) throw new Error(`Shape count ${nShapes}`);
   const shapes: string[][] = [];
-  for (let s = 0; s < nShapes; s++) {
-    const n = r.varint();
-    if (n > r.left()) throw new Error("Shape longer than the frame");
-    const keys: string[] = [];
-    for (let k = 0; k < n; k++) keys.push(r.str());
-    if (new Set(keys).size !== keys.length) throw new Error("Shape repeats a key");
-    shapes.push(keys);
-  }
+  for (let s = 0; s < nShapes; s++) shapes.push(readShape(r));
   const kinds: number[] = [];
   for (let i = 0; i < count; i++) {
     const kind = r.u8();
@@ -410,6 +433,46 @@ function decodeBody(body: Uint8Array): Envelope[] {
     }
     return envelope;
   });
+}
+
+/** A key list: a known one and the keys present where it fits, else spelled out. */
+function writeShape(w: Writer, keys: string[]) {
+  for (let i = 0; i < KNOWN_SHAPES_V1.length; i++) {
+    const known = KNOWN_SHAPES_V1[i]!;
+    let mask = 0;
+    let at = 0;
+    for (let b = 0; b < known.length && at < keys.length; b++) {
+      if (known[b] === keys[at]) {
+        mask += 2 ** b;
+        at++;
+      }
+    }
+    if (at === keys.length) {
+      w.varint(i + 1);
+      w.varint(mask);
+      return;
+    }
+  }
+  w.varint(0);
+  w.varint(keys.length);
+  for (const k of keys) w.str(k);
+}
+
+function readShape(r: Reader): string[] {
+  const known = r.varint();
+  if (known > 0) {
+    const list = KNOWN_SHAPES_V1[known - 1];
+    if (!list) throw new Error(`Unknown known shape ${known - 1}`);
+    const mask = r.varint();
+    if (mask >= 2 ** list.length) throw new Error("Shape mask past its key list");
+    return list.filter((_, b) => Math.floor(mask / 2 ** b) % 2 === 1);
+  }
+  const n = r.varint();
+  if (n > r.left()) throw new Error("Shape longer than the frame");
+  const keys: string[] = [];
+  for (let k = 0; k < n; k++) keys.push(r.str());
+  if (new Set(keys).size !== keys.length) throw new Error("Shape repeats a key");
+  return keys;
 }
 
 /** The ms of an ISO timestamp `toISOString` writes exactly so, else undefined. */
