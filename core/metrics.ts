@@ -15,6 +15,7 @@ export interface Metrics {
   publishFailures: client.Counter;
   reconnectAttempts: client.Counter;
   lastAckedSeq: client.Gauge;
+  linkBytes: client.Counter<"direction">;
   shore: ShoreMetrics;
 }
 
@@ -76,6 +77,12 @@ export function createMetrics(): Metrics {
     lastAckedSeq: new client.Gauge({
       name: "bosun_last_acked_seq",
       help: "Highest seq acknowledged by shore in the current epoch",
+      registers,
+    }),
+    linkBytes: new client.Counter({
+      name: "bosun_link_bytes_total",
+      help: "Bytes of MQTT payload sent and received, by direction",
+      labelNames: ["direction"],
       registers,
     }),
     shore: {

@@ -8,7 +8,7 @@
  * database, so they are right across restarts and with several shore processes.
  */
 import type { Sql } from "../../db/connection.ts";
-import type { Session } from "../session.ts";
+import type { MessageMeta, Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import {
@@ -128,9 +128,9 @@ export function createShore(options: ShoreOptions): Shore {
     lastWarned.set(reason, { at: now, suppressed: 0 });
   }
 
-  function receive(topic: string, payload: Uint8Array) {
+  function receive(topic: string, payload: Uint8Array, meta: MessageMeta = {}) {
     if (closed) return;
-    const m = classify(topic, payload);
+    const m = classify(topic, payload, meta);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") {
       // One at a time, in arrival order: an `offline` must not overtake the `online` before it.
@@ -140,16 +140,21 @@ export function createShore(options: ShoreOptions): Shore {
         );
       return;
     }
-    if (m.kind !== "envelope") return;
-    if (buffered >= maxBuffered) {
-      metrics.shed.inc();
+    if (m.kind === "envelope") enqueue([m.envelope]);
+    else if (m.kind === "frame") enqueue(m.envelopes);
+  }
+
+  /** Buffers changes of one vessel and epoch (a frame's, or one message's) whole or not at all. */
+  function enqueue(envelopes: Envelope[]) {
+    if (buffered + envelopes.length > maxBuffered && buffered > 0) {
+      metrics.shed.inc(envelopes.length);
       return;
     }
-    const key = `${m.envelope.vesselId}|${m.envelope.epoch}`;
+    const key = `${envelopes[0]!.vesselId}|${envelopes[0]!.epoch}`;
     let list = buffer.get(key);
     if (!list) buffer.set(key, list = []);
-    list.push(m.envelope);
-    buffered++;
+    for (const e of envelopes) list.push(e);
+    buffered += envelopes.length;
     flushTimer ??= setTimeout(flush, buffered >= maxBatch ? 0 : batchDelayMs);
   }
 
