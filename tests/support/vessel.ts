@@ -4,6 +4,7 @@
  */
 import mqtt from "mqtt";
 import { parseConfig } from "../../config.ts";
+import { decodeFrame } from "../../sync/frame.ts";
 import type { Sql } from "../../db/connection.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
 import { createRecordStore, type RecordStore } from "../../db/vessel/records.ts";
@@ -90,6 +91,16 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   const received: Received[] = [];
   const waiters = new Set<() => void>();
   client.on("message", (topic, payload, packet) => {
+    // A frame (LINK_MODE=frames) counts as the envelopes it carries, each under its topic.
+    if (topic.endsWith("/frames")) {
+      const frame = decodeFrame(payload);
+      if (!frame.ok) return;
+      for (const envelope of frame.envelopes) {
+        received.push({ topic, qos: packet.qos, retain: packet.retain, envelope });
+      }
+      for (const w of waiters) w();
+      return;
+    }
     let envelope: Envelope;
     try {
       envelope = JSON.parse(payload.toString());
