@@ -21,7 +21,7 @@ export class HttpError extends Error {
 
 /** The outbox holds `OUTBOX_MAX_PENDING` unacknowledged changes: writes wait. */
 export class OutboxFullError extends HttpError {
-  constructor(pending: number, limit: number) {
+  constructor(readonly pending: number, readonly limit: number) {
     super(
       503,
       "outbox_full",
