@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { createSchemas, type Entity, isEntity, updateSchemas } from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
+import { readJson } from "../http/body.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
 /** What the records routes need. */
@@ -52,20 +53,6 @@ function ifMatchOf(c: Context): number | undefined {
   return Number(m[1]);
 }
 
-/** Reads a JSON body: 415 when not JSON, 400 when it does not parse. */
-async function jsonBody(c: Context): Promise<unknown> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
-  }
-  const text = await c.req.text();
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
 const etag = (version: number) => `"${version}"`;
 
 /** The records routes, mounted under `/api`. */
@@ -74,7 +61,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.post("/:entity", async (c) => {
     const entity = entityOf(c);
-    const input = createSchemas[entity].parse(await jsonBody(c));
+    const input = createSchemas[entity].parse(await readJson(c));
     const record = await records.create(entity, input);
     c.header("Location", `/api/${entity}/${record.id}`);
     c.header("ETag", etag(record.version));
@@ -100,7 +87,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await jsonBody(c));
+    const patch = updateSchemas[entity].parse(await readJson(c));
     const record = await records.update(entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);
