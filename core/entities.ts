@@ -5,6 +5,7 @@
  * (NUL, unpaired surrogates), so validation is the only place bad input is turned away.
  */
 import { z } from "zod";
+import { dateTime } from "./datetime.ts";
 
 /** The entity names, as they appear in paths and topics. */
 export const ENTITIES = [
@@ -27,7 +28,7 @@ const storable = (s: string) => !s.includes("\u0000") && s.isWellFormed();
 const text = (max = 10_000) =>
   z.string().max(max).refine(storable, "Must not hold NUL or unpaired surrogates");
 const required = (max = 10_000) => text(max).pipe(z.string().min(1));
-const isoTime = z.iso.datetime({ offset: true });
+const isoTime = dateTime();
 const optional = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
 /** Entity fields (not server fields) per entity, with defaults applied on create. */
