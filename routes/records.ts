@@ -3,8 +3,14 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { z } from "zod";
-import { createSchemas, type Entity, isEntity, updateSchemas } from "../core/entities.ts";
+import {
+  createSchemas,
+  type Entity,
+  isEntity,
+  listQuerySchemas,
+  toListQuery,
+  updateSchemas,
+} from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
@@ -12,12 +18,6 @@ import type { RecordStore } from "../db/vessel/records.ts";
 export interface RecordRoutesDeps {
   records: RecordStore;
 }
-
-const listQuery = z.strictObject({
-  limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
-    .pipe(z.number().int().min(1).max(500)).default(50),
-  cursor: z.string().min(1).max(500).optional(),
-});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -83,7 +83,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.get("/:entity", async (c) => {
     const entity = entityOf(c);
-    const query = listQuery.parse(c.req.query());
+    const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
     return c.json(await records.list(entity, query));
   });
 
