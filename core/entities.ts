@@ -19,6 +19,12 @@ export const ENTITIES = [
 /** One of {@linkcode ENTITIES}. */
 export type Entity = typeof ENTITIES[number];
 
+/**
+ * The `:entity` route parameter, constrained to the five names: a path with any other name
+ * matches no route, so it is a 404 and never a 405.
+ */
+export const ENTITY_PARAM = `:entity{${ENTITIES.join("|")}}`;
+
 /** True when `name` is one of the five entities. */
 export function isEntity(name: string): name is Entity {
   return (ENTITIES as readonly string[]).includes(name);

@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import { requestId } from "hono/request-id";
 import { errorBody, HttpError, toHttpError } from "../core/errors.ts";
+import { isEntity } from "../core/entities.ts";
 import type { Logger } from "../core/log.ts";
 import type { Metrics } from "../core/metrics.ts";
 
@@ -62,9 +63,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    const route = c.res.status === 404 && !c.req.routePath.includes(":")
+    // The pattern without its parameter constraints: "/api/:entity", as before they existed.
+    const pattern = c.req.routePath.replace(/\{[^}]*\}/g, "");
+    const route = (c.res.status === 404 || c.res.status === 405) && !pattern.includes(":")
       ? "unmatched"
-      : c.req.routePath;
+      : pattern;
     // Any token is a valid HTTP method: a client inventing them must not grow the series.
     const method = METHODS.has(c.req.method) ? c.req.method : "other";
     metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
@@ -94,12 +97,28 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
 
-  app.notFound((c) =>
-    c.json(
-      errorBody(new HttpError(404, "not_found", `No route for ${c.req.method} ${c.req.path}`)),
-      404,
-    )
-  );
+  app.notFound((c) => {
+    // A path some route serves, with a method none of them does: 405 with what it takes.
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header("Allow", allowed.join(", "));
+      if (c.req.method === "OPTIONS") return c.body(null, 204);
+      const method = c.req.method.slice(0, 20);
+      const err = new HttpError(
+        405,
+        "method_not_allowed",
+        `${method} is not allowed on ${c.req.path}; it takes ${allowed.join(", ")}`,
+      );
+      return c.json(errorBody(err), 405);
+    }
+    const entity = /^\/api\/([^/]*)(?:\/[^/]*)?$/.exec(c.req.path)?.[1];
+    if (entity !== undefined && !isEntity(entity)) {
+      const err = new HttpError(404, "unknown_entity", `No entity "${entity.slice(0, 100)}"`);
+      return c.json(errorBody(err), 404);
+    }
+    const err = new HttpError(404, "not_found", `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(errorBody(err), 404);
+  });
 
   app.onError((err, c) => {
     // Hono's own exceptions (the bearer middleware) carry a finished response.
@@ -124,6 +143,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/** The methods bosun's routes are written for; HEAD follows GET, OPTIONS is answered here. */
+const ROUTE_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** The methods some route (not a middleware, which is registered for "ALL") serves `path` with. */
+function allowedMethods(app: Hono<Env>, path: string): string[] {
+  return ROUTE_METHODS.filter((method) =>
+    app.router.match(method, path)[0].some(([[, route]]) => route.method !== "ALL")
+  );
 }
 
 const encoder = new TextEncoder();

@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import {
   createSchemas,
   type Entity,
+  ENTITY_PARAM,
   isEntity,
   listQuerySchemas,
   toListQuery,
@@ -72,7 +73,7 @@ const etag = (version: number) => `"${version}"`;
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
   const app = new Hono();
 
-  app.post("/:entity", async (c) => {
+  app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
     const input = createSchemas[entity].parse(await jsonBody(c));
     const record = await records.create(entity, input);
@@ -81,13 +82,13 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record, 201);
   });
 
-  app.get("/:entity", async (c) => {
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
     const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
     return c.json(await records.list(entity, query));
   });
 
-  app.get("/:entity/:id", async (c) => {
+  app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const record = await records.get(entity, id);
@@ -96,7 +97,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record);
   });
 
-  app.patch("/:entity/:id", async (c) => {
+  app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
@@ -106,7 +107,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record);
   });
 
-  app.delete("/:entity/:id", async (c) => {
+  app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     await records.remove(entity, idOf(c), ifMatchOf(c));
     return c.body(null, 204);

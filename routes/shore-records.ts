@@ -4,7 +4,13 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { type Entity, isEntity, listQuerySchemas, toListQuery } from "../core/entities.ts";
+import {
+  type Entity,
+  ENTITY_PARAM,
+  isEntity,
+  listQuerySchemas,
+  toListQuery,
+} from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
@@ -26,8 +32,8 @@ export const shoreListQuerySchema = (entity: Entity) =>
 /** The shore records route, mounted under `/api` in the shore role. */
 export function shoreRecordRoutes({ sql }: ShoreRecordRoutesDeps): Hono {
   const app = new Hono();
-  app.get("/:entity", async (c) => {
-    const entity = c.req.param("entity");
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
+    const entity = c.req.param("entity") ?? "";
     if (!isEntity(entity)) {
       throw new HttpError(404, "unknown_entity", `No entity "${entity.slice(0, 100)}"`);
     }
