@@ -5,6 +5,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { requestId } from "hono/request-id";
 import { errorBody, HttpError, toHttpError } from "../core/errors.ts";
@@ -26,6 +27,8 @@ export interface AppDeps {
   catchup?: Hono;
   health: Hono;
   metricsRoute: Hono;
+  /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
+  corsOrigins?: string[];
 }
 
 type Env = { Variables: { requestId: string } };
@@ -81,6 +84,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (c.res.status >= 400) log.info("Request", fields);
     else log.debug("Request", fields);
   });
+
+  if (deps.corsOrigins?.length) app.use(allowOrigins(deps.corsOrigins));
 
   // Only bodies bosun reads are limited: on a DELETE, Deno hands over an empty body stream,
   // which bodyLimit would read and copy into a new Request (and Deno then prints a warning).
@@ -143,6 +148,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/**
+ * CORS for `origins` only, before the token check (a preflight carries no token). Another
+ * origin's preflight gets no CORS answer, so it goes on to the token check and fails there, and
+ * every response varies by Origin, so a cache never hands one origin's answer to another.
+ */
+function allowOrigins(origins: string[]): MiddlewareHandler {
+  const handler = cors({
+    origin: origins,
+    allowMethods: ["GET", "POST", "PATCH", "DELETE"],
+    allowHeaders: ["Authorization", "Content-Type", "If-Match"],
+    exposeHeaders: ["Location", "ETag", "Retry-After"],
+    maxAge: 600,
+  });
+  return async (c, next) => {
+    if (origins.includes(c.req.header("origin") ?? "")) return handler(c, next);
+    await next();
+    c.header("Vary", "Origin", { append: true });
+  };
 }
 
 /** The methods bosun's routes are written for; HEAD follows GET, OPTIONS is answered here. */
