@@ -3,8 +3,15 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { z } from "zod";
-import { createSchemas, type Entity, isEntity, updateSchemas } from "../core/entities.ts";
+import {
+  createSchemas,
+  type Entity,
+  ENTITY_PARAM,
+  isEntity,
+  listQuerySchemas,
+  toListQuery,
+  updateSchemas,
+} from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
 import { readJson } from "../http/body.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
@@ -13,12 +20,6 @@ import type { RecordStore } from "../db/vessel/records.ts";
 export interface RecordRoutesDeps {
   records: RecordStore;
 }
-
-const listQuery = z.strictObject({
-  limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
-    .pipe(z.number().int().min(1).max(500)).default(50),
-  cursor: z.string().min(1).max(500).optional(),
-});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -59,7 +60,7 @@ const etag = (version: number) => `"${version}"`;
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
   const app = new Hono();
 
-  app.post("/:entity", async (c) => {
+  app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
     const input = createSchemas[entity].parse(await readJson(c));
     const record = await records.create(entity, input);
@@ -68,13 +69,13 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record, 201);
   });
 
-  app.get("/:entity", async (c) => {
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const query = listQuery.parse(c.req.query());
+    const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
     return c.json(await records.list(entity, query));
   });
 
-  app.get("/:entity/:id", async (c) => {
+  app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const record = await records.get(entity, id);
@@ -83,7 +84,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record);
   });
 
-  app.patch("/:entity/:id", async (c) => {
+  app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
@@ -93,7 +94,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record);
   });
 
-  app.delete("/:entity/:id", async (c) => {
+  app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     await records.remove(entity, idOf(c), ifMatchOf(c));
     return c.body(null, 204);

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ENTITIES, type Entity } from "../core/entities.ts";
+import { dateTime } from "../core/datetime.ts";
 import type { ChangeRow, Envelope } from "../core/change.ts";
 
 export type { ChangeRow, Envelope };
@@ -184,7 +185,7 @@ export const MAX_CATCHUP_LIMIT = 10_000;
 
 /** The catch-up request: `since` is a seq (exclusive) or an ISO 8601 time. */
 export const catchupRequestSchema = z.strictObject({
-  since: z.union([seqSchema, z.iso.datetime({ offset: true })]),
+  since: z.union([seqSchema, dateTime()]),
   entity: z.enum(ENTITIES).optional(),
   limit: z.number().int().min(1).max(MAX_CATCHUP_LIMIT).optional(),
 });
