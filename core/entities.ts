@@ -1,8 +1,11 @@
 /**
  * The five entities the README lists: their names, and zod schemas for create and update.
  *
- * Schemas are strict (unknown fields are refused) and refuse strings PostgreSQL cannot store
- * (NUL, unpaired surrogates), so validation is the only place bad input is turned away.
+ * Schemas are strict (unknown fields are refused) and accept exactly what PostgreSQL stores:
+ * no strings with NUL or unpaired surrogates (jsonb refuses them, 22P05 and 22P02), no times
+ * a timestamptz refuses (see {@linkcode storableTime}), numbers bounded where a column is
+ * typed (`version` is an integer). A value past these would fail its change at the shore's
+ * database instead of here (docs/shore-isolation.md lists every gap found).
  */
 import { z } from "zod";
 
@@ -27,7 +30,21 @@ const storable = (s: string) => !s.includes("\u0000") && s.isWellFormed();
 const text = (max = 10_000) =>
   z.string().max(max).refine(storable, "Must not hold NUL or unpaired surrogates");
 const required = (max = 10_000) => text(max).pipe(z.string().min(1));
-const isoTime = z.iso.datetime({ offset: true });
+/**
+ * An ISO 8601 time with an offset, as PostgreSQL's timestamptz stores it exactly. zod's
+ * datetime accepts three that it does not: year 0000 (22008: there is no year zero), an
+ * offset past ±15:59 such as +23:59 (22009), and more than six fractional digits (rounded
+ * to the microsecond, so the stored time differs from the one sent). Years stop at 9999 in
+ * zod's form already, far inside timestamptz's 294276.
+ */
+export const storableTime = z.iso.datetime({ offset: true }).refine((s) => {
+  if (s.startsWith("0000")) return false;
+  const offset = /([+-])(\d\d):?(\d\d)$/.exec(s);
+  if (offset && Number(offset[2]) * 60 + Number(offset[3]) > 15 * 60 + 59) return false;
+  const fraction = /\.(\d+)/.exec(s);
+  return !fraction || fraction[1]!.length <= 6;
+}, "Must be a time PostgreSQL stores: year 0001 or later, offset within ±15:59, at most µs");
+const isoTime = storableTime;
 const optional = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
 /** Entity fields (not server fields) per entity, with defaults applied on create. */

@@ -4,7 +4,7 @@
  * no message is defined twice. The README's "MQTT" section is the external promise kept here.
  */
 import { z } from "zod";
-import { ENTITIES, type Entity } from "../core/entities.ts";
+import { ENTITIES, type Entity, storableTime } from "../core/entities.ts";
 import type { ChangeRow, Envelope } from "../core/change.ts";
 
 export type { ChangeRow, Envelope };
@@ -100,7 +100,7 @@ export const envelopeSchema = z.strictObject({
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     "Must be an object",
   ),
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: storableTime,
   messageId: z.uuid(),
   vesselId: z.string().regex(VESSEL_ID_PATTERN),
   epoch: z.uuid(),
@@ -159,7 +159,7 @@ export const ackPayload = (ack: Ack): string => JSON.stringify({ epoch: ack.epoc
  */
 export const statusSchema = z.looseObject({
   status: z.enum(["online", "offline"]),
-  timestamp: z.iso.datetime({ offset: true }).optional(),
+  timestamp: storableTime.optional(),
   epoch: z.uuid().optional().catch(undefined),
   lastSeq: seqSchema.optional().catch(undefined),
 });
@@ -184,7 +184,7 @@ export const MAX_CATCHUP_LIMIT = 10_000;
 
 /** The catch-up request: `since` is a seq (exclusive) or an ISO 8601 time. */
 export const catchupRequestSchema = z.strictObject({
-  since: z.union([seqSchema, z.iso.datetime({ offset: true })]),
+  since: z.union([seqSchema, storableTime]),
   entity: z.enum(ENTITIES).optional(),
   limit: z.number().int().min(1).max(MAX_CATCHUP_LIMIT).optional(),
 });
