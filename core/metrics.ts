@@ -26,6 +26,7 @@ export interface ShoreMetrics {
   acksPublished: client.Counter;
   catchupRequests: client.Counter;
   shed: client.Counter;
+  deadLetters: client.Counter<"reason">;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
 }
@@ -108,6 +109,13 @@ export function createMetrics(): Metrics {
       shed: new client.Counter({
         name: "bosun_shore_shed_total",
         help: "Changes dropped unapplied because the ingest buffer was full (re-sent by vessels)",
+        registers,
+      }),
+      deadLetters: new client.Counter({
+        name: "bosun_shore_dead_letters_total",
+        help:
+          "Changes the shore's database refused on their own, kept and stepped over, by SQLSTATE",
+        labelNames: ["reason"],
         registers,
       }),
       vesselAppliedSeq: new client.Gauge({

@@ -162,8 +162,21 @@ export function createShore(options: ShoreOptions): Shore {
         const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
+        for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
+        const [first] = result.deadLettered;
+        if (first) {
+          // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
+          log.error("Changes dead-lettered: the database refuses them", {
+            vesselId,
+            epoch,
+            count: result.deadLettered.length,
+            first,
+          });
+        }
         // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
-        if (result.applied > 0 || result.duplicates > 0) acks.schedule(vesselId);
+        if (result.applied + result.duplicates + result.deadLettered.length > 0) {
+          acks.schedule(vesselId);
+        }
         return;
       } catch (err) {
         const code = (err as { code?: string }).code ?? "";

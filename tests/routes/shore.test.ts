@@ -69,6 +69,7 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         lastSeq: 2,
         lastSeenAt: undefined,
         gaps: 0,
+        deadLetters: 0,
       });
     });
 
