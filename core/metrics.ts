@@ -27,6 +27,7 @@ export interface ShoreMetrics {
   catchupRequests: client.Counter;
   shed: client.Counter;
   deadLetters: client.Counter<"reason">;
+  forgeries: client.Counter;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
 }
@@ -116,6 +117,11 @@ export function createMetrics(): Metrics {
         help:
           "Changes the shore's database refused on their own, kept and stepped over, by SQLSTATE",
         labelNames: ["reason"],
+        registers,
+      }),
+      forgeries: new client.Counter({
+        name: "bosun_shore_forgeries_total",
+        help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
         registers,
       }),
       vesselAppliedSeq: new client.Gauge({

@@ -160,7 +160,7 @@ drop index changes_pending;
   },
   {
     version: 5,
-    name: "shore dead letters",
+    name: "shore dead letters and forgeries",
     sql: `
 -- Changes the shore's database refused on their own (a data error, SQLSTATE class 22 or 23,
 -- found by applying the batch change by change): kept with the reason for the operator, and
@@ -177,6 +177,10 @@ create table shore_dead_letters (
   dead_at timestamptz not null default now(),
   primary key (vessel_id, epoch, seq)
 );
+
+-- Messages refused because their (vessel, epoch, seq) was held under another messageId: a
+-- re-delivery carries the same id, so each one is a forgery or a vessel bug (a security event).
+alter table shore_vessels add column forgeries bigint not null default 0;
 `,
   },
 ];

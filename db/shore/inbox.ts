@@ -26,6 +26,18 @@ export interface DeadLetter {
   detail: string;
 }
 
+/**
+ * A second message at a (vessel, epoch, seq) already held, under another `messageId`: a
+ * re-delivery carries the same id, so this is a forgery (or a vessel bug); never applied.
+ */
+export interface Forgery {
+  seq: number;
+  /** The id held (and applied, or waiting). */
+  kept: string;
+  /** The id of the message refused. */
+  refused: string;
+}
+
 /** What one batch did. */
 export interface IngestResult {
   /** Envelopes already in the inbox (or twice in the batch): re-deliveries. */
@@ -38,6 +50,8 @@ export interface IngestResult {
   waiting: boolean;
   /** Changes dead-lettered by this transaction. */
   deadLettered: DeadLetter[];
+  /** Messages refused for a seq held under another messageId. */
+  forgeries: Forgery[];
 }
 
 interface Change {
@@ -122,7 +136,15 @@ function ingestOnce(
         }
       }
     }
-    const duplicates = envelopes.length - inserted - deadLettered.length;
+    let duplicates = envelopes.length - inserted - deadLettered.length;
+    const forgeries = duplicates > 0 ? await forgeriesOf(tx, vesselId, epoch, envelopes) : [];
+    duplicates -= forgeries.length;
+    if (forgeries.length > 0) {
+      await tx`
+        insert into shore_vessels (vessel_id, forgeries) values (${vesselId}, ${forgeries.length})
+        on conflict (vessel_id) do update
+        set forgeries = shore_vessels.forgeries + excluded.forgeries`;
+    }
 
     let applied = 0;
     let waiting = false;
@@ -180,7 +202,7 @@ function ingestOnce(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting, deadLettered };
+    return { duplicates, applied, lastSeq: last, waiting, deadLettered, forgeries };
   });
 }
 
@@ -201,6 +223,37 @@ function insertInbox(
     order by x.seq
     on conflict do nothing
     returning seq`.then((r) => r.length);
+}
+
+/**
+ * Every envelope of the batch whose seq is held (in the inbox or among the dead letters)
+ * under another messageId. A seq whose inbox row was pruned cannot be compared: it is at or
+ * below the position, and discarded as a duplicate all the same.
+ */
+async function forgeriesOf(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  envelopes: readonly Envelope[],
+): Promise<Forgery[]> {
+  const seqs = [...new Set(envelopes.map((e) => e.seq))];
+  const held = new Map(
+    (await tx<{ seq: number; id: string }[]>`
+      select seq, message_id::text as id from shore_inbox
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])
+      union all
+      select seq, message_id::text from shore_dead_letters
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])`)
+      .map((r) => [Number(r.seq), r.id]),
+  );
+  const out: Forgery[] = [];
+  for (const e of envelopes) {
+    const kept = held.get(e.seq);
+    if (kept !== undefined && kept !== e.messageId.toLowerCase()) {
+      out.push({ seq: e.seq, kept, refused: e.messageId });
+    }
+  }
+  return out;
 }
 
 const letterOf = (e: Envelope, err: unknown): DeadLetter => ({

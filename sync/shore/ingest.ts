@@ -163,6 +163,17 @@ export function createShore(options: ShoreOptions): Shore {
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
         for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
+        for (const f of result.forgeries) {
+          // Never rate-limited: each one is a security event an operator must be able to trace.
+          metrics.forgeries.inc();
+          log.error("Forged change refused: seq held under another messageId", {
+            vesselId,
+            epoch,
+            seq: f.seq,
+            keptMessageId: f.kept,
+            refusedMessageId: f.refused,
+          });
+        }
         const [first] = result.deadLettered;
         if (first) {
           // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.

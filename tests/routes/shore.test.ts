@@ -70,6 +70,7 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         lastSeenAt: undefined,
         gaps: 0,
         deadLetters: 0,
+        forgeries: 0,
       });
     });
 
