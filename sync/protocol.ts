@@ -101,7 +101,7 @@ export const envelopeSchema = z.strictObject({
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     "Must be an object",
   ),
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: dateTime(),
   messageId: z.uuid(),
   vesselId: z.string().regex(VESSEL_ID_PATTERN),
   epoch: z.uuid(),
@@ -160,7 +160,7 @@ export const ackPayload = (ack: Ack): string => JSON.stringify({ epoch: ack.epoc
  */
 export const statusSchema = z.looseObject({
   status: z.enum(["online", "offline"]),
-  timestamp: z.iso.datetime({ offset: true }).optional(),
+  timestamp: dateTime().optional(),
   epoch: z.uuid().optional().catch(undefined),
   lastSeq: seqSchema.optional().catch(undefined),
 });
