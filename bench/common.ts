@@ -5,10 +5,10 @@
  */
 import { parseConfig } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
-import { OutboxGate } from "../db/outbox-gate.ts";
-import { createLogger } from "../log.ts";
-import { createMetrics } from "../metrics.ts";
-import { createVesselEngine, type EngineEvent, type VesselEngine } from "../sync/engine.ts";
+import { OutboxGate } from "../core/outbox-gate.ts";
+import { createLogger } from "../core/log.ts";
+import { createMetrics } from "../core/metrics.ts";
+import { createVesselEngine, type EngineEvent, type VesselEngine } from "../sync/vessel/engine.ts";
 
 /** Publishes awaiting PUBACK at once, in the engine and in every raw baseline. */
 export const WINDOW = 256;

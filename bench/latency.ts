@@ -4,7 +4,7 @@
  * engine publishing to a local Mosquitto; for every change, the time from its create
  * returning (committed) to the broker's PUBACK of its publish.
  */
-import { createRecordStore } from "../db/records.ts";
+import { createRecordStore } from "../db/vessel/records.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { type BenchRow, percentile } from "./types.ts";

@@ -73,8 +73,8 @@ export async function run(): Promise<BenchRow[]> {
     const progress = Deno.env.get("BENCH_PROGRESS")
       ? setInterval(async () => {
         const [v] = await vesselDb.sql<{ p: number; a: number }[]>`
-        select count(*) filter (where published_at is not null)::int8 as p,
-          count(*) filter (where acked_at is not null)::int8 as a from changes`;
+        select (select published_seq from vessel_state)::int8 as p,
+          (select count(*) from changes where acked_at is not null)::int8 as a`;
         const [s] = await shoreDb.sql<{ n: number; i: number }[]>`
         select (select coalesce(sum(applied_count), 0) from shore_positions)::int8 as n,
           (select count(*) from shore_inbox)::int8 as i`;

@@ -4,9 +4,9 @@
  */
 import type postgres from "postgres";
 import type { Sql } from "./connection.ts";
-import type { Entity } from "../entities.ts";
+import type { Entity } from "../core/entities.ts";
 import type { Conflict } from "../sync/merge.ts";
-import { decodeCursor, encodeCursor } from "./records.ts";
+import { decodeCursor, encodeCursor } from "./paging.ts";
 
 /** A conflict as `GET /api/conflicts` shows it. */
 export interface ConflictView {

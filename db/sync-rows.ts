@@ -6,8 +6,8 @@
  */
 import { z } from "zod";
 import { type Clock, decodeClock, encodeClock, isClock, type Origin } from "../core/hlc.ts";
-import type { ApiRecord, Entity } from "../entities.ts";
-import { createSchemas } from "../entities.ts";
+import type { ApiRecord, Entity } from "../core/entities.ts";
+import { createSchemas } from "../core/entities.ts";
 import {
   type Change,
   latestClock,

@@ -4,7 +4,7 @@
  * never stands in front of another's.
  */
 import type { Sql } from "../connection.ts";
-import type { Entity } from "../../entities.ts";
+import type { Entity } from "../../core/entities.ts";
 
 /** A claimed down change: its place in the vessel's stream and what to send. */
 export interface DownRow {

@@ -5,11 +5,11 @@
  */
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
-import type { ApiRecord, Entity } from "../../entities.ts";
-import { HttpError } from "../../errors.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import { HttpError, VersionMismatchError } from "../../core/errors.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import { applyLocal, type Write } from "../../sync/merge.ts";
-import { priorityOf } from "../records.ts";
+import { priorityOf } from "../vessel/records.ts";
 import { changeSync, entityFields, type StoredSync, toRow, toSyncRecord } from "../sync-rows.ts";
 import { decodeClock } from "../../core/hlc.ts";
 
@@ -79,12 +79,7 @@ export function createShoreWrites({ sql, hlc }: { sql: Sql; hlc: Hlc }): ShoreWr
         for update`;
       if (!row || row.deleted) throw notFound(entity, id, vesselId);
       if (ifMatch !== undefined && row.version !== ifMatch) {
-        throw new HttpError(
-          412,
-          "version_mismatch",
-          `Record "${id}" is at version ${row.version}, not ${ifMatch}`,
-          [{ currentVersion: row.version }],
-        );
+        throw new VersionMismatchError(id, row.version, ifMatch);
       }
       const current = toSyncRecord(entity, row, { self: "shore", recordId: id });
       const { record, change } = applyLocal(current, write, hlc);

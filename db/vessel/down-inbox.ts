@@ -6,7 +6,7 @@
  */
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
-import type { ApiRecord, Entity } from "../../entities.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import { applyRemote } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";

@@ -4,7 +4,7 @@ import { startMosquitto } from "../support/mosquitto.ts";
 import { publishAll, rawClient, SimulatedVessel, waitUntil } from "../support/fleet.ts";
 import { start } from "../../main.ts";
 import { parseConfig } from "../../config.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 
 const TOKEN = "shore-test-token-0123456789";
 

@@ -4,14 +4,14 @@
  * and a polling wait.
  */
 import mqtt from "mqtt";
-import type { Envelope } from "../../sync/envelope.ts";
-import type { ApiRecord, Entity } from "../../entities.ts";
-import { topicsOf } from "../../sync/topics.ts";
+import type { Envelope } from "../../sync/protocol.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import { topicsOf } from "../../sync/protocol.ts";
 import { createSession, type Session } from "../../sync/session.ts";
-import { createShore, type Shore, type ShoreOptions } from "../../sync/shore.ts";
-import { createMetrics, type Metrics } from "../../metrics.ts";
+import { createShore, type Shore, type ShoreOptions } from "../../sync/shore/ingest.ts";
+import { createMetrics, type Metrics } from "../../core/metrics.ts";
 import { parseConfig } from "../../config.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import type { Sql } from "../../db/connection.ts";
 
 /** A vessel that makes envelopes: seq 1, 2, … in one epoch, records kept as the API would. */

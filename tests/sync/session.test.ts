@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startMosquitto } from "../support/mosquitto.ts";
 import { createSession, type Session, type SessionEvent } from "../../sync/session.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import { parseConfig } from "../../config.ts";
 import mqtt from "mqtt";
 

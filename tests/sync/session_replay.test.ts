@@ -4,7 +4,7 @@ import { startMosquitto } from "../support/mosquitto.ts";
 import { startProxy } from "../support/proxy.ts";
 import { eventually } from "../support/vessel.ts";
 import { createSession, type Session } from "../../sync/session.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import { parseConfig } from "../../config.ts";
 
 const connected = (session: Session) =>

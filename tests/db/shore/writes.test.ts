@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hlc } from "../../../core/hlc.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
 import { claimDownChanges, downBacklog } from "../../../db/shore/down-outbox.ts";
-import { HttpError } from "../../../errors.ts";
+import { HttpError } from "../../../core/errors.ts";
 import { freshDatabase } from "../../support/pg.ts";
 
 const V1 = "ship-1";
