@@ -4,8 +4,8 @@
  * row keeps the written record in `data` and the change's clock, `seen` and written fields in
  * `sync`. One conversion each way, so both roles store and read the merge alike.
  */
-import { z } from "zod";
-import { type Clock, decodeClock, encodeClock, isClock, type Origin } from "../core/hlc.ts";
+import { type Clock, decodeClock, encodeClock, type Origin } from "../core/hlc.ts";
+import type { ChangeSync } from "../core/change.ts";
 import type { ApiRecord, Entity } from "../core/entities.ts";
 import { createSchemas } from "../core/entities.ts";
 import {
@@ -16,18 +16,7 @@ import {
   visible,
 } from "../sync/merge.ts";
 
-const clock = z.string().refine(isClock, "Must be a clock");
-
-/** A change's merge metadata as stored (`changes.sync`) and sent beside its envelope. */
-export const changeSyncSchema = z.strictObject({
-  clock,
-  seen: clock.nullable(),
-  /** The entity fields the change wrote; their values are in the change's `data`. */
-  fields: z.array(z.string().max(100)).max(100),
-});
-
-/** A change's merge metadata. */
-export type ChangeSync = z.infer<typeof changeSyncSchema>;
+export type { ChangeSync };
 
 /** A pending change as a record row keeps it: the change without what the row already says. */
 interface StoredPending {
