@@ -13,7 +13,8 @@ export interface RecordRoutesDeps {
   records: RecordStore;
 }
 
-const listQuery = z.strictObject({
+/** `limit` and `cursor` of a list, as every list takes them. */
+export const listQuery = z.strictObject({
   limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
     .pipe(z.number().int().min(1).max(500)).default(50),
   cursor: z.string().min(1).max(500).optional(),
@@ -21,7 +22,8 @@ const listQuery = z.strictObject({
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function entityOf(c: Context): Entity {
+/** The `:entity` path parameter; an unknown entity is a 404. */
+export function entityOf(c: Context): Entity {
   const name = c.req.param("entity") ?? "";
   if (!isEntity(name)) {
     throw new HttpError(404, "unknown_entity", `No entity "${name.slice(0, 100)}"`);
@@ -29,7 +31,8 @@ function entityOf(c: Context): Entity {
   return name;
 }
 
-function idOf(c: Context): string {
+/** The `:id` path parameter; not a UUID is a 400. */
+export function idOf(c: Context): string {
   const id = c.req.param("id") ?? "";
   if (!UUID.test(id)) {
     throw new HttpError(400, "invalid_id", `Id "${id.slice(0, 100)}" is not a UUID`);
@@ -38,7 +41,7 @@ function idOf(c: Context): string {
 }
 
 /** Reads `If-Match: "<version>"` (weak tags and bare numbers accepted too). */
-function ifMatchOf(c: Context): number | undefined {
+export function ifMatchOf(c: Context): number | undefined {
   const header = c.req.header("if-match");
   if (header === undefined) return undefined;
   const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
@@ -53,7 +56,7 @@ function ifMatchOf(c: Context): number | undefined {
 }
 
 /** Reads a JSON body: 415 when not JSON, 400 when it does not parse. */
-async function jsonBody(c: Context): Promise<unknown> {
+export async function jsonBody(c: Context): Promise<unknown> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
     throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
@@ -66,7 +69,8 @@ async function jsonBody(c: Context): Promise<unknown> {
   }
 }
 
-const etag = (version: number) => `"${version}"`;
+/** The ETag of a record version. */
+export const etag = (version: number) => `"${version}"`;
 
 /** The records routes, mounted under `/api`. */
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
