@@ -2,6 +2,7 @@
  * `/api/{entity}`: create, get, list, update and delete records (README, "HTTP API").
  */
 import { Hono } from "hono";
+import { z } from "zod";
 import type { Context } from "hono";
 import {
   createSchemas,
@@ -21,9 +22,17 @@ export interface RecordRoutesDeps {
   records: RecordStore;
 }
 
+/** `limit` and `cursor` of a list that has no filters (conflicts). */
+export const listQuery = z.strictObject({
+  limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
+    .pipe(z.number().int().min(1).max(500)).default(50),
+  cursor: z.string().min(1).max(500).optional(),
+});
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function entityOf(c: Context): Entity {
+/** The `:entity` path parameter; an unknown entity is a 404. */
+export function entityOf(c: Context): Entity {
   const name = c.req.param("entity") ?? "";
   if (!isEntity(name)) {
     throw new HttpError(404, "unknown_entity", `No entity "${name.slice(0, 100)}"`);
@@ -31,7 +40,8 @@ function entityOf(c: Context): Entity {
   return name;
 }
 
-function idOf(c: Context): string {
+/** The `:id` path parameter; not a UUID is a 400. */
+export function idOf(c: Context): string {
   const id = c.req.param("id") ?? "";
   if (!UUID.test(id)) {
     throw new HttpError(400, "invalid_id", `Id "${id.slice(0, 100)}" is not a UUID`);
@@ -40,7 +50,7 @@ function idOf(c: Context): string {
 }
 
 /** Reads `If-Match: "<version>"` (weak tags and bare numbers accepted too). */
-function ifMatchOf(c: Context): number | undefined {
+export function ifMatchOf(c: Context): number | undefined {
   const header = c.req.header("if-match");
   if (header === undefined) return undefined;
   const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
@@ -54,7 +64,8 @@ function ifMatchOf(c: Context): number | undefined {
   return Number(m[1]);
 }
 
-const etag = (version: number) => `"${version}"`;
+/** The ETag of a record version. */
+export const etag = (version: number) => `"${version}"`;
 
 /** The records routes, mounted under `/api`. */
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
