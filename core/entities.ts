@@ -31,9 +31,10 @@ export function isEntity(name: string): name is Entity {
 }
 
 const storable = (s: string) => !s.includes("\u0000") && s.isWellFormed();
-const text = (max = 10_000) =>
-  z.string().max(max).refine(storable, "Must not hold NUL or unpaired surrogates");
-const required = (max = 10_000) => text(max).pipe(z.string().min(1));
+// Messages come from core/validation.ts, which names the field; `must` completes its sentence.
+const storableText = { params: { must: "not hold NUL characters or unpaired surrogates" } };
+const text = (max = 10_000) => z.string().max(max).refine(storable, storableText);
+const required = (max = 10_000) => z.string().min(1).max(max).refine(storable, storableText);
 const isoTime = dateTime();
 const optional = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
@@ -51,7 +52,7 @@ const key = () => {
 /** Entity fields (not server fields) per entity, with defaults applied on create. */
 const fields = {
   work_orders: {
-    title: text(200).pipe(z.string().min(1)),
+    title: required(200),
     equipmentId: key(),
     description: optional(text()),
     status: z.enum(["open", "in_progress", "completed", "cancelled"]).default("open"),
@@ -111,7 +112,7 @@ export const updateSchemas = Object.fromEntries(
     e,
     z.strictObject(withoutDefaults(fields[e])).refine(
       (v) => Object.keys(v).length > 0,
-      "At least one field must be given",
+      "The body must hold at least one field to change",
     ),
   ]),
 ) as unknown as Record<Entity, z.ZodType<Record<string, unknown>>>;

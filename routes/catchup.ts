@@ -3,6 +3,7 @@
  */
 import { Hono } from "hono";
 import { HttpError } from "../core/errors.ts";
+import { parseInput } from "../core/validation.ts";
 import { z } from "zod";
 import { ENTITIES } from "../core/entities.ts";
 import type { Catchup } from "../sync/vessel/catchup.ts";
@@ -22,7 +23,7 @@ const catchupQuerySchema = z.strictObject({
 export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
   const app = new Hono();
   app.get("/", async (c) => {
-    const query = catchupQuerySchema.parse(c.req.query());
+    const query = parseInput(catchupQuerySchema, c.req.query(), "query");
     return c.json(await catchup.list(query));
   });
   app.post("/", async (c) => {
@@ -36,7 +37,7 @@ export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
     } catch (err) {
       throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
     }
-    return c.json(await catchup.republish(catchupRequestSchema.parse(body)));
+    return c.json(await catchup.republish(parseInput(catchupRequestSchema, body, "body")));
   });
   return app;
 }

@@ -13,6 +13,7 @@ import {
   updateSchemas,
 } from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
+import { parseInput } from "../core/validation.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
 /** What the records routes need. */
@@ -75,7 +76,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const input = createSchemas[entity].parse(await jsonBody(c));
+    const input = parseInput(createSchemas[entity], await jsonBody(c), "body");
     const record = await records.create(entity, input);
     c.header("Location", `/api/${entity}/${record.id}`);
     c.header("ETag", etag(record.version));
@@ -84,7 +85,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
+    const query = toListQuery(parseInput(listQuerySchemas[entity], c.req.query(), "query"));
     return c.json(await records.list(entity, query));
   });
 
@@ -101,7 +102,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await jsonBody(c));
+    const patch = parseInput(updateSchemas[entity], await jsonBody(c), "body");
     const record = await records.update(entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);

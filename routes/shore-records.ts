@@ -12,6 +12,7 @@ import {
   toListQuery,
 } from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
+import { parseInput } from "../core/validation.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
 import { listShoreRecords } from "../db/shore/fleet.ts";
@@ -37,7 +38,7 @@ export function shoreRecordRoutes({ sql }: ShoreRecordRoutesDeps): Hono {
     if (!isEntity(entity)) {
       throw new HttpError(404, "unknown_entity", `No entity "${entity.slice(0, 100)}"`);
     }
-    const parsed = shoreListQuerySchema(entity).parse(c.req.query());
+    const parsed = parseInput(shoreListQuerySchema(entity), c.req.query(), "query");
     const query = toListQuery(parsed, ["vesselId"]);
     return c.json(
       await listShoreRecords(sql, entity, { ...query, vesselId: parsed.vesselId as string }),
