@@ -1,8 +1,11 @@
 /**
  * The five entities the README lists: their names, and zod schemas for create and update.
  *
- * Schemas are strict (unknown fields are refused) and refuse strings PostgreSQL cannot store
- * (NUL, unpaired surrogates), so validation is the only place bad input is turned away.
+ * Schemas are strict (unknown fields are refused) and accept exactly what PostgreSQL stores:
+ * no strings with NUL or unpaired surrogates (jsonb refuses them, 22P05 and 22P02), no times
+ * a timestamptz refuses (core/datetime.ts turns every time into UTC within years 1–9999), numbers bounded where a column is
+ * typed (`version` is an integer). A value past these would fail its change at the shore's
+ * database instead of here (docs/shore-isolation.md lists every gap found).
  */
 import { z } from "zod";
 import { dateTime } from "./datetime.ts";
@@ -21,9 +24,11 @@ export type Entity = typeof ENTITIES[number];
 
 /**
  * The `:entity` route parameter, constrained to the five names: a path with any other name
- * matches no route, so it is a 404 and never a 405.
+ * matches no route, so it is a 404 and never a 405. Grouped: Hono's trie router anchors the
+ * pattern as `^…$`, which without the group binds to the first and last names only (and took
+ * `work_orders/<id>` for `/:entity`).
  */
-export const ENTITY_PARAM = `:entity{${ENTITIES.join("|")}}`;
+export const ENTITY_PARAM = `:entity{(?:${ENTITIES.join("|")})}`;
 
 /** True when `name` is one of the five entities. */
 export function isEntity(name: string): name is Entity {

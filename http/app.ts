@@ -8,7 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { requestId } from "hono/request-id";
-import { errorBody, HttpError, toHttpError } from "../core/errors.ts";
+import { errorBody, HttpError, OutboxFullError, toHttpError } from "../core/errors.ts";
 import { isEntity } from "../core/entities.ts";
 import type { Logger } from "../core/log.ts";
 import type { Metrics } from "../core/metrics.ts";
@@ -140,8 +140,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       });
       return c.json(errorBody(new HttpError(500, "internal", "Internal error")), 500);
     }
-    if (mapped.status === 503) {
-      log.warn("Database unavailable", { requestId: c.get("requestId"), error: err });
+    // Each 503 is logged as what it is: an operator reading "Database unavailable" for a full
+    // outbox looks for a database fault that is not there.
+    const requestId = c.get("requestId");
+    if (mapped instanceof OutboxFullError) {
+      log.warn("Outbox full", { requestId, pending: mapped.pending, limit: mapped.limit });
+    } else if (mapped.code === "database_unavailable") {
+      log.warn("Database unavailable", { requestId, error: err });
+    } else if (mapped.status === 503) {
+      log.warn("Service unavailable", { requestId, code: mapped.code, error: err });
     }
     for (const [k, v] of Object.entries(mapped.headers)) c.header(k, v);
     return c.json(errorBody(mapped), mapped.status);

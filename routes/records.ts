@@ -2,18 +2,22 @@
  * `/api/{entity}`: create, get, list, update and delete records (README, "HTTP API").
  */
 import { Hono } from "hono";
+import { z } from "zod";
 import type { Context } from "hono";
 import {
   createSchemas,
+  cursorSchema,
   type Entity,
   ENTITY_PARAM,
   isEntity,
+  limitSchema,
   listQuerySchemas,
   toListQuery,
   updateSchemas,
 } from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
 import { parseInput } from "../core/validation.ts";
+import { readJson } from "../http/body.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
 /** What the records routes need. */
@@ -21,9 +25,13 @@ export interface RecordRoutesDeps {
   records: RecordStore;
 }
 
+/** `limit` and `cursor` of a list that has no filters (conflicts). */
+export const listQuery = z.strictObject({ limit: limitSchema, cursor: cursorSchema.optional() });
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function entityOf(c: Context): Entity {
+/** The `:entity` path parameter; an unknown entity is a 404. */
+export function entityOf(c: Context): Entity {
   const name = c.req.param("entity") ?? "";
   if (!isEntity(name)) {
     throw new HttpError(404, "unknown_entity", `No entity "${name.slice(0, 100)}"`);
@@ -31,7 +39,8 @@ function entityOf(c: Context): Entity {
   return name;
 }
 
-function idOf(c: Context): string {
+/** The `:id` path parameter; not a UUID is a 400. */
+export function idOf(c: Context): string {
   const id = c.req.param("id") ?? "";
   if (!UUID.test(id)) {
     throw new HttpError(400, "invalid_id", `Id "${id.slice(0, 100)}" is not a UUID`);
@@ -40,7 +49,7 @@ function idOf(c: Context): string {
 }
 
 /** Reads `If-Match: "<version>"` (weak tags and bare numbers accepted too). */
-function ifMatchOf(c: Context): number | undefined {
+export function ifMatchOf(c: Context): number | undefined {
   const header = c.req.header("if-match");
   if (header === undefined) return undefined;
   const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
@@ -54,21 +63,8 @@ function ifMatchOf(c: Context): number | undefined {
   return Number(m[1]);
 }
 
-/** Reads a JSON body: 415 when not JSON, 400 when it does not parse. */
-async function jsonBody(c: Context): Promise<unknown> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
-  }
-  const text = await c.req.text();
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-const etag = (version: number) => `"${version}"`;
+/** The ETag of a record version. */
+export const etag = (version: number) => `"${version}"`;
 
 /** The records routes, mounted under `/api`. */
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
@@ -76,7 +72,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const input = parseInput(createSchemas[entity], await jsonBody(c), "body");
+    const input = parseInput(createSchemas[entity], await readJson(c), "body");
     const record = await records.create(entity, input);
     c.header("Location", `/api/${entity}/${record.id}`);
     c.header("ETag", etag(record.version));
@@ -102,7 +98,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
-    const patch = parseInput(updateSchemas[entity], await jsonBody(c), "body");
+    const patch = parseInput(updateSchemas[entity], await readJson(c), "body");
     const record = await records.update(entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);

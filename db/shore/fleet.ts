@@ -16,6 +16,10 @@ export interface VesselView {
   lastSeenAt: string | null;
   /** Changes received past a gap, waiting for it to be filled (current epoch). */
   gaps: number;
+  /** Changes the shore's database refused and stepped over, every epoch (shore_dead_letters). */
+  deadLetters: number;
+  /** Messages refused for a seq already held under another messageId (a security event). */
+  forgeries: number;
 }
 
 /** A fleet record: the record as the vessel's API returns it, plus its vessel. */
@@ -74,7 +78,10 @@ export function listVessels(sql: Sql): Promise<VesselView[]> {
       to_char(v.last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
         as "lastSeenAt",
       (select count(*) from shore_inbox i where i.vessel_id = v.vessel_id
-        and i.epoch = c.epoch and i.applied_at is null)::int8 as gaps
+        and i.epoch = c.epoch and i.applied_at is null)::int8 as gaps,
+      (select count(*) from shore_dead_letters d where d.vessel_id = v.vessel_id)::int8
+        as "deadLetters",
+      v.forgeries
     from shore_vessels v left join current c using (vessel_id)
     order by v.vessel_id`;
 }
