@@ -165,7 +165,7 @@ function filterOf(field: z.ZodType): z.ZodType | undefined {
   if (inner instanceof z.ZodEnum) return inner;
   if (inner instanceof z.ZodBoolean) {
     return z.enum(["true", "false"]).transform((v) => v === "true").meta({
-      description: "true or false",
+      description: "True or false",
     });
   }
   if (
@@ -174,7 +174,7 @@ function filterOf(field: z.ZodType): z.ZodType | undefined {
     inner.maxValue! - inner.minValue! <= 100
   ) {
     return z.string().regex(/^-?\d{1,3}$/).transform(Number).pipe(inner).meta({
-      description: `a whole number from ${inner.minValue} to ${inner.maxValue}`,
+      description: `A whole number from ${inner.minValue} to ${inner.maxValue}`,
     });
   }
   if (keys.has(inner)) return inner;
@@ -197,12 +197,12 @@ export const filterSchemas = Object.fromEntries(
 /** `limit`: 1–500, default 50. */
 export const limitSchema = z.string().regex(/^\d{1,4}$/).transform(Number)
   .pipe(z.number().int().min(1).max(500)).default(50).meta({
-    description: "a whole number from 1 to 500 (default 50)",
+    description: "A whole number from 1 to 500 (default 50)",
   });
 
 /** `cursor`: a list's `nextCursor`, passed back for the next page. */
 export const cursorSchema = z.string().min(1).max(500).meta({
-  description: "the nextCursor of the previous page",
+  description: "The nextCursor of the previous page",
 });
 
 /**
