@@ -2,8 +2,21 @@
  * `GET /catchup` and `POST /catchup` (vessel role), behind the bearer token.
  */
 import { Hono } from "hono";
-import { HttpError } from "../errors.ts";
-import { type Catchup, catchupQuerySchema, catchupRequestSchema } from "../sync/catchup.ts";
+import { readJson } from "../http/body.ts";
+import { z } from "zod";
+import { ENTITIES } from "../core/entities.ts";
+import type { Catchup } from "../sync/vessel/catchup.ts";
+import { catchupRequestSchema, MAX_CATCHUP_LIMIT } from "../sync/protocol.ts";
+
+const wholeNumber = (name: string) =>
+  z.string().regex(/^\d+$/, `${name} must be a whole number`).transform(Number);
+
+/** `GET /catchup` query: since is a seq (exclusive). */
+const catchupQuerySchema = z.strictObject({
+  since: wholeNumber("since").pipe(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)),
+  entity: z.enum(ENTITIES).optional(),
+  limit: wholeNumber("limit").pipe(z.number().int().min(1).max(MAX_CATCHUP_LIMIT)).optional(),
+});
 
 /** The catch-up routes over the engine's catch-up service. */
 export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
@@ -13,16 +26,7 @@ export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
     return c.json(await catchup.list(query));
   });
   app.post("/", async (c) => {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-      throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
-    }
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch (err) {
-      throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
-    }
+    const body = await readJson(c);
     return c.json(await catchup.republish(catchupRequestSchema.parse(body)));
   });
   return app;

@@ -1,0 +1,246 @@
+/**
+ * The shore role's ingest: subscribes to the fleet's sync topics, validates every message and
+ * hands envelopes to the batch queue (sync/shore/batches.ts), which writes them through the
+ * inbox (db/shore/inbox.ts, exactly once and in seq order); acks what is applied
+ * (sync/shore/acks.ts), asks vessels to re-send what a gap holds back (sync/shore/gaps.ts),
+ * and records presence (sync/shore/presence.ts).
+ *
+ * Nothing here decides "applied" from memory: acks and gap requests are read from the
+ * database, so they are right across restarts and with several shore processes.
+ */
+import type { Sql } from "../../db/connection.ts";
+import type { Session } from "../session.ts";
+import type { Logger } from "../../core/log.ts";
+import type { ShoreMetrics } from "../../core/metrics.ts";
+import {
+  catchupRequestPayload,
+  type Envelope,
+  FLEET_FILTER,
+  FLEET_STATUS_FILTER,
+  sharedFilter,
+  topicsOf,
+} from "../protocol.ts";
+import { classify, type MalformedReason } from "./classify.ts";
+import { ingest, pruneInbox } from "../../db/shore/inbox.ts";
+import { isDatabaseUnavailable } from "../../core/errors.ts";
+import { GapMonitor } from "./gaps.ts";
+import { DeadlineError, within } from "../deadline.ts";
+import { BatchQueue, type FailurePlan } from "./batches.ts";
+import { AckPublisher } from "./acks.ts";
+import { PresenceRecorder } from "./presence.ts";
+
+/** Options for {@linkcode createShore}; the timings default to production values. */
+export interface ShoreOptions {
+  sql: Sql;
+  session: Session;
+  log: Logger;
+  metrics: ShoreMetrics;
+  /** `SHORE_SHARED_GROUP`: subscribe as `$share/<group>/…`. */
+  sharedGroup?: string;
+  /** How long envelopes are gathered before a batch is written. */
+  batchDelayMs?: number;
+  /** Envelopes per transaction at most. */
+  maxBatch?: number;
+  /** Transactions in flight at once (one per vessel at a time). */
+  concurrency?: number;
+  /** Envelopes held in memory at most; past it new ones are shed (vessels re-send them). */
+  maxBuffered?: number;
+  /** Envelopes of one vessel held in memory at most (so one vessel cannot shed another's). */
+  maxBufferedPerVessel?: number;
+  /** Acks are published at most this often per vessel. */
+  ackDebounceMs?: number;
+  /** A gap that has not moved for this long is asked for. */
+  gapWaitMs?: number;
+  /** Longest wait between two catch-up requests for one vessel. */
+  gapMaxBackoffMs?: number;
+  /** Applied inbox rows are kept this many days (`CATCHUP_RETENTION_DAYS`), pruned hourly. */
+  inboxRetentionDays?: number;
+  /** A database call still unanswered after this is given up (and retried where it matters). */
+  writeTimeoutMs?: number;
+}
+
+/** A running shore ingest. */
+export interface Shore {
+  /** Subscribes; messages flow from then on. */
+  start(): Promise<void>;
+  /** Envelopes received and not yet written. */
+  readonly buffered: number;
+  /** Stops timers, writes what is buffered, publishes the last acks. */
+  close(): Promise<void>;
+}
+
+const TRANSIENT = new Set(["40001", "40P01"]); // serialization failure, deadlock
+
+/** Builds the shore ingest over a session and a database. */
+export function createShore(options: ShoreOptions): Shore {
+  const {
+    sql,
+    session,
+    log,
+    metrics,
+    sharedGroup,
+    batchDelayMs = 5,
+    maxBatch = 1_000,
+    concurrency = 8,
+    maxBuffered = 100_000,
+    maxBufferedPerVessel = 20_000,
+    ackDebounceMs = 250,
+    writeTimeoutMs = 30_000,
+  } = options;
+  let closed = false;
+  let pruneTimer: ReturnType<typeof setInterval> | undefined;
+  const prune = () =>
+    pruneInbox(sql, options.inboxRetentionDays ?? 30).then(
+      (n) => n > 0 && log.info("Inbox pruned", { rows: n }),
+      (err) => log.warn("Inbox prune failed", { error: err }),
+    );
+  const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
+  const acks = new AckPublisher({
+    sql,
+    session,
+    log,
+    metrics,
+    debounceMs: ackDebounceMs,
+    timeoutMs: writeTimeoutMs,
+  });
+  const presence = new PresenceRecorder({ sql, log, timeoutMs: writeTimeoutMs });
+  const queue = new BatchQueue({
+    write,
+    onFailure,
+    batchDelayMs,
+    maxBatch,
+    concurrency,
+    maxBuffered,
+    maxPerVessel: maxBufferedPerVessel,
+  });
+  const gapMonitor = new GapMonitor({
+    sql,
+    log,
+    waitMs: options.gapWaitMs ?? 2_000,
+    maxBackoffMs: options.gapMaxBackoffMs ?? 60_000,
+    timeoutMs: writeTimeoutMs,
+    request: async (vesselId, body) => {
+      if (!session.connected) return false;
+      await session.publish(topicsOf(vesselId).catchupRequest, catchupRequestPayload(body), {
+        qos: 1,
+      });
+      metrics.catchupRequests.inc();
+      return true;
+    },
+  });
+
+  function warnMalformed(reason: MalformedReason, detail: string, vesselId?: string) {
+    metrics.malformed.inc({ reason });
+    const now = Date.now();
+    const w = lastWarned.get(reason);
+    if (w && now - w.at < 10_000) {
+      w.suppressed++;
+      return;
+    }
+    log.warn("Malformed message dropped", { reason, detail, vesselId, suppressed: w?.suppressed });
+    lastWarned.set(reason, { at: now, suppressed: 0 });
+  }
+
+  function receive(topic: string, payload: Uint8Array) {
+    if (closed) return;
+    const m = classify(topic, payload);
+    if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
+    if (m.kind === "presence") return presence.record(m.presence);
+    if (m.kind !== "envelope") return;
+    if (!queue.push(m.envelope)) metrics.shed.inc();
+  }
+
+  /**
+   * Writes one batch. Serialization failures and deadlocks are retried at once (another
+   * transaction won a race; nothing is wrong with the batch); anything else goes back to the
+   * queue, which retries this vessel alone after a back-off.
+   */
+  async function write(batch: Envelope[]) {
+    const { vesselId, epoch } = batch[0]!;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
+        metrics.applied.inc(result.applied);
+        metrics.duplicates.inc(result.duplicates);
+        for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
+        for (const f of result.forgeries) {
+          // Never rate-limited: each one is a security event an operator must be able to trace.
+          metrics.forgeries.inc();
+          log.error("Forged change refused: seq held under another messageId", {
+            vesselId,
+            epoch,
+            seq: f.seq,
+            keptMessageId: f.kept,
+            refusedMessageId: f.refused,
+          });
+        }
+        const [first] = result.deadLettered;
+        if (first) {
+          // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
+          log.error("Changes dead-lettered: the database refuses them", {
+            vesselId,
+            epoch,
+            count: result.deadLettered.length,
+            first,
+          });
+        }
+        // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
+        if (result.applied + result.duplicates + result.deadLettered.length > 0) {
+          acks.schedule(vesselId);
+        }
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? "";
+        if (TRANSIENT.has(code) && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  function onFailure(batch: Envelope[], err: unknown, failures: number): FailurePlan {
+    const { vesselId } = batch[0]!;
+    const unavailable = err instanceof DeadlineError || isDatabaseUnavailable(err);
+    if (!unavailable && failures >= 5) {
+      // Dropping is safe: nothing was acked, so the vessel re-sends and the gap is asked for.
+      log.error("Batch dropped after repeated failures", { vesselId, error: err });
+      return "drop";
+    }
+    log.warn("Batch not written, retrying", { vesselId, attempt: failures, error: err });
+    return { retryInMs: Math.min(250 * 2 ** failures, 10_000) };
+  }
+
+  const offMessage = session.onMessage(receive);
+  const offEvent = session.onEvent((event) => {
+    if (event.type === "connected" && !closed) {
+      // A new broker (or a lost session) has no retained acks: restate every vessel's.
+      acks.publish(true);
+    }
+  });
+
+  return {
+    async start() {
+      const filter = sharedGroup ? sharedFilter(sharedGroup, FLEET_FILTER) : FLEET_FILTER;
+      await session.subscribe(filter, 1);
+      // MQTT 5 sends no retained messages to a shared subscription: read presence directly.
+      if (sharedGroup) await session.subscribe(FLEET_STATUS_FILTER, 1);
+      gapMonitor.start();
+      pruneTimer = setInterval(prune, 3_600_000);
+      prune();
+      if (session.connected) await acks.publish(true);
+    },
+    get buffered() {
+      return queue.buffered;
+    },
+    async close() {
+      offMessage();
+      closed = true;
+      gapMonitor.stop();
+      clearInterval(pruneTimer);
+      // Write what is buffered, for a few seconds at most: anything left is re-sent by vessels.
+      await queue.close(5_000);
+      await acks.close();
+      await presence.settled();
+      offEvent();
+    },
+  };
+}
