@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { type NatsCluster, SHORE_USER, startNatsCluster } from "../support/nats.ts";
-import { waitUntil } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const natsMissing = await new Deno.Command("nats-server", { args: ["--version"] }).output()
   .then((o) => !o.success, () => true);
@@ -38,11 +38,12 @@ async function connect(
   clientId: string,
   { clean = false, timeoutMs = 30_000 } = {},
 ): Promise<Client> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
+  const target = cluster.nodes[node]!;
+  let connected: Client | undefined;
+  let lastError: unknown;
+  const attempt = async () => {
     const received: Received[] = [];
-    let sessionPresent = false;
-    const client = mqtt.connect(cluster.nodes[node]!.mqttUrl, {
+    const client = mqtt.connect(target.mqttUrl, {
       protocolVersion: 4,
       clientId,
       clean,
@@ -55,28 +56,24 @@ async function connect(
       received.push({ topic, payload: new TextDecoder().decode(payload), retain: packet.retain });
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        client.once("connect", (connack) => {
-          sessionPresent = connack.sessionPresent;
-          resolve();
-        });
+      const sessionPresent = await new Promise<boolean>((resolve, reject) => {
+        client.once("connect", (connack) => resolve(connack.sessionPresent));
         client.once("error", reject);
         client.once("close", () => reject(new Error("closed before CONNACK")));
       });
-      return { mqtt: client, received, sessionPresent };
+      connected = { mqtt: client, received, sessionPresent };
+      return true;
     } catch (err) {
+      lastError = err;
       await client.endAsync(true);
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${user} (${clientId}) could not connect to ${
-            cluster.nodes[node]!.name
-          }: ${err}\n${await cluster
-            .logs()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 250));
+      return false;
     }
-  }
+  };
+  await waitUntil(attempt, `${user} (${clientId}) connects to ${target.name}`, timeoutMs, 250)
+    .catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${lastError}\n${await cluster.logs()}`);
+    });
+  return connected!;
 }
 
 /** True when SUBSCRIBE to `filter` is refused (SUBACK 0x80; mqtt.js rejects then). */
@@ -100,16 +97,16 @@ async function subscribe(
   qos: 0 | 1 = 1,
   timeoutMs = 30_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    try {
-      await client.mqtt.subscribeAsync(filter, { qos });
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Subscribing to ${filter} refused: ${err}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
+  let lastError: unknown;
+  const attempt = () =>
+    client.mqtt.subscribeAsync(filter, { qos }).then(() => true, (err) => {
+      lastError = err;
+      return false;
+    });
+  await waitUntil(attempt, `a subscription to ${filter} is granted`, timeoutMs, 250)
+    .catch((err: Error) => {
+      throw new Error(`${err.message}: ${lastError}`);
+    });
 }
 
 /** Sends a plain NATS CONNECT as `user` and returns the server's first answer after INFO. */
@@ -276,7 +273,7 @@ Deno.test({
             // A message handed to the dead node but not acknowledged is sent again after
             // ack_wait (30 s in deploy/nats/nats.conf): three rounds of it.
             90_000,
-          ).catch(async (err) => {
+          ).catch(async (err: Error) => {
             const got = back.received.map((m) => `${m.topic} ${m.payload}`).join(", ");
             throw new Error(`${err.message}; it got: ${got || "nothing"}\n${await cluster.logs()}`);
           });

@@ -4,6 +4,7 @@
  * store per node and test passwords put in. Nodes can be killed (-9) and restarted one by one.
  */
 import { freePort, waitForPort } from "./ports.ts";
+import { waitUntil } from "./wait.ts";
 
 const DEPLOY = new URL("../../deploy/nats/", import.meta.url);
 const NATS_SERVER = "nats-server";
@@ -233,14 +234,13 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     return undefined;
   };
   const waitReady = async (timeoutMs = readyTimeoutMs, { replicasCurrent = true } = {}) => {
-    const deadline = Date.now() + timeoutMs;
     let why: string | undefined;
-    while ((why = await notReady(replicasCurrent)) !== undefined) {
-      if (Date.now() > deadline) {
-        throw new Error(`NATS cluster not ready after ${timeoutMs} ms: ${why}\n${await logs()}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const ready = async () => (why = await notReady(replicasCurrent)) === undefined;
+    await waitUntil(ready, "the NATS cluster is ready", timeoutMs, 200).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}: ${why}\n${await logs()}`);
+      },
+    );
     for (const node of nodes.filter((n) => n.running)) await waitForPort(node.mqttPort, timeoutMs);
   };
 
