@@ -5,6 +5,14 @@
  */
 import { z } from "zod";
 
+/**
+ * A start-up that waiting cannot fix (`DATA_DIR` held by another process, an unknown
+ * database, refused credentials): main.ts prints its message as one line and exits 1.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
 /** An error with an HTTP status and a snake_case code, as the contract's error JSON. */
 export class HttpError extends Error {
   override name = "HttpError";
