@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
 import { type GatewayProcess, spawnLocalGateway } from "../support/process.ts";
-import { waitUntil } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 
 const TOKEN = "edges-token-0123456789abcdef";
