@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { freePort } from "../support/ports.ts";
 import { type GatewayProcess, spawnGateway } from "../support/process.ts";
 import { freshDatabase } from "../support/pg.ts";
+import { withDeadline } from "../support/wait.ts";
 
 const noBroker = () => `mqtt://127.0.0.1:${freePort()}`;
 
@@ -53,22 +54,9 @@ Deno.test("a fresh DATA_DIR, its embedded database and token file are owner-only
   }
 });
 
-/** `promise`, or a failure naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Asserts that `second` exited 1 with one line naming `dataDir` and `holder`'s pid. */
 async function assertRefused(second: GatewayProcess, dataDir: string, holder: GatewayProcess) {
-  const code = await within(second.exited(), 30_000, "the second gateway to exit");
+  const code = await withDeadline(second.exited(), "the second gateway to exit", 30_000);
   assert.equal(code, 1, second.output());
   const lines = second.stderr().split("\n").filter(Boolean);
   assert.equal(lines.length, 1, `one line, not: ${second.stderr()}`);
