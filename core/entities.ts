@@ -26,7 +26,10 @@ export type Entity = typeof ENTITIES[number];
  * The `:entity` route parameter, constrained to the five names: a path with any other name
  * matches no route, so it is a 404 and never a 405.
  */
-export const ENTITY_PARAM = `:entity{${ENTITIES.join("|")}}`;
+// The names are grouped: Hono's RegExpRouter splices the pattern into one regular expression
+// for all routes, and a bare `a|b|c` split it, so once `/conflicts` was mounted beside these
+// routes `GET /api/crew/<id>` answered the list (measured on main at 92011b4).
+export const ENTITY_PARAM = `:entity{(?:${ENTITIES.join("|")})}`;
 
 /** True when `name` is one of the five entities. */
 export function isEntity(name: string): name is Entity {
