@@ -79,6 +79,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 /**
+ * True when the server answered and refused us for good: the database does not exist
+ * (3D000) or the login is refused (class 28: no such role, wrong password, no pg_hba entry).
+ * At start-up these are fatal, since waiting cannot fix them; a running gateway still answers
+ * them 503 ({@linkcode isDatabaseUnavailable}), as a database dropped under it may come back.
+ */
+export function isPermanentDatabaseError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(3D000|28[0-9A-Z]{3})$/.test(code);
+}
+
+/**
  * Maps any thrown value to an HttpError, or `undefined` when it is a bug (a 500).
  * zod errors become 400, PostgreSQL unique violations 409, lost connections 503.
  */
