@@ -173,6 +173,10 @@ class MqttSession implements Session {
       // reuses an id before its exchange ends, so a QoS 2 id the broker holds awaiting PUBREL
       // is never given to a new message (which the broker would drop as a duplicate).
       messageIdProvider: new UniqueMessageIdProvider(),
+      // MQTT 5 topic aliases where the broker offers them (its CONNACK's Topic Alias Maximum):
+      // a topic's name then travels once per connection, not in every publish. mqtt.js keeps
+      // the table per connection and restores the name of a stored publish it sends again.
+      autoAssignTopicAlias: v5,
     });
     this.#client.on("connect", (connack) => {
       this.#receiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
