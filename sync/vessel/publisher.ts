@@ -217,6 +217,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
       while (mark.above.delete(mark.seq + 1)) mark.seq++;
     }
+    if (publishedSeq > dbSeq) scheduleFlush(); // the ack's mark is not in the database yet
   }
 
   function send(row: OutboxRow) {
