@@ -6,7 +6,7 @@
  *
  * Encoding `bosun-frame v1` (the payload after its 3-byte header `b` `f` 0x01):
  *
- *   deflate-raw(level 9) of
+ *   deflate-raw (level 6: level 9 gave the same bytes ±0.5 % for more CPU) of
  *     vesselId: str · epoch: uuid-or-str · type: u8 (0 data_change, 1 catchup)
  *     [catchup: sequence of the first change: varint · total: varint]
  *     fromSeq: varint · count: varint
@@ -138,7 +138,7 @@ export function deriveMessageId(vesselId: string, epoch: string, seq: number): s
  */
 export function encodeFrame(envelopes: readonly Envelope[]): Uint8Array {
   const body = encodeBody(envelopes);
-  const z = deflateRawSync(body, { level: 9 });
+  const z = deflateRawSync(body, { level: 6 });
   const out = new Uint8Array(3 + z.length);
   out[0] = FRAME_MAGIC[0];
   out[1] = FRAME_MAGIC[1];
