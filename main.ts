@@ -5,15 +5,24 @@
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
-import { createMetrics } from "./core/metrics.ts";
-import { openDatabase } from "./db/connection.ts";
-import { migrate } from "./db/migrations.ts";
-import { resolveApiTokens } from "./http/auth.ts";
-import { Drain } from "./http/request-drain.ts";
-import { readTlsFiles } from "./sync/tls.ts";
-import { gatewayApp, type Role } from "./roles/role.ts";
-import { createVesselRole } from "./roles/vessel.ts";
-import { createShoreRole } from "./roles/shore.ts";
+import { parseArgs, usageText, versionText } from "./core/usage.ts";
+import type { Role } from "./roles/role.ts";
+
+// Everything that opens, connects or pulls in a driver is imported inside start(): `--help`
+// then loads no npm package (mqtt.js's readable-stream reads the environment at import and
+// would need --allow-env), and the first log line comes before the heavy modules load.
+const load = () =>
+  Promise.all([
+    import("./core/metrics.ts"),
+    import("./db/connection.ts"),
+    import("./db/migrations.ts"),
+    import("./http/auth.ts"),
+    import("./http/request-drain.ts"),
+    import("./sync/tls.ts"),
+    import("./roles/role.ts"),
+    import("./roles/vessel.ts"),
+    import("./roles/shore.ts"),
+  ]);
 
 /** A running gateway. */
 export interface Gateway {
@@ -38,6 +47,17 @@ export async function start(
   log: Logger,
   options: StartOptions = {},
 ): Promise<Gateway> {
+  const [
+    { createMetrics },
+    { openDatabase },
+    { migrate },
+    { resolveApiTokens },
+    { Drain },
+    { readTlsFiles },
+    { gatewayApp },
+    { createVesselRole },
+    { createShoreRole },
+  ] = await load();
   // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
   // variable (a ConfigError), rather than surfacing later as a reconnect loop.
   const tls = await readTlsFiles(config.mqtt);
@@ -100,6 +120,20 @@ export async function start(
 }
 
 if (import.meta.main) {
+  // Flags first: `--help` and `--version` answer before anything is read or opened.
+  const invocation = parseArgs(Deno.args);
+  if (invocation.kind === "help") {
+    console.log(usageText());
+    Deno.exit(0);
+  }
+  if (invocation.kind === "version") {
+    console.log(versionText());
+    Deno.exit(0);
+  }
+  if (invocation.kind === "bad") {
+    console.error(`bosun: ${invocation.message} (try --help)`);
+    Deno.exit(2);
+  }
   let config: Config;
   try {
     config = parseConfig(Deno.env.toObject());
@@ -139,9 +173,9 @@ if (import.meta.main) {
       console.error(`bosun: ${err.message}`);
       Deno.exit(2);
     }
-    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a trace.
+    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a
+    // trace: the message names what to fix, and a stack would only bury it.
     console.error(`bosun: start-up failed: ${(err as Error).message ?? err}`);
-    log.error("Start-up failed", { error: err, stack: (err as Error).stack });
     Deno.exit(1);
   }
   if (stopping) {

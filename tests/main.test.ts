@@ -206,27 +206,3 @@ Deno.test("a gateway started before its database serves once it appears, and rid
     await Deno.remove(dataDir, { recursive: true });
   }
 });
-
-Deno.test("a port already taken stops start-up with exit 1 and a line naming PORT", async () => {
-  await using db = await freshDatabase();
-  const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
-  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    await using gw = spawnLocalGateway({
-      databaseUrl: db.url,
-      dataDir,
-      token: "port-taken-token-0123456789",
-      env: {
-        PORT: String((taken.addr as Deno.NetAddr).port),
-      },
-    });
-    assert.equal(await gw.exited(), 1);
-    assert.match(
-      gw.stderr(),
-      /bosun: start-up failed: Cannot listen on "HOST" "127\.0\.0\.1", "PORT" \d+/,
-    );
-  } finally {
-    taken.close();
-    await Deno.remove(dataDir, { recursive: true });
-  }
-});
