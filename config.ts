@@ -257,3 +257,22 @@ export function describeVariables(): { name: string; default: string; meaning: s
     };
   });
 }
+
+/**
+ * The configuration as it may be logged: passwords, tokens and keys are replaced by whether
+ * they are set (file names stay: they are where to look, not what is in them).
+ */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    databaseUrl: config.databaseUrl && redactUrl(config.databaseUrl),
+    mqtt: {
+      ...config.mqtt,
+      url: redactUrl(config.mqtt.url),
+      password: config.mqtt.password === undefined ? undefined : "<redacted>",
+    },
+    apiTokens: config.apiTokens === undefined
+      ? "generated (DATA_DIR/api-token)"
+      : `${config.apiTokens.length} configured (redacted)`,
+  };
+}

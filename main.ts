@@ -2,7 +2,7 @@
  * bosun: parses flags and config, opens the database, builds one role, serves, handles
  * signals. Nothing else connects, reads the environment or starts a timer.
  */
-import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { type Config, ConfigError, parseConfig, redactConfig, redactUrl } from "./config.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
 import { parseArgs, usageText, versionText } from "./core/usage.ts";
@@ -47,6 +47,11 @@ export async function start(
   log: Logger,
   options: StartOptions = {},
 ): Promise<Gateway> {
+  // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
+  // is never a silent wait.
+  if (config.databaseUrl === undefined) {
+    log.info("Opening embedded database (first start creates it)", { dataDir: config.dataDir });
+  } else log.info("Connecting to PostgreSQL", { database: redactUrl(config.databaseUrl) });
   const [
     { createMetrics },
     { openDatabase },
@@ -105,6 +110,13 @@ export async function start(
     );
   }
   await role.start();
+  log.info("Started", {
+    role: config.role,
+    vesselId: config.vesselId,
+    broker: redactUrl(config.mqtt.url),
+    port: server.addr.port,
+    config: redactConfig(config),
+  });
 
   return {
     port: server.addr.port,

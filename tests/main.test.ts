@@ -44,7 +44,15 @@ async function roundTrip(base: string, token: string): Promise<string> {
 
 Deno.test("with no configuration the gateway runs on the embedded database and prints its token once", async (t) => {
   const dataDir = await Deno.makeTempDir({ prefix: "bosun-main-" });
-  const env = { DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: "0", MQTT_BROKER_URL: noBroker() };
+  const password = "broker-secret-never-logged";
+  const env = {
+    DATA_DIR: dataDir,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    MQTT_BROKER_URL: noBroker(),
+    MQTT_USERNAME: "vessel",
+    MQTT_PASSWORD: password,
+  };
   let token = "";
   let kept = "";
   try {
@@ -76,9 +84,22 @@ Deno.test("with no configuration the gateway runs on the embedded database and p
         });
         kept = (await res.json()).id;
         assert.equal(await gw.stop(), 0);
-        for (const line of gw.stderr().split("\n").filter(Boolean)) {
+        const lines = gw.stderr().split("\n").filter(Boolean);
+        for (const line of lines) {
           assert.doesNotThrow(() => JSON.parse(line), `stderr holds a non-JSON line: ${line}`);
         }
+        const first = JSON.parse(lines[0]!);
+        assert.equal(first.msg, "Opening embedded database (first start creates it)");
+        assert.equal(first.dataDir, dataDir);
+        const started = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "Started");
+        assert.ok(started, `no "Started" line:\n${gw.stderr()}`);
+        assert.equal(started.vesselId, "vessel-1");
+        assert.equal(started.broker, env.MQTT_BROKER_URL);
+        assert.equal(started.config.dataDir, dataDir);
+        assert.equal(started.config.mqtt.username, "vessel");
+        assert.equal(started.config.mqtt.password, "<redacted>");
+        assert.ok(!gw.stderr().includes(password), "the broker password was logged");
+        assert.ok(!gw.stderr().includes(token), "the API token was logged");
       },
     );
 
