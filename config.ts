@@ -122,6 +122,17 @@ const schema = z.object({
     "shore role: subscribe as MQTT 5 shared subscription $share/<group>/... so several " +
       "shore instances split the fleet",
   ),
+  LINK_MODE: about(
+    z.enum(["frames", "messages"], { error: '"LINK_MODE" must be "frames" or "messages"' })
+      .optional(),
+    "frames: changes travel in compressed frames, both directions; messages: one JSON " +
+      "envelope per change on the per-entity topics, for consumers that are not bosun",
+    "frames when ACK_MODE=shore, else messages",
+  ),
+  LINK_LINGER_MS: about(
+    int("LINK_LINGER_MS", 0, 60_000).default(50),
+    "frames mode: how long a frame may wait to fill while changes trickle in",
+  ),
   // Outside the contract: how much the gateway logs.
   LOG_LEVEL: about(
     z.enum(["debug", "info", "warn", "error"], {
@@ -170,6 +181,8 @@ export interface Config {
   ackMode: "shore" | "broker";
   catchupRetentionDays: number;
   shoreSharedGroup: string | undefined;
+  linkMode: "frames" | "messages";
+  linkLingerMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -220,6 +233,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ackMode: c.ACK_MODE,
     catchupRetentionDays: c.CATCHUP_RETENTION_DAYS,
     shoreSharedGroup: c.SHORE_SHARED_GROUP,
+    linkMode: c.LINK_MODE ?? (c.ACK_MODE === "shore" ? "frames" : "messages"),
+    linkLingerMs: c.LINK_LINGER_MS,
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -76,7 +76,7 @@ export async function start(
   });
   let role: Role;
   let tokens: string[];
-  const metrics = createMetrics();
+  const metrics = createMetrics({ role: config.role });
   try {
     const applied = await migrate(db.sql);
     if (applied.length) log.info("Migrations applied", { versions: applied });

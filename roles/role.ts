@@ -56,6 +56,7 @@ export function gatewayApp(
         vesselId: config.vesselId,
         broker: redactUrl(config.mqtt.url),
         version: VERSION,
+        linkMode: config.linkMode,
       },
       startedAt: Date.now(),
       report: role.report,

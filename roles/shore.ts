@@ -2,7 +2,8 @@
  * The shore role: ingests the fleet's changes exactly once and serves what was applied.
  */
 import { Hono } from "hono";
-import { fleetSummary, vesselProgress } from "../db/shore/fleet.ts";
+import { fleetSummary, lastAckAt, vesselProgress } from "../db/shore/fleet.ts";
+import { LinkState } from "../sync/link-state.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
 import { createSession } from "../sync/session.ts";
@@ -37,6 +38,9 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     inboxRetentionDays: config.catchupRetentionDays,
   });
 
+  const link = new LinkState();
+  if (session) link.watch(session);
+
   const api = new Hono();
   api.route("/", vesselRoutes({ sql }));
   api.route("/", shoreRecordRoutes({ sql }));
@@ -46,6 +50,8 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     async report() {
       return {
         status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
+        disconnectedSince: session ? link.downSince?.toISOString() ?? null : null,
+        lastAckAt: await lastAckAt(sql),
         fleet: await fleetSummary(sql),
         // Received from the fleet and not yet written. The shore publishes no changes of its
         // own yet, so nothing of its own is unacknowledged.
@@ -63,6 +69,7 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     },
     async refresh() {
       metrics.mqttConnected.set(session?.connected ? 1 : 0);
+      metrics.linkDown.set(session ? link.downSeconds() : 0);
       const progress = await vesselProgress(sql);
       metrics.shore.vesselAppliedSeq.reset();
       metrics.shore.vesselLag.reset();

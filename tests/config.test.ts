@@ -26,6 +26,8 @@ Deno.test("an empty environment gives the contract's defaults", () => {
     ackMode: "shore",
     catchupRetentionDays: 30,
     shoreSharedGroup: undefined,
+    linkMode: "frames",
+    linkLingerMs: 50,
     logLevel: "info",
   });
 });
@@ -52,6 +54,8 @@ Deno.test("every contract variable is parsed into the config", () => {
     ACK_MODE: "broker",
     CATCHUP_RETENTION_DAYS: "7",
     SHORE_SHARED_GROUP: "fleet_a",
+    LINK_MODE: "messages",
+    LINK_LINGER_MS: "200",
     LOG_LEVEL: "debug",
   });
   assert.deepEqual(c, {
@@ -77,6 +81,8 @@ Deno.test("every contract variable is parsed into the config", () => {
     ackMode: "broker",
     catchupRetentionDays: 7,
     shoreSharedGroup: "fleet_a",
+    linkMode: "messages",
+    linkLingerMs: 200,
     logLevel: "debug",
   });
 });
@@ -165,4 +171,11 @@ Deno.test("main.ts with an invalid value exits non-zero naming the variable", as
       }
     });
   }
+});
+
+Deno.test("LINK_MODE defaults to frames under ACK_MODE=shore and to messages under broker", () => {
+  assert.equal(parseConfig({}).linkMode, "frames");
+  assert.equal(parseConfig({ ACK_MODE: "broker" }).linkMode, "messages");
+  assert.equal(parseConfig({ ACK_MODE: "broker", LINK_MODE: "frames" }).linkMode, "frames");
+  assert.throws(() => parseConfig({ LINK_MODE: "packets" }), /"LINK_MODE"/);
 });
