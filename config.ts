@@ -133,6 +133,21 @@ const schema = z.object({
     int("LINK_LINGER_MS", 0, 60_000).default(50),
     "frames mode: how long a frame may wait to fill while changes trickle in",
   ),
+  MQTT_PROTOCOL: about(
+    z.enum(["5", "3.1.1"], { error: '"MQTT_PROTOCOL" must be "5" or "3.1.1"' }).default("5"),
+    "5 or 3.1.1; with 3.1.1 every guarantee holds (persistent session via clean: false, " +
+      "no shared subscriptions)",
+  ),
+  CORS_ORIGINS: about(
+    z.string().transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+      .pipe(z.array(
+        z.string().regex(
+          /^https?:\/\/[^\s/]+$/,
+          '"CORS_ORIGINS" entries must be origins like https://app.example (scheme and host only)',
+        ),
+      )).optional(),
+    "comma-separated origins allowed to call the API from a browser; unset: no CORS headers",
+  ),
   // Outside the contract: how much the gateway logs.
   LOG_LEVEL: about(
     z.enum(["debug", "info", "warn", "error"], {
@@ -146,6 +161,14 @@ const schema = z.object({
       code: "custom",
       path: ["MQTT_CERT_FILE"],
       message: '"MQTT_CERT_FILE" and "MQTT_KEY_FILE" must be set together',
+    });
+  }
+  if (c.SHORE_SHARED_GROUP !== undefined && c.MQTT_PROTOCOL === "3.1.1") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["SHORE_SHARED_GROUP"],
+      message:
+        '"SHORE_SHARED_GROUP" needs "MQTT_PROTOCOL" 5: MQTT 3.1.1 has no shared subscriptions',
     });
   }
   if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) {
@@ -174,6 +197,8 @@ export interface Config {
     certFile: string | undefined;
     keyFile: string | undefined;
     keepaliveS: number;
+    /** `MQTT_PROTOCOL`: 5, or 4 for MQTT 3.1.1 (mqtt.js's protocolVersion). */
+    protocolVersion: 4 | 5;
   };
   apiTokens: string[] | undefined;
   outboxMaxPending: number;
@@ -181,8 +206,10 @@ export interface Config {
   ackMode: "shore" | "broker";
   catchupRetentionDays: number;
   shoreSharedGroup: string | undefined;
+  /** `frames` by default when a bosun shore acknowledges (`ACK_MODE=shore`), else `messages`. */
   linkMode: "frames" | "messages";
   linkLingerMs: number;
+  corsOrigins: string[] | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -226,6 +253,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       certFile: c.MQTT_CERT_FILE,
       keyFile: c.MQTT_KEY_FILE,
       keepaliveS: c.MQTT_KEEPALIVE_S,
+      protocolVersion: c.MQTT_PROTOCOL === "3.1.1" ? 4 : 5,
     },
     apiTokens: c.API_TOKENS,
     outboxMaxPending: c.OUTBOX_MAX_PENDING,
@@ -235,6 +263,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     shoreSharedGroup: c.SHORE_SHARED_GROUP,
     linkMode: c.LINK_MODE ?? (c.ACK_MODE === "shore" ? "frames" : "messages"),
     linkLingerMs: c.LINK_LINGER_MS,
+    corsOrigins: c.CORS_ORIGINS,
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -37,6 +37,8 @@ export interface ShoreMetrics {
   acksPublished: client.Counter;
   catchupRequests: client.Counter;
   shed: client.Counter;
+  deadLetters: client.Counter<"reason">;
+  forgeries: client.Counter;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
 }
@@ -151,6 +153,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       shed: new client.Counter({
         name: "bosun_shore_shed_total",
         help: "Changes dropped unapplied because the ingest buffer was full (re-sent by vessels)",
+        registers: shoreOnly,
+      }),
+      deadLetters: new client.Counter({
+        name: "bosun_shore_dead_letters_total",
+        help:
+          "Changes the shore's database refused on their own, kept and stepped over, by SQLSTATE",
+        labelNames: ["reason"],
+        registers: shoreOnly,
+      }),
+      forgeries: new client.Counter({
+        name: "bosun_shore_forgeries_total",
+        help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
         registers: shoreOnly,
       }),
       vesselAppliedSeq: new client.Gauge({

@@ -5,6 +5,7 @@
  */
 import postgres from "postgres";
 import type { Logger } from "../core/log.ts";
+import { restrictToOwner } from "../core/data-dir.ts";
 
 /** The tagged-template SQL client used everywhere. */
 export type Sql = postgres.Sql;
@@ -112,9 +113,12 @@ async function openEmbedded(dataDir: string, log: Logger) {
   const { openPglite } = await import("./pglite-template.ts");
   const { serveWire } = await import("./pglite-wire.ts");
   const path = `${dataDir.replace(/\/$/, "")}/pgdata`;
-  await Deno.mkdir(dataDir, { recursive: true });
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const started = performance.now();
   const pglite = await openPglite(path, log);
+  // Record text sits in these files (the WAL): owner-only, as PostgreSQL keeps its own.
+  const repaired = await restrictToOwner(dataDir);
+  if (repaired) log.debug("DATA_DIR made owner-only", { path: dataDir, changed: repaired });
   const server = serveWire(pglite);
   log.info("Embedded PostgreSQL open", {
     path,
@@ -129,6 +133,7 @@ async function openEmbedded(dataDir: string, log: Logger) {
     close: async () => {
       await server.stop();
       await pglite.close();
+      await restrictToOwner(dataDir);
     },
   };
 }

@@ -1,11 +1,13 @@
 /**
  * The shore role: ingests the fleet's changes exactly once and serves what was applied.
  */
-import { Hono } from "hono";
 import { fleetSummary, lastAckAt, vesselProgress } from "../db/shore/fleet.ts";
 import { LinkState } from "../sync/link-state.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
+import { conflictRoutes } from "../routes/conflicts.ts";
+import { createShoreWrites } from "../db/shore/writes.ts";
+import { Hlc } from "../core/hlc.ts";
 import { createSession } from "../sync/session.ts";
 import { createShore } from "../sync/shore/ingest.ts";
 import { FLEET_FILTER } from "../sync/protocol.ts";
@@ -41,9 +43,12 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
   const link = new LinkState();
   if (session) link.watch(session);
 
-  const api = new Hono();
-  api.route("/", vesselRoutes({ sql }));
-  api.route("/", shoreRecordRoutes({ sql }));
+  const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
+  const api = [
+    vesselRoutes({ sql }),
+    conflictRoutes({ sql }),
+    shoreRecordRoutes({ sql, writes }),
+  ];
 
   return {
     api,

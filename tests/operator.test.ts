@@ -7,24 +7,12 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "./support/pg.ts";
 import { startMosquitto } from "./support/mosquitto.ts";
 import { spawnLocalGateway } from "./support/process.ts";
-import { rawClient, waitUntil } from "./support/fleet.ts";
+import { rawClient } from "./support/fleet.ts";
+import { waitUntil, withDeadline } from "./support/wait.ts";
 import { ackPayload, topicsOf } from "../sync/protocol.ts";
 import { VERSION } from "../core/version.ts";
 
 const TOKEN = "operator-test-token-0123456789";
-
-/** `promise`, or a failure naming `what` after 30 s. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), 30_000);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The value of one sample in a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string, labels = ""): number | undefined {
@@ -118,7 +106,7 @@ Deno.test("a vessel's health, metrics and request log say where the link stands"
       });
       assert.ok(res.status >= 400);
       const { error } = await res.json();
-      const line = await within(
+      const line = await withDeadline(
         gw.waitForLog(/\{[^\n]*"msg":"Request"[^\n]*"status":4\d\d[^\n]*\}/),
         "the error answer's log line",
       );

@@ -63,8 +63,20 @@ Deno.test("the runtime's module graph holds no test library and no PGlite extens
     stderr: "piped",
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  const packages = Object.keys(info.npmPackages ?? {});
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { kind?: string; npmPackage?: string }[];
+    npmPackages: Record<string, { dependencies?: string[] }>;
+  };
+  // `npmPackages` is the whole resolution snapshot (test packages included): what the runtime
+  // needs is the closure of the packages its modules import.
+  const needed = new Set<string>();
+  const visit = (pkg: string) => {
+    if (needed.has(pkg)) return;
+    needed.add(pkg);
+    for (const dep of info.npmPackages[pkg]?.dependencies ?? []) visit(dep);
+  };
+  for (const m of info.modules) if (m.kind === "npm" && m.npmPackage) visit(m.npmPackage);
+  const packages = [...needed];
   assert.ok(packages.some((p) => p.startsWith("@electric-sql/pglite@")), "PGlite itself is there");
   const unwanted = packages.filter((p) =>
     p.startsWith("fast-check@") || p.startsWith("@electric-sql/pglite-")
