@@ -5,6 +5,7 @@
 import { type Config, ConfigError, parseConfig, redactConfig, redactUrl } from "./config.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
+import { RecentEvents } from "./core/recent-events.ts";
 import { parseArgs, usageText, versionText } from "./core/usage.ts";
 import type { Role } from "./roles/role.ts";
 
@@ -36,6 +37,8 @@ export interface Gateway {
 export interface StartOptions {
   /** Aborting it during start-up (a SIGTERM while the database is unreachable) stops start. */
   signal?: AbortSignal;
+  /** The recent warnings and errors for the status page, fed by the same logger. */
+  recent?: RecentEvents;
 }
 
 /**
@@ -92,7 +95,7 @@ export async function start(
     throw err;
   }
 
-  const app = gatewayApp({ config, role, log, metrics, tokens });
+  const app = gatewayApp({ config, role, log, metrics, tokens, recent: options.recent });
   const drain = new Drain();
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -157,7 +160,8 @@ if (import.meta.main) {
   // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
   // DATA_DIR itself, like the token file, must not be readable by other local users.
   Deno.umask(0o077);
-  const log = createLogger({ level: config.logLevel });
+  const recent = new RecentEvents();
+  const log = createLogger({ level: config.logLevel, observe: (e) => recent.record(e) });
   guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
   // database ends the retry loop instead of being ignored until the database answers.
@@ -177,7 +181,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   try {
-    gateway = await start(config, log, { signal: abort.signal });
+    gateway = await start(config, log, { signal: abort.signal, recent });
   } catch (err) {
     if (abort.signal.aborted) {
       log.info("Stopped during start-up");

@@ -29,6 +29,8 @@ export interface AppDeps {
   catchup?: Hono;
   health: Hono;
   metricsRoute: Hono;
+  /** `GET /`, the status page (routes/status.ts). */
+  statusPage?: Hono;
   /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
   corsOrigins?: string[];
 }
@@ -108,6 +110,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.catchup) app.route("/catchup", deps.catchup);
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
+  if (deps.statusPage) app.route("/", deps.statusPage);
 
   app.notFound((c) => {
     // A path some route serves, with a method none of them does: 405 with what it takes.

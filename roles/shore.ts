@@ -1,7 +1,7 @@
 /**
  * The shore role: ingests the fleet's changes exactly once and serves what was applied.
  */
-import { fleetSummary, lastAckAt, vesselProgress } from "../db/shore/fleet.ts";
+import { fleetSummary, lastAckAt, listVessels, vesselProgress } from "../db/shore/fleet.ts";
 import { LinkState } from "../sync/link-state.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
@@ -71,6 +71,11 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
         topics: [FLEET_FILTER],
         qosLevel: 1,
       };
+    },
+    async fleet() {
+      const [vessels, progress] = await Promise.all([listVessels(sql), vesselProgress(sql)]);
+      const lag = new Map(progress.map((p) => [p.vesselId, p.lag]));
+      return vessels.map((v) => ({ ...v, lag: lag.get(v.vesselId) ?? 0 }));
     },
     async refresh() {
       metrics.mqttConnected.set(session?.connected ? 1 : 0);

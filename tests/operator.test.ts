@@ -140,6 +140,12 @@ Deno.test("a shore exposes its own series and none of the vessel's outbox", asyn
     assert.equal(h.disconnectedSince, null);
     assert.equal(h.lastAckAt, null);
     assert.equal(h.linkMode, "frames");
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<h1>Link up<\/h1>/);
+    assert.match(html, /<h2>Fleet<\/h2>/);
     const m = await (await fetch(`${base}/metrics`)).text();
     assert.equal(sample(m, "bosun_shore_applied_total"), 0);
     assert.equal(sample(m, "bosun_link_down_seconds"), 0);
