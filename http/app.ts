@@ -31,6 +31,8 @@ export interface AppDeps {
   metricsRoute: Hono;
   /** `GET /`, the status page (routes/status.ts). */
   statusPage?: Hono;
+  /** The OpenAPI document, built on first request (`GET /openapi.json`, open). */
+  openapi?: () => unknown;
   /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
   corsOrigins?: string[];
 }
@@ -111,6 +113,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
   if (deps.statusPage) app.route("/", deps.statusPage);
+  if (deps.openapi) {
+    let document: unknown;
+    const build = deps.openapi;
+    app.get("/openapi.json", (c) => c.json(document ??= build()));
+  }
 
   app.notFound((c) => {
     // A path some route serves, with a method none of them does: 405 with what it takes.
