@@ -53,7 +53,11 @@ export async function start(
   // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
   // is never a silent wait.
   if (config.databaseUrl === undefined) {
-    log.info("Opening embedded database (first start creates it)", { dataDir: config.dataDir });
+    const created = await exists(`${config.dataDir}/pgdata/PG_VERSION`);
+    log.info(
+      created ? "Opening embedded database" : "Opening embedded database (first start creates it)",
+      { dataDir: config.dataDir },
+    );
   } else log.info("Connecting to PostgreSQL", { database: redactUrl(config.databaseUrl) });
   const [
     { createMetrics },
@@ -132,6 +136,15 @@ export async function start(
       await db.close();
     },
   };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 if (import.meta.main) {

@@ -107,6 +107,7 @@ Deno.test("with no configuration the gateway runs on the embedded database and p
     await t.step("second start: token not printed again, still accepted, data kept", async () => {
       await using gw = spawnGateway({ env });
       const base = `http://127.0.0.1:${await gw.port()}`;
+      assert.equal(JSON.parse(gw.stderr().split("\n")[0]!).msg, "Opening embedded database");
       assert.doesNotMatch(gw.stdout(), /generated API token/);
       assert.ok(!gw.stdout().includes(token), "the token is shown only at first start");
       const res = await fetch(`${base}/api/crew/${kept}`, {
