@@ -6,6 +6,8 @@ import { type Config, ConfigError, parseConfig, redactConfig, redactUrl } from "
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
 import { RecentEvents } from "./core/recent-events.ts";
+import { claimDataDir } from "./core/data-dir.ts";
+import { StartupError } from "./core/errors.ts";
 import { parseArgs, usageText, versionText } from "./core/usage.ts";
 import type { Role } from "./roles/role.ts";
 
@@ -49,6 +51,30 @@ export async function start(
   config: Config,
   log: Logger,
   options: StartOptions = {},
+): Promise<Gateway> {
+  // First of all, before the embedded database or the token file is opened: one process owns
+  // a DATA_DIR (README, "Configuration").
+  const usesDataDir = config.databaseUrl === undefined || config.apiTokens === undefined;
+  const lock = usesDataDir ? await claimDataDir(config.dataDir) : undefined;
+  try {
+    const gateway = await startClaimed(config, log, options);
+    return {
+      port: gateway.port,
+      async close() {
+        await gateway.close();
+        lock?.release();
+      },
+    };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+async function startClaimed(
+  config: Config,
+  log: Logger,
+  options: StartOptions,
 ): Promise<Gateway> {
   // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
   // is never a silent wait.
@@ -174,6 +200,9 @@ if (import.meta.main) {
   // DATA_DIR itself, like the token file, must not be readable by other local users.
   Deno.umask(0o077);
   const recent = new RecentEvents();
+  // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
+  // DATA_DIR itself, like the token file, must not be readable by other local users.
+  Deno.umask(0o077);
   const log = createLogger({ level: config.logLevel, observe: (e) => recent.record(e) });
   guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
@@ -199,6 +228,11 @@ if (import.meta.main) {
     if (abort.signal.aborted) {
       log.info("Stopped during start-up");
       Deno.exit(0);
+    }
+    if (err instanceof StartupError) {
+      // Waiting would not help (DATA_DIR held, unknown database, refused login): one line.
+      console.error(`bosun: ${err.message}`);
+      Deno.exit(1);
     }
     if (err instanceof ConfigError) {
       // A TLS file that cannot be read or parsed: named like any other bad variable.

@@ -5,6 +5,14 @@
  */
 import { z } from "zod";
 
+/**
+ * A start-up that waiting cannot fix (`DATA_DIR` held by another process, an unknown
+ * database, refused credentials): main.ts prints its message as one line and exits 1.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
 /** An error with an HTTP status and a snake_case code, as the contract's error JSON. */
 export class HttpError extends Error {
   override name = "HttpError";
@@ -68,6 +76,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (typeof code === "string" && /^(08|53|57P|28|3D000$)/.test(code)) return true;
   return /connect|connection|closed|terminat/i.test(err.message) &&
     !(err as { severity?: unknown }).severity;
+}
+
+/**
+ * True when the server answered and refused us for good: the database does not exist
+ * (3D000) or the login is refused (class 28: no such role, wrong password, no pg_hba entry).
+ * At start-up these are fatal, since waiting cannot fix them; a running gateway still answers
+ * them 503 ({@linkcode isDatabaseUnavailable}), as a database dropped under it may come back.
+ */
+export function isPermanentDatabaseError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(3D000|28[0-9A-Z]{3})$/.test(code);
 }
 
 /**
