@@ -77,14 +77,15 @@ async function startClaimed(
   options: StartOptions,
 ): Promise<Gateway> {
   // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
-  // is never a silent wait.
+  // is never a silent wait. (A PostgreSQL that refuses bosun is told in one line by itself,
+  // tests/db/start-errors.test.ts; the "Started" line names the database in use.)
   if (config.databaseUrl === undefined) {
     const created = await exists(`${config.dataDir}/pgdata/PG_VERSION`);
     log.info(
       created ? "Opening embedded database" : "Opening embedded database (first start creates it)",
       { dataDir: config.dataDir },
     );
-  } else log.info("Connecting to PostgreSQL", { database: redactUrl(config.databaseUrl) });
+  }
   const [
     { createMetrics },
     { openDatabase },
