@@ -17,6 +17,7 @@ import { createShoreWrites, type ShoreWriteStore } from "../../db/shore/writes.t
 import { claimDownChanges } from "../../db/shore/down-outbox.ts";
 import { ingestDown } from "../../db/vessel/down-inbox.ts";
 import { canonical } from "../../sync/merge.ts";
+import { toEnvelope } from "../../sync/protocol.ts";
 import { freshDatabase } from "../support/pg.ts";
 
 const HOUR = 3_600_000;
@@ -47,7 +48,7 @@ async function down(s: Sides, limit = 1_000): Promise<number> {
     vesselId: s.vesselId,
     epoch: rows[0]!.epoch,
     hlc: s.vesselHlc,
-    changes: rows.map((r) => ({ ...r, data: r.data as never })),
+    changes: rows.map((r) => ({ ...toEnvelope(r, s.vesselId), sync: r.sync })),
   });
   return rows.length;
 }

@@ -5,20 +5,19 @@ import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
 import { claimDownChanges, type DownRow } from "../../../db/shore/down-outbox.ts";
-import { type DownChange, ingestDown } from "../../../db/vessel/down-inbox.ts";
+import { downAckPosition, type DownChange, ingestDown } from "../../../db/vessel/down-inbox.ts";
+import { envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
 import { listConflicts } from "../../../db/conflicts.ts";
 import { freshDatabase } from "../../support/pg.ts";
 
 const VESSEL = "ship-1";
 
-const toDown = (r: DownRow): DownChange => ({
-  seq: r.seq,
-  messageId: r.messageId,
-  entity: r.entity,
-  operation: r.operation,
-  data: r.data as DownChange["data"],
-  sync: r.sync,
-});
+// The envelope the down stream will carry, built and checked as the up stream's are.
+const toDown = (r: DownRow): DownChange => {
+  const envelope = envelopeSchema.parse(toEnvelope(r, r.vesselId));
+  assert.ok(envelope.sync, "a down change carries its clock");
+  return { ...envelope, sync: envelope.sync };
+};
 
 async function changeCount(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int8 as n from changes`;
@@ -79,6 +78,7 @@ Deno.test("the vessel applies the shore's changes exactly once, in order, throug
     assert.equal(await vessel.get("crew", rec.id), undefined);
     const filled = await deliver([create!]);
     assert.deepEqual([filled.applied, filled.waiting, filled.lastSeq], [2, false, 3]);
+    assert.deepEqual(await downAckPosition(vesselDb.sql), { epoch, seq: 3 });
     assert.equal((await vessel.get("crew", rec.id))?.rank, "Bosun");
   });
 
