@@ -119,7 +119,7 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ title: "x", equipmentId: "e" }),
       });
-      assert.equal(post.status, 404, "the shore serves no writes");
+      assert.equal(post.status, 400, "a write ashore must name its vessel (?vesselId=)");
       await post.body?.cancel();
       assert.equal((await get("/api/vessels", false)).status, 401);
       assert.equal((await get("/api/work_orders", false)).status, 401);
