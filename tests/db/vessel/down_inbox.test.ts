@@ -6,8 +6,17 @@ import { createRecordStore } from "../../../db/vessel/records.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
 import { claimDownChanges, type DownRow } from "../../../db/shore/down-outbox.ts";
 import { downAckPosition, type DownChange, ingestDown } from "../../../db/vessel/down-inbox.ts";
-import { envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
-import { listConflicts } from "../../../db/conflicts.ts";
+import {
+  conflictPayload,
+  conflictSchema,
+  envelopeSchema,
+  toEnvelope,
+} from "../../../sync/protocol.ts";
+import {
+  listConflicts,
+  markConflictsPublished,
+  unpublishedConflicts,
+} from "../../../db/conflicts.ts";
 import { freshDatabase } from "../../support/pg.ts";
 
 const VESSEL = "ship-1";
@@ -153,5 +162,16 @@ Deno.test("the vessel applies the shore's changes exactly once, in order, throug
     const page2 = await listConflicts(vesselDb.sql, { limit: 1, cursor: page1.nextCursor! });
     assert.equal(page2.items[0]?.entity, "work_orders");
     assert.equal(page2.nextCursor, null);
+  });
+
+  await t.step("each conflict is published once, as a message its schema accepts", async () => {
+    const waiting = await unpublishedConflicts(vesselDb.sql, 10);
+    assert.deepEqual(waiting.map((c) => c.entity), ["work_orders", "alerts"]);
+    for (const c of waiting) {
+      assert.deepEqual(conflictSchema.parse(JSON.parse(conflictPayload(c))), c);
+    }
+    assert.equal(await markConflictsPublished(vesselDb.sql, waiting.map((c) => c.id)), 2);
+    assert.equal(await markConflictsPublished(vesselDb.sql, waiting.map((c) => c.id)), 0);
+    assert.deepEqual(await unpublishedConflicts(vesselDb.sql, 10), []);
   });
 });
