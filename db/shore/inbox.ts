@@ -32,6 +32,8 @@ export interface IngestResult {
   lastSeq: number;
   /** Whether rows still wait past a gap. */
   waiting: boolean;
+  /** Conflicts the applied changes met (docs/two-way-sync.md), recorded now. */
+  conflicts: number;
 }
 
 interface Change {
@@ -84,6 +86,7 @@ export function ingest(
     const duplicates = envelopes.length - inserted.length;
 
     let applied = 0;
+    let conflicts = 0;
     let waiting = false;
     for (;;) {
       const next = await tx<{ seq: number }[]>`
@@ -99,7 +102,7 @@ export function ingest(
       waiting = next.length > end - last;
       if (end === last) break;
       const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq);
-      await applyChanges(tx, vesselId, changes);
+      conflicts += await applyChanges(tx, vesselId, changes);
       await tx`
         update shore_inbox set applied_at = now()
         where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last} and seq <= ${end}`;
@@ -116,7 +119,7 @@ export function ingest(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting };
+    return { duplicates, applied, lastSeq: last, waiting, conflicts };
   });
 }
 
@@ -149,7 +152,7 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<number> {
   // A vessel's changes written before two-way sync precede its first change with a clock.
   const changes = all.filter((c) => !c.sync);
   const newest = new Map<string, Change>();
@@ -161,7 +164,7 @@ async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<vo
   // In key order, so two transactions touching the same records lock them in one order.
   const keys = [...newest.keys()].sort();
   if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
-  await mergeChanges(tx, vesselId, all);
+  return await mergeChanges(tx, vesselId, all);
 }
 
 /** The pre-two-way rule: a version never overwrites a newer one already held. */
@@ -195,7 +198,7 @@ async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise
  * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
  * down change: what the vessel wrote it already has (no echo).
  */
-async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
+async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<number> {
   const merged = changes.flatMap((c) =>
     c.sync
       ? [toChange(c.entity as Entity, {
@@ -205,7 +208,7 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
       }, "vessel")]
       : []
   );
-  if (merged.length === 0) return;
+  if (merged.length === 0) return 0;
   const keyOf = (entity: string, id: string) => `${entity}/${id}`;
   const createdAtOf = new Map<string, string>();
   for (const c of changes) {
@@ -278,7 +281,7 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
         version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
         deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
   }
-  await recordConflicts(tx, vesselId, conflicts);
+  return await recordConflicts(tx, vesselId, conflicts);
 }
 
 interface StoredRow {

@@ -180,6 +180,7 @@ export function createShore(options: ShoreOptions): Shore {
         failures.delete(key);
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
+        metrics.conflicts.inc(result.conflicts);
         // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
         if (result.applied > 0 || result.duplicates > 0) scheduleAck(vesselId);
         return;

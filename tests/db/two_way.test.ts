@@ -24,6 +24,8 @@ const HOUR = 3_600_000;
 
 interface Sides {
   vesselId: string;
+  /** Conflicts the shore's ingest reported (what its metrics count). */
+  shoreConflicts: number;
   vessel: RecordStore;
   shore: ShoreWriteStore;
   vesselSql: Sql;
@@ -36,7 +38,8 @@ async function up(s: Sides, limit = 1_000): Promise<number> {
   const rows = await claimChanges(s.vesselSql, limit, s.vesselId);
   if (rows.length === 0) return 0;
   const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
-  await ingest(s.shoreSql, s.vesselId, rows[0]!.epoch, envelopes);
+  const result = await ingest(s.shoreSql, s.vesselId, rows[0]!.epoch, envelopes);
+  s.shoreConflicts += result.conflicts;
   return rows.length;
 }
 
@@ -102,6 +105,7 @@ async function sides(
   const vesselHlc = new Hlc({ origin: "vessel", now: () => Date.now() + skew.vessel });
   return {
     vesselId: `ship-${crypto.randomUUID().slice(0, 8)}`,
+    shoreConflicts: 0,
     vesselSql,
     shoreSql,
     vesselHlc,
@@ -129,6 +133,7 @@ Deno.test("a same-field edit on both sides converges, with one identical conflic
   ];
   assert.equal(onBoard.length, 1);
   assert.deepEqual(onBoard, ashore);
+  assert.equal(s.shoreConflicts, 1, "the shore's ingest reports what it recorded");
   const held = await s.vessel.get("work_orders", rec.id);
   // Different fields both survive; the same field goes to the later (shore's) edit.
   assert.deepEqual([held?.status, held?.priority, held?.assignedTo], ["cancelled", 2, "x"]);
