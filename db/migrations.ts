@@ -159,6 +159,31 @@ drop index changes_pending;
 `,
   },
   {
+    version: 5,
+    name: "shore dead letters and forgeries",
+    sql: `
+-- Changes the shore's database refused on their own (a data error, SQLSTATE class 22 or 23,
+-- found by applying the batch change by change): kept with the reason for the operator, and
+-- stepped over by the vessel's position so the stream goes on (db/shore/inbox.ts). The
+-- envelope is JSON text, not jsonb: it may be the very jsonb the database refused.
+create table shore_dead_letters (
+  vessel_id text not null,
+  epoch uuid not null,
+  seq bigint not null,
+  message_id uuid not null,
+  envelope text not null,
+  reason text not null,
+  detail text not null,
+  dead_at timestamptz not null default now(),
+  primary key (vessel_id, epoch, seq)
+);
+
+-- Messages refused because their (vessel, epoch, seq) was held under another messageId: a
+-- re-delivery carries the same id, so each one is a forgery or a vessel bug (a security event).
+alter table shore_vessels add column forgeries bigint not null default 0;
+`,
+  },
+  {
     version: 11,
     name: "two-way sync: clocks, conflicts, the down outbox and inbox",
     sql: `

@@ -7,13 +7,21 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { createSchemas, updateSchemas } from "../core/entities.ts";
+import {
+  createSchemas,
+  type Entity,
+  ENTITY_PARAM,
+  listQuerySchemas,
+  toListQuery,
+  updateSchemas,
+} from "../core/entities.ts";
 import { NotFoundError } from "../core/errors.ts";
+import { readJson } from "../http/body.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
 import { listShoreRecords } from "../db/shore/fleet.ts";
 import type { ShoreWriteStore } from "../db/shore/writes.ts";
-import { entityOf, etag, idOf, ifMatchOf, jsonBody, listQuery } from "./records.ts";
+import { entityOf, etag, idOf, ifMatchOf } from "./records.ts";
 
 /** What the shore records routes need. */
 export interface ShoreRecordRoutesDeps {
@@ -21,31 +29,40 @@ export interface ShoreRecordRoutesDeps {
   writes: ShoreWriteStore;
 }
 
+/** The vessel's list query plus `vesselId`. */
+export const shoreListQuerySchema = (entity: Entity) =>
+  listQuerySchemas[entity].extend({
+    vesselId: z.string().regex(VESSEL_ID_PATTERN).optional().meta({
+      description: "a vessel id ([A-Za-z0-9_-]{1,64}); without it, every vessel's records",
+    }),
+  });
+
 const vesselIdSchema = z.string().regex(VESSEL_ID_PATTERN, "Must match [A-Za-z0-9_-]{1,64}");
-const fleetQuery = listQuery.extend({ vesselId: vesselIdSchema.optional() });
 const vesselQuery = z.strictObject({ vesselId: vesselIdSchema });
 
 /** The shore records routes, mounted under `/api` in the shore role. */
 export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono {
   const app = new Hono();
-
-  app.get("/:entity", async (c) => {
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const query = fleetQuery.parse(c.req.query());
-    return c.json(await listShoreRecords(sql, entity, query));
+    const parsed = shoreListQuerySchema(entity).parse(c.req.query());
+    const query = toListQuery(parsed, ["vesselId"]);
+    return c.json(
+      await listShoreRecords(sql, entity, { ...query, vesselId: parsed.vesselId as string }),
+    );
   });
 
-  app.post("/:entity", async (c) => {
+  app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
     const { vesselId } = vesselQuery.parse(c.req.query());
-    const input = createSchemas[entity].parse(await jsonBody(c));
+    const input = createSchemas[entity].parse(await readJson(c));
     const record = await writes.create(vesselId, entity, input);
     c.header("Location", `/api/${entity}/${record.id}?vesselId=${vesselId}`);
     c.header("ETag", etag(record.version));
     return c.json(record, 201);
   });
 
-  app.get("/:entity/:id", async (c) => {
+  app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const { vesselId } = vesselQuery.parse(c.req.query());
@@ -55,18 +72,18 @@ export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono 
     return c.json(record);
   });
 
-  app.patch("/:entity/:id", async (c) => {
+  app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const { vesselId } = vesselQuery.parse(c.req.query());
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await jsonBody(c));
+    const patch = updateSchemas[entity].parse(await readJson(c));
     const record = await writes.update(vesselId, entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);
   });
 
-  app.delete("/:entity/:id", async (c) => {
+  app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const { vesselId } = vesselQuery.parse(c.req.query());

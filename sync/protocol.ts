@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ENTITIES, type Entity } from "../core/entities.ts";
+import { dateTime } from "../core/datetime.ts";
 import type { ChangeRow, Envelope } from "../core/change.ts";
 import { isClock } from "../core/hlc.ts";
 
@@ -110,7 +111,7 @@ export const envelopeSchema = z.strictObject({
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     "Must be an object",
   ),
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: dateTime(),
   messageId: z.uuid(),
   vesselId: z.string().regex(VESSEL_ID_PATTERN),
   epoch: z.uuid(),
@@ -171,7 +172,7 @@ export const ackPayload = (ack: Ack): string => JSON.stringify({ epoch: ack.epoc
  */
 export const statusSchema = z.looseObject({
   status: z.enum(["online", "offline"]),
-  timestamp: z.iso.datetime({ offset: true }).optional(),
+  timestamp: dateTime().optional(),
   epoch: z.uuid().optional().catch(undefined),
   lastSeq: seqSchema.optional().catch(undefined),
 });
@@ -196,7 +197,7 @@ export const MAX_CATCHUP_LIMIT = 10_000;
 
 /** The catch-up request: `since` is a seq (exclusive) or an ISO 8601 time. */
 export const catchupRequestSchema = z.strictObject({
-  since: z.union([seqSchema, z.iso.datetime({ offset: true })]),
+  since: z.union([seqSchema, dateTime()]),
   entity: z.enum(ENTITIES).optional(),
   limit: z.number().int().min(1).max(MAX_CATCHUP_LIMIT).optional(),
 });

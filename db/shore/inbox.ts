@@ -22,18 +22,43 @@ type Tx = postgres.TransactionSql;
 /** Inbox rows read per apply step; a long backlog is applied in steps of this size. */
 const APPLY_STEP = 2_000;
 
+/** A change the shore can never apply, kept in `shore_dead_letters` and stepped over. */
+export interface DeadLetter {
+  seq: number;
+  messageId: string;
+  /** The SQLSTATE the database refused it with (the `reason` label of the metric). */
+  reason: string;
+  detail: string;
+}
+
+/**
+ * A second message at a (vessel, epoch, seq) already held, under another `messageId`: a
+ * re-delivery carries the same id, so this is a forgery (or a vessel bug); never applied.
+ */
+export interface Forgery {
+  seq: number;
+  /** The id held (and applied, or waiting). */
+  kept: string;
+  /** The id of the message refused. */
+  refused: string;
+}
+
 /** What one batch did. */
 export interface IngestResult {
   /** Envelopes already in the inbox (or twice in the batch): re-deliveries. */
   duplicates: number;
   /** Changes applied by this transaction (its own and waiting ones a batch unblocked). */
   applied: number;
-  /** Highest contiguous seq applied in this epoch after the batch. */
+  /** Highest contiguous seq applied (or dead-lettered) in this epoch after the batch. */
   lastSeq: number;
   /** Whether rows still wait past a gap. */
   waiting: boolean;
   /** Conflicts the applied changes met (docs/two-way-sync.md), recorded now. */
   conflicts: number;
+  /** Changes dead-lettered by this transaction. */
+  deadLettered: DeadLetter[];
+  /** Messages refused for a seq held under another messageId. */
+  forgeries: Forgery[];
 }
 
 interface Change {
@@ -42,25 +67,56 @@ interface Change {
   operation: string;
   data: Record<string, unknown>;
   timestamp: string;
+  messageId: string;
   /** Two-way sync metadata; absent from changes of a vessel older than two-way sync. */
   sync?: ChangeSync | null;
 }
 
 /**
+ * A data exception (class 22) or integrity violation (class 23): the database refuses this
+ * data, and will refuse it on every retry. Anything else (an outage, a timeout, a lock) may
+ * pass next time and is never a reason to skip a change.
+ */
+export const isDataError = (err: unknown): boolean =>
+  /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
+
+/**
  * Ingests envelopes of one vessel and epoch (in any order, duplicates allowed) in one
  * transaction and applies whatever has become contiguous.
+ *
+ * The batch is written whole first. When the database refuses its data (a data error), the
+ * transaction is run again change by change, each in a savepoint: a change refused on its own
+ * is dead-lettered (kept with the reason) and the vessel's position moves past it, so one bad
+ * change never holds back the changes behind it. An outage is never dead-lettered: it throws,
+ * and the caller retries.
  */
-export function ingest(
+export async function ingest(
   sql: Sql,
   vesselId: string,
   epoch: string,
   envelopes: readonly Envelope[],
+): Promise<IngestResult> {
+  try {
+    return await ingestOnce(sql, vesselId, epoch, envelopes, false);
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    return await ingestOnce(sql, vesselId, epoch, envelopes, true);
+  }
+}
+
+function ingestOnce(
+  sql: Sql,
+  vesselId: string,
+  epoch: string,
+  envelopes: readonly Envelope[],
+  oneByOne: boolean,
 ): Promise<IngestResult> {
   const bySeq = new Map<number, Envelope>();
   for (const e of envelopes) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
   // Sorted so two transactions inserting overlapping seqs take their key locks in one order.
   const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   return sql.begin(async (tx) => {
+    const deadLettered: DeadLetter[] = [];
     const [position] = await tx<{ last_seq: number }[]>`
       insert into shore_positions (vessel_id, epoch, last_received_at)
       values (${vesselId}, ${epoch}, now())
@@ -75,42 +131,79 @@ export function ingest(
       operation: e.operation,
       envelope: e,
     }));
-    const inserted = await tx<{ seq: number }[]>`
-      insert into shore_inbox (vessel_id, epoch, seq, message_id, entity, operation, envelope)
-      select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
-      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
-        seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
-      order by x.seq
-      on conflict do nothing
-      returning seq`;
-    const duplicates = envelopes.length - inserted.length;
+    let inserted = 0;
+    if (!oneByOne) inserted = await insertInbox(tx, vesselId, epoch, rows);
+    else {
+      for (const row of rows) {
+        try {
+          inserted += await tx.savepoint((sp) => insertInbox(sp, vesselId, epoch, [row]));
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          if (await deadLetter(tx, vesselId, epoch, row.envelope, err)) {
+            deadLettered.push(letterOf(row.envelope, err));
+          }
+        }
+      }
+    }
+    let duplicates = envelopes.length - inserted - deadLettered.length;
+    const forgeries = duplicates > 0 ? await forgeriesOf(tx, vesselId, epoch, envelopes) : [];
+    duplicates -= forgeries.length;
+    if (forgeries.length > 0) {
+      await tx`
+        insert into shore_vessels (vessel_id, forgeries) values (${vesselId}, ${forgeries.length})
+        on conflict (vessel_id) do update
+        set forgeries = shore_vessels.forgeries + excluded.forgeries`;
+    }
 
     let applied = 0;
     let conflicts = 0;
     let waiting = false;
     for (;;) {
-      const next = await tx<{ seq: number }[]>`
-        select seq from shore_inbox
+      // Dead letters count as contiguous: the position steps over them.
+      const next = await tx<{ seq: number; dead: boolean }[]>`
+        select seq, false as dead from shore_inbox
         where vessel_id = ${vesselId} and epoch = ${epoch} and applied_at is null
           and seq > ${last}
+        union all
+        select seq, true as dead from shore_dead_letters
+        where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last}
         order by seq limit ${APPLY_STEP}`;
       let end = last;
-      for (const { seq } of next) {
+      const dead = new Set<number>();
+      for (const { seq, dead: d } of next) {
         if (seq !== end + 1) break;
         end = seq;
+        if (d) dead.add(seq);
       }
       waiting = next.length > end - last;
       if (end === last) break;
-      const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq);
-      conflicts += await applyChanges(tx, vesselId, changes);
+      const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq, dead);
+      if (!oneByOne) conflicts += await applyChanges(tx, vesselId, changes);
+      else {
+        for (const c of changes) {
+          try {
+            conflicts += await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
+          } catch (err) {
+            if (!isDataError(err)) throw err;
+            const envelope = bySeq.get(c.seq) ?? await storedEnvelope(tx, vesselId, epoch, c.seq);
+            await tx`
+              delete from shore_inbox
+              where vessel_id = ${vesselId} and epoch = ${epoch} and seq = ${c.seq}`;
+            if (await deadLetter(tx, vesselId, epoch, envelope, err)) {
+              deadLettered.push(letterOf(envelope, err));
+            }
+            dead.add(c.seq);
+          }
+        }
+      }
       await tx`
         update shore_inbox set applied_at = now()
         where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last} and seq <= ${end}`;
-      applied += end - last;
+      applied += end - last - dead.size;
       last = end;
       if (waiting || next.length < APPLY_STEP) break;
     }
-    if (applied > 0) {
+    if (last > position!.last_seq) {
       await tx`
         update shore_positions
         set last_seq = ${last}, applied_count = applied_count + ${applied}, updated_at = now()
@@ -119,11 +212,96 @@ export function ingest(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting, conflicts };
+    return { duplicates, applied, lastSeq: last, waiting, conflicts, deadLettered, forgeries };
   });
 }
 
-/** The changes (from, to]: from the batch in memory where it has them, else the inbox. */
+function insertInbox(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  rows: { seq: number; message_id: string; entity: string; operation: string }[],
+): Promise<number> {
+  return tx`
+    insert into shore_inbox (vessel_id, epoch, seq, message_id, entity, operation, envelope)
+    select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
+    from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+      seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
+    -- A re-delivery of a dead-lettered change is a duplicate too.
+    where not exists (select 1 from shore_dead_letters d
+      where d.vessel_id = ${vesselId} and d.epoch = ${epoch} and d.seq = x.seq)
+    order by x.seq
+    on conflict do nothing
+    returning seq`.then((r) => r.length);
+}
+
+/**
+ * Every envelope of the batch whose seq is held (in the inbox or among the dead letters)
+ * under another messageId. A seq whose inbox row was pruned cannot be compared: it is at or
+ * below the position, and discarded as a duplicate all the same.
+ */
+async function forgeriesOf(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  envelopes: readonly Envelope[],
+): Promise<Forgery[]> {
+  const seqs = [...new Set(envelopes.map((e) => e.seq))];
+  const held = new Map(
+    (await tx<{ seq: number; id: string }[]>`
+      select seq, message_id::text as id from shore_inbox
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])
+      union all
+      select seq, message_id::text from shore_dead_letters
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])`)
+      .map((r) => [Number(r.seq), r.id]),
+  );
+  const out: Forgery[] = [];
+  for (const e of envelopes) {
+    const kept = held.get(e.seq);
+    if (kept !== undefined && kept !== e.messageId.toLowerCase()) {
+      out.push({ seq: e.seq, kept, refused: e.messageId });
+    }
+  }
+  return out;
+}
+
+const letterOf = (e: Envelope, err: unknown): DeadLetter => ({
+  seq: e.seq,
+  messageId: e.messageId,
+  reason: String((err as { code?: unknown }).code),
+  detail: err instanceof Error ? err.message : String(err),
+});
+
+/**
+ * Keeps a change the database refused. The envelope is kept as JSON text: it may be the very
+ * jsonb the database refused (JSON.stringify escapes NUL and lone surrogates, so text takes it).
+ */
+async function deadLetter(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  e: Envelope,
+  err: unknown,
+): Promise<boolean> {
+  const { reason, detail } = letterOf(e, err);
+  const rows = await tx`
+    insert into shore_dead_letters (vessel_id, epoch, seq, message_id, envelope, reason, detail)
+    values (${vesselId}, ${epoch}, ${e.seq}, ${e.messageId}, ${JSON.stringify(e)}, ${reason},
+      ${detail.slice(0, 1_000)})
+    on conflict do nothing
+    returning seq`;
+  return rows.length > 0;
+}
+
+async function storedEnvelope(tx: Tx, vesselId: string, epoch: string, seq: number) {
+  const [row] = await tx<{ envelope: Envelope }[]>`
+    select envelope from shore_inbox
+    where vessel_id = ${vesselId} and epoch = ${epoch} and seq = ${seq}`;
+  return row!.envelope;
+}
+
+/** The changes (from, to] but `dead`: from the batch in memory where it has them, else the inbox. */
 async function changesOf(
   tx: Tx,
   vesselId: string,
@@ -131,18 +309,19 @@ async function changesOf(
   from: number,
   to: number,
   batch: Map<number, Envelope>,
+  dead: Set<number>,
 ): Promise<Change[]> {
   const missing: number[] = [];
-  for (let s = from + 1; s <= to; s++) if (!batch.has(s)) missing.push(s);
+  for (let s = from + 1; s <= to; s++) if (!batch.has(s) && !dead.has(s)) missing.push(s);
   const stored = missing.length === 0 ? [] : await tx<Change[]>`
     select seq, entity, operation, envelope->'data' as data, envelope->>'timestamp' as timestamp,
-      envelope->'sync' as sync
+      message_id::text as "messageId", envelope->'sync' as sync
     from shore_inbox
     where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${missing}::bigint[])`;
   const out: Change[] = [...stored];
   for (let s = from + 1; s <= to; s++) {
     const e = batch.get(s);
-    if (e) out.push(e);
+    if (e && !dead.has(s)) out.push(e);
   }
   return out.sort((a, b) => a.seq - b.seq);
 }

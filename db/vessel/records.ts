@@ -7,7 +7,7 @@ import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { NotFoundError, VersionMismatchError } from "../../core/errors.ts";
-import { decodeCursor, toPage } from "../paging.ts";
+import { decodeCursor, filterConditions, type ListFilter, toPage } from "../paging.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { decodeClock, Hlc } from "../../core/hlc.ts";
@@ -37,7 +37,7 @@ export const priorityOf = (entity: Entity): number => entity === "alerts" ? 0 : 
 export interface RecordStore {
   create(entity: Entity, input: Record<string, unknown> & { id?: string }): Promise<ApiRecord>;
   get(entity: Entity, id: string): Promise<ApiRecord | undefined>;
-  list(entity: Entity, options: { limit: number; cursor?: string }): Promise<Page>;
+  list(entity: Entity, options: { limit: number; cursor?: string } & ListFilter): Promise<Page>;
   update(
     entity: Entity,
     id: string,
@@ -133,11 +133,11 @@ export function createRecordStore(
       return row?.data;
     },
 
-    async list(entity, { limit, cursor }) {
+    async list(entity, { limit, cursor, ...filter }) {
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       const rows = await sql<{ data: ApiRecord; created_at: Date; id: string }[]>`
         select data, created_at, id from ${sql(entity)}
-        where deleted_at is null
+        where deleted_at is null ${filterConditions(sql, filter)}
         ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
         order by created_at, id
         limit ${limit + 1}`;

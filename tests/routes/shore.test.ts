@@ -70,6 +70,8 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         lastSeq: 2,
         lastSeenAt: undefined,
         gaps: 0,
+        deadLetters: 0,
+        forgeries: 0,
       });
     });
 
