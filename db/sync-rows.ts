@@ -160,5 +160,14 @@ export function toChange(
   };
 }
 
+/**
+ * The creation time a record keeps when both sides created it (the same id, concurrently):
+ * the earlier of the two, on both sides alike. Both are `toISOString` texts, so the string
+ * order is the time order.
+ */
+export function earlierCreatedAt(held: string, incoming: string): string {
+  return incoming < held ? incoming : held;
+}
+
 /** True when the record holds values a reader may see. */
 export const isVisible = (record: SyncRecord) => visible(record.state) !== null;

@@ -15,7 +15,7 @@ import type { ChangeSync, Envelope } from "../../core/change.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
 
 type Tx = postgres.TransactionSql;
 
@@ -378,16 +378,17 @@ async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise
  * down change: what the vessel wrote it already has (no echo).
  */
 async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<number> {
-  const merged = changes.flatMap((c) =>
-    c.sync
-      ? [toChange(c.entity as Entity, {
-        operation: c.operation as "create" | "update" | "delete",
-        data: c.data,
-        sync: c.sync,
-      }, "vessel")]
-      : []
+  const withSync = changes.filter((c) => c.sync);
+  const createdAts = withSync.map((c) => String(c.data.createdAt));
+  const merged = withSync.map((c) =>
+    toChange(c.entity as Entity, {
+      operation: c.operation as "create" | "update" | "delete",
+      data: c.data,
+      sync: c.sync!,
+    }, "vessel")
   );
   if (merged.length === 0) return 0;
+  const createdOf = new Map(merged.map((m, i) => [m, createdAts[i]!]));
   const keyOf = (entity: string, id: string) => `${entity}/${id}`;
   const createdAtOf = new Map<string, string>();
   for (const c of changes) {
@@ -426,6 +427,10 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     const result = applyRemote(current.record, change, "shore");
     state.set(key, {
       ...current,
+      // Both sides created it (the same id, concurrently): the earlier creation time stays.
+      createdAt: change.op === "create" && current.record
+        ? earlierCreatedAt(current.createdAt, createdOf.get(change)!)
+        : current.createdAt,
       record: result.record,
       version: current.version + (result.duplicate ? 0 : 1),
     });
@@ -458,7 +463,8 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
         updated_at timestamptz, deleted_at timestamptz, sync jsonb)
       on conflict (entity, vessel_id, id) do update set
         version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
-        deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
+        deleted_at = excluded.deleted_at, sync = excluded.sync, created_at = excluded.created_at,
+        applied_at = now()`;
   }
   return await recordConflicts(tx, vesselId, conflicts);
 }

@@ -10,7 +10,7 @@ import type { ApiRecord } from "../../core/entities.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import { applyRemote } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
 import type { ChangeSync, Envelope } from "../../core/change.ts";
 
 type Tx = postgres.TransactionSql;
@@ -132,14 +132,19 @@ async function applyOne(
   const current = row ? toSyncRecord(entity, row, { self: "vessel", recordId: id }) : undefined;
   const { record, conflicts, duplicate } = applyRemote(current, change, "vessel");
   if (duplicate) return { conflicts: 0, ahead };
-  const createdAt = row?.data.createdAt ?? String(envelope.data.createdAt);
+  const incoming = String(envelope.data.createdAt);
+  const createdAt = !row
+    ? incoming
+    : change.op === "create"
+    ? earlierCreatedAt(row.data.createdAt, incoming)
+    : row.data.createdAt;
   const image = toRow(record, { id, createdAt, version: (row?.version ?? 0) + 1 });
   const deletedAt = image.deleted ? image.updatedAt : null;
   if (row) {
     await tx`
       update ${tx(entity)} set version = ${image.data.version},
         data = ${tx.json(image.data as never)}, sync = ${tx.json(image.sync as never)},
-        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}
+        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}, created_at = ${createdAt}
       where id = ${id}`;
   } else {
     await tx`

@@ -142,6 +142,26 @@ Deno.test("a same-field edit on both sides converges, with one identical conflic
   assert.equal(upRows!.n, 2, "the shore's change made no change on board to send back");
 });
 
+Deno.test("the same id created on both sides at once converges, creation time included", async () => {
+  await using dbs = await databases();
+  const s = await sides(dbs, { vessel: 0, shore: 0 });
+  const id = crypto.randomUUID();
+  await s.vessel.create("crew", { id, name: "Ada", rank: "Bosun" });
+  // Later by a few milliseconds at least, so the two creation times differ.
+  await new Promise((r) => setTimeout(r, 5));
+  await s.shore.create(s.vesselId, "crew", { id, name: "Ada", role: "deck" });
+  await up(s);
+  await down(s);
+  assert.equal(await snapshot(s, "vessel", [id]), await snapshot(s, "shore", [id]));
+  const held = await s.vessel.get("crew", id);
+  assert.deepEqual([held?.name, held?.rank, held?.role], ["Ada", undefined, "deck"]);
+  const [row] = await s.vesselSql`select created_at from crew where id = ${id}`;
+  assert.equal(row!.created_at.toISOString(), held?.createdAt);
+  const onBoard = await conflictsOf(s.vesselSql, s.vesselId);
+  assert.equal(onBoard.length, 1, "rank and role differ: one conflict of the two creates");
+  assert.deepEqual(onBoard, await conflictsOf(s.shoreSql, s.vesselId));
+});
+
 type Op = {
   side: "vessel" | "shore";
   kind: "create" | "update" | "delete";
