@@ -8,13 +8,7 @@ import { type Clock, decodeClock, encodeClock, type Origin } from "../core/hlc.t
 import type { ChangeSync } from "../core/change.ts";
 import type { ApiRecord, Entity } from "../core/entities.ts";
 import { createSchemas } from "../core/entities.ts";
-import {
-  type Change,
-  latestClock,
-  type RecordState,
-  type SyncRecord,
-  visible,
-} from "../sync/merge.ts";
+import { type Change, latestClock, type RecordState, type SyncRecord } from "../sync/merge.ts";
 
 export type { ChangeSync };
 
@@ -168,6 +162,3 @@ export function toChange(
 export function earlierCreatedAt(held: string, incoming: string): string {
   return incoming < held ? incoming : held;
 }
-
-/** True when the record holds values a reader may see. */
-export const isVisible = (record: SyncRecord) => visible(record.state) !== null;
