@@ -111,3 +111,18 @@ export async function downBacklog(sql: Sql): Promise<{ vesselId: string; backlog
     from shore_down_state s order by s.vessel_id`,
   ];
 }
+
+/**
+ * Deletes down changes the vessels acknowledged more than `days` ago, `batch` rows a
+ * statement (db/vessel/outbox.ts's pruneAcked for the down streams); returns the count.
+ */
+export async function pruneDownAcked(sql: Sql, days: number, batch = 1_000): Promise<number> {
+  let total = 0;
+  while (true) {
+    const r = await sql`delete from shore_down_changes where id in (
+      select id from shore_down_changes where acked_at is not null
+        and acked_at < now() - make_interval(days => ${days}) limit ${batch})`;
+    total += r.count;
+    if (r.count < batch) return total;
+  }
+}

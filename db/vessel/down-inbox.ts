@@ -165,3 +165,15 @@ export async function downAckPosition(sql: Sql): Promise<{ epoch: string; seq: n
     order by last_received_at desc, epoch limit 1`;
   return row ?? null;
 }
+
+/**
+ * Deletes down inbox rows applied more than `days` ago. Safe for exactly-once: a re-delivery of
+ * a pruned seq is at or below its epoch's `last_seq`, which {@linkcode ingestDown} discards
+ * without the row.
+ */
+export async function pruneDownInbox(sql: Sql, days: number): Promise<number> {
+  const result = await sql`
+    delete from down_inbox
+    where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
+  return result.count;
+}

@@ -6,6 +6,7 @@ import {
   claimDownChanges,
   downBacklog,
   pendingDownAfter,
+  pruneDownAcked,
 } from "../../../db/shore/down-outbox.ts";
 import { HttpError } from "../../../core/errors.ts";
 import { freshDatabase } from "../../support/pg.ts";
@@ -145,6 +146,9 @@ Deno.test("a vessel's down ack releases its rows; re-sends start past the ack", 
     vesselId: V2,
     backlog: 1,
   }]);
+  await sql`update shore_down_changes set acked_at = acked_at - interval '40 days'
+    where acked_at is not null`;
+  assert.equal(await pruneDownAcked(sql, 30), 3, "only acknowledged rows are pruned");
   // An ack past the stream's end: this database was restored from an older backup.
   const restored = await applyDownAck(sql, V1, { epoch, seq: 9 });
   assert.equal(restored.kind, "new_epoch");

@@ -4,8 +4,13 @@ import { Hlc } from "../../../core/hlc.ts";
 import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
-import { claimDownChanges, type DownRow } from "../../../db/shore/down-outbox.ts";
-import { downAckPosition, type DownChange, ingestDown } from "../../../db/vessel/down-inbox.ts";
+import { claimDownChanges, type DownRow, pendingDownAfter } from "../../../db/shore/down-outbox.ts";
+import {
+  downAckPosition,
+  type DownChange,
+  ingestDown,
+  pruneDownInbox,
+} from "../../../db/vessel/down-inbox.ts";
 import {
   conflictPayload,
   conflictSchema,
@@ -155,6 +160,26 @@ Deno.test("the vessel applies the shore's changes exactly once, in order, throug
       [["acknowledged"], null, { acknowledged: true }, null],
     );
   });
+
+  await t.step(
+    "after the inbox is pruned, a re-delivered old change is still a duplicate",
+    async () => {
+      await vesselDb.sql`update down_inbox set applied_at = applied_at - interval '40 days'`;
+      assert.ok(await pruneDownInbox(vesselDb.sql, 30) > 0);
+      const [left] = await vesselDb.sql`select count(*)::int as n from down_inbox`;
+      assert.equal(left!.n, 0);
+      const old = await pendingDownAfter(shoreDb.sql, {
+        vesselId: VESSEL,
+        epoch,
+        afterSeq: 0,
+        limit: 1,
+      });
+      const before = await vesselDb.sql`select data from work_orders order by id`;
+      const again = await deliver(old);
+      assert.deepEqual([again.applied, again.duplicates], [0, 1]);
+      assert.deepEqual(await vesselDb.sql`select data from work_orders order by id`, before);
+    },
+  );
 
   await t.step("conflicts page newest first", async () => {
     const page1 = await listConflicts(vesselDb.sql, { limit: 1 });
