@@ -26,6 +26,8 @@ export interface Metrics {
   linkDown: client.Gauge;
   /** MQTT payload bytes, `direction` "sent" or "received" (counted in sync/session.ts). */
   linkBytes: client.Counter<"direction">;
+  /** Conflicts two-way sync recorded on this side (docs/two-way-sync.md). */
+  conflicts: client.Counter;
   shore: ShoreMetrics;
 }
 
@@ -41,6 +43,8 @@ export interface ShoreMetrics {
   forgeries: client.Counter;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
+  /** The role-wide conflicts counter (Metrics.conflicts), for the ingest to count into. */
+  conflicts: client.Counter;
 }
 
 /** Options for {@linkcode createMetrics}. */
@@ -63,6 +67,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   }).set({ version: VERSION }, 1);
   registerProcessMetrics(registry);
+  const conflicts = new client.Counter({
+    name: "bosun_conflicts_total",
+    help: "Conflicts two-way sync recorded on this side",
+    registers,
+  });
   return {
     registry,
     httpRequests: new client.Counter({
@@ -123,7 +132,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       labelNames: ["direction"],
       registers,
     }),
+    conflicts,
     shore: {
+      conflicts,
       applied: new client.Counter({
         name: "bosun_shore_applied_total",
         help: "Changes applied at shore by this process",
