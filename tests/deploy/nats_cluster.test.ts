@@ -251,7 +251,7 @@ Deno.test({
           // Kill the node that leads the stream holding the queued QoS 1 messages (if the
           // monitoring endpoint names it). The vessel comes back on a node that already served
           // MQTT: a node's first MQTT client makes it create a replicated consumer, which waits
-          // while JetStream still counts the dead node (seen: 10-20 s of refused CONNECTs).
+          // while JetStream still counts the dead node (seen: 9-22 s of refused CONNECTs).
           const leader = await cluster.streamLeader("$MQTT_msgs");
           const victim = leader ?? 1;
           const survivor = victim === 0 ? 1 : 0;
