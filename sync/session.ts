@@ -84,11 +84,13 @@ export interface SessionOptions {
   random?: () => number;
   /** The change-log depth, quoted in reconnect log lines. */
   queueDepth?: () => number;
-  /** Counts every reconnect attempt (`bosun_reconnect_attempts_total`). */
+  /**
+   * Counts every reconnect attempt (`bosun_reconnect_attempts_total`) and the payload bytes
+   * that cross the link (`bosun_link_bytes_total`): this is the one place all of them pass.
+   */
   metrics?: {
     reconnectAttempts: { inc(): void };
-    /** `bosun_link_bytes_total{direction}`: payload bytes published and received. */
-    linkBytes?: { inc(labels: { direction: "sent" | "received" }, n: number): void };
+    linkBytes?: { inc(labels: { direction: "sent" | "received" }, value: number): void };
   };
   /** How long a clean close waits for the DISCONNECT to flush before forcing. */
   closeTimeoutMs?: number;
@@ -204,7 +206,7 @@ class MqttSession implements Session {
       }
     });
     this.#client.on("message", (topic, payload, packet) => {
-      opts.metrics?.linkBytes?.inc({ direction: "received" }, payload.byteLength);
+      this.#opts.metrics?.linkBytes?.inc({ direction: "received" }, payload.length);
       const contentType = packet.properties?.contentType;
       const meta: MessageMeta = contentType === undefined ? {} : { contentType };
       for (const fn of this.#messageFns) {
@@ -260,10 +262,7 @@ class MqttSession implements Session {
       const go = () => {
         if (!this.#pending.has(fail) || !this.#connected) return; // rejected while waiting
         if (counted) this.#inFlight++;
-        this.#opts.metrics?.linkBytes?.inc(
-          { direction: "sent" },
-          typeof body === "string" ? Buffer.byteLength(body) : body.length,
-        );
+        this.#opts.metrics?.linkBytes?.inc({ direction: "sent" }, Buffer.byteLength(body));
         const properties = options.contentType && this.#v5
           ? { contentType: options.contentType }
           : undefined;
