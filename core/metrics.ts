@@ -28,6 +28,7 @@ export interface ShoreMetrics {
   shed: client.Counter;
   deadLetters: client.Counter<"reason">;
   forgeries: client.Counter;
+  refused: client.Counter<"reason">;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
 }
@@ -122,6 +123,12 @@ export function createMetrics(): Metrics {
       forgeries: new client.Counter({
         name: "bosun_shore_forgeries_total",
         help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
+        registers,
+      }),
+      refused: new client.Counter({
+        name: "bosun_shore_refused_total",
+        help: "Changes refused past a vessel's bounds (seq window, live epochs, parked rows)",
+        labelNames: ["reason"],
         registers,
       }),
       vesselAppliedSeq: new client.Gauge({

@@ -21,7 +21,7 @@ import {
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import { ingest, pruneInbox } from "../../db/shore/inbox.ts";
+import { DEFAULT_LIMITS, ingest, type IngestLimits, pruneInbox } from "../../db/shore/inbox.ts";
 import { isDatabaseUnavailable } from "../../core/errors.ts";
 import { GapMonitor } from "./gaps.ts";
 import { DeadlineError, within } from "../deadline.ts";
@@ -57,6 +57,8 @@ export interface ShoreOptions {
   inboxRetentionDays?: number;
   /** A database call still unanswered after this is given up (and retried where it matters). */
   writeTimeoutMs?: number;
+  /** What one vessel may park ashore (db/shore/inbox.ts). */
+  limits?: IngestLimits;
 }
 
 /** A running shore ingest. */
@@ -86,6 +88,7 @@ export function createShore(options: ShoreOptions): Shore {
     maxBufferedPerVessel = 20_000,
     ackDebounceMs = 250,
     writeTimeoutMs = 30_000,
+    limits = DEFAULT_LIMITS,
   } = options;
   let closed = false;
   let pruneTimer: ReturnType<typeof setInterval> | undefined;
@@ -159,7 +162,11 @@ export function createShore(options: ShoreOptions): Shore {
     const { vesselId, epoch } = batch[0]!;
     for (let attempt = 1;; attempt++) {
       try {
-        const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
+        const result = await within(ingest(sql, vesselId, epoch, batch, limits), writeTimeoutMs);
+        for (const [reason, n] of Object.entries(result.refused)) {
+          metrics.refused.inc({ reason }, n);
+          log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
+        }
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
         for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
