@@ -92,7 +92,7 @@ export async function run(): Promise<BenchRow[]> {
       const [row] = await vesselDb.sql<{ n: number }[]>`
         select count(*)::int8 as n from changes where acked_at is null`;
       return row!.n === 0;
-    }, 100);
+    }, "every change acknowledged after the outage");
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);
     // Where the CPU went, per change: on a 2-core machine the four programs share the cores,

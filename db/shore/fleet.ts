@@ -4,7 +4,7 @@
  */
 import type { Sql } from "../connection.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
-import { decodeCursor, toPage } from "../paging.ts";
+import { decodeCursor, filterConditions, type ListFilter, toPage } from "../paging.ts";
 import type { Presence } from "../../sync/shore/classify.ts";
 
 /** One vessel as `GET /api/vessels` shows it. */
@@ -120,14 +120,15 @@ export function vesselProgress(
 export async function listShoreRecords(
   sql: Sql,
   entity: Entity,
-  options: { vesselId?: string; limit: number; cursor?: string },
+  options: { vesselId?: string; limit: number; cursor?: string } & ListFilter,
 ): Promise<ShorePage> {
-  const { vesselId, limit, cursor } = options;
+  const { vesselId, limit, cursor, ...filter } = options;
   const after = cursor === undefined ? undefined : decodeCursor(cursor);
   const rows = await sql<{ data: ApiRecord; vessel_id: string; created_at: Date; id: string }[]>`
     select data, vessel_id, created_at, id from shore_records
     where entity = ${entity} and deleted_at is null
       ${vesselId === undefined ? sql`` : sql`and vessel_id = ${vesselId}`}
+      ${filterConditions(sql, filter)}
       ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
     order by created_at, id
     limit ${limit + 1}`;

@@ -11,8 +11,13 @@
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 
+import type { ChangeSync, Envelope } from "../../core/change.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
+import { recordConflicts } from "../conflicts.ts";
+import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+
 type Tx = postgres.TransactionSql;
-import type { Envelope } from "../../core/change.ts";
 
 /** Inbox rows read per apply step; a long backlog is applied in steps of this size. */
 const APPLY_STEP = 2_000;
@@ -90,6 +95,8 @@ interface Change {
   data: Record<string, unknown>;
   timestamp: string;
   messageId: string;
+  /** Two-way sync metadata; absent from changes of a vessel older than two-way sync. */
+  sync?: ChangeSync | null;
 }
 
 /**
@@ -377,7 +384,7 @@ async function changesOf(
   for (let s = from + 1; s <= to; s++) if (!batch.has(s) && !dead.has(s)) missing.push(s);
   const stored = missing.length === 0 ? [] : await tx<Change[]>`
     select seq, entity, operation, envelope->'data' as data, envelope->>'timestamp' as timestamp,
-      message_id::text as "messageId"
+      message_id::text as "messageId", envelope->'sync' as sync
     from shore_inbox
     where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${missing}::bigint[])`;
   const out: Change[] = [...stored];
@@ -393,7 +400,9 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<void> {
+  // A vessel's changes written before two-way sync precede its first change with a clock.
+  const changes = all.filter((c) => !c.sync);
   const newest = new Map<string, Change>();
   for (const c of changes) {
     const key = `${c.entity}/${c.data.id}`;
@@ -402,7 +411,13 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
   }
   // In key order, so two transactions touching the same records lock them in one order.
   const keys = [...newest.keys()].sort();
-  const rows = keys.map((k) => newest.get(k)!).map((c) => ({
+  if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
+  await mergeChanges(tx, vesselId, all);
+}
+
+/** The pre-two-way rule: a version never overwrites a newer one already held. */
+async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise<void> {
+  const rows = newest.map((c) => ({
     entity: c.entity,
     id: c.data.id,
     version: c.data.version,
@@ -423,6 +438,105 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
       version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
       deleted_at = excluded.deleted_at, applied_at = now()
     where shore_records.version < excluded.version`;
+}
+
+/**
+ * Merges vessel changes into the shore's copies (sync/merge.ts), in seq order, with the
+ * conflicts they met: the mirror of db/vessel/down-inbox.ts, batched (one read under row locks,
+ * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
+ * down change: what the vessel wrote it already has (no echo).
+ */
+async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
+  const merged = changes.flatMap((c) =>
+    c.sync
+      ? [toChange(c.entity as Entity, {
+        operation: c.operation as "create" | "update" | "delete",
+        data: c.data,
+        sync: c.sync,
+      }, "vessel")]
+      : []
+  );
+  if (merged.length === 0) return;
+  const keyOf = (entity: string, id: string) => `${entity}/${id}`;
+  const createdAtOf = new Map<string, string>();
+  for (const c of changes) {
+    const key = keyOf(c.entity, String(c.data.id));
+    if (!createdAtOf.has(key)) createdAtOf.set(key, String(c.data.createdAt));
+  }
+  const wanted = [...new Set(merged.map((c) => keyOf(c.entity, c.recordId)))].sort()
+    .map((key) => ({ entity: key.split("/")[0], id: key.split("/")[1] }));
+  // Locked in key order, so two transactions touching the same records lock them in one order.
+  const held = await tx<(StoredRow & { entity: string; id: string })[]>`
+    select r.entity, r.id::text as id, r.data, r.sync, r.deleted_at is not null as deleted,
+      r.version
+    from shore_records r
+    join jsonb_to_recordset(${tx.json(wanted as never)}) as x(entity text, id uuid)
+      on r.entity = x.entity and r.id = x.id
+    where r.vessel_id = ${vesselId}
+    order by r.entity, r.id
+    for update of r`;
+  const state = new Map<
+    string,
+    { record?: SyncRecord; version: number; createdAt: string }
+  >();
+  for (const r of held) {
+    state.set(keyOf(r.entity, r.id), {
+      record: toSyncRecord(r.entity as Entity, r, { self: "shore", recordId: r.id }),
+      version: r.version,
+      createdAt: r.data.createdAt,
+    });
+  }
+  const conflicts: Conflict[] = [];
+  const touched = new Set<string>();
+  for (const change of merged) {
+    const key = keyOf(change.entity, change.recordId);
+    // A record new to shore takes its creation time from the change that brings it.
+    const current = state.get(key) ?? { version: 0, createdAt: createdAtOf.get(key)! };
+    const result = applyRemote(current.record, change, "shore");
+    state.set(key, {
+      ...current,
+      record: result.record,
+      version: current.version + (result.duplicate ? 0 : 1),
+    });
+    if (!result.duplicate) touched.add(key);
+    conflicts.push(...result.conflicts);
+  }
+  const rows = [...touched].sort().map((key) => {
+    const s = state.get(key)!;
+    const [entity, id] = key.split("/") as [string, string];
+    const image = toRow(s.record!, { id, createdAt: s.createdAt, version: s.version });
+    return {
+      entity,
+      id,
+      version: s.version,
+      data: image.data,
+      created_at: s.createdAt,
+      updated_at: image.updatedAt,
+      deleted_at: image.deleted ? image.updatedAt : null,
+      sync: image.sync,
+    };
+  });
+  if (rows.length > 0) {
+    await tx`
+      insert into shore_records
+        (entity, vessel_id, id, version, data, created_at, updated_at, deleted_at, sync)
+      select x.entity, ${vesselId}, x.id, x.version, x.data, x.created_at, x.updated_at,
+        x.deleted_at, x.sync
+      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+        entity text, id uuid, version integer, data jsonb, created_at timestamptz,
+        updated_at timestamptz, deleted_at timestamptz, sync jsonb)
+      on conflict (entity, vessel_id, id) do update set
+        version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
+        deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
+  }
+  await recordConflicts(tx, vesselId, conflicts);
+}
+
+interface StoredRow {
+  data: ApiRecord;
+  sync: StoredSync | null;
+  deleted: boolean;
+  version: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Drain } from "../../http/request-drain.ts";
 import { toHttpError } from "../../core/errors.ts";
+import { withDeadline } from "../support/wait.ts";
 
 Deno.test("a request still uploading its body when the stop comes is answered in full", async () => {
   const drain = new Drain();
@@ -35,10 +36,23 @@ Deno.test("a request still uploading its body when the stop comes is answered in
   assert.equal(drain.inFlight, 0);
 });
 
-Deno.test("draining with nothing in flight returns at once", async () => {
+Deno.test("draining with nothing in flight does not wait out its timeout, and refuses what comes after", async () => {
   const drain = new Drain();
-  await drain.drain(60_000);
-  assert.equal(drain.inFlight, 0);
+  let handled = 0;
+  const handler = drain.wrap(() => {
+    handled++;
+    return new Response("ok");
+  });
+  assert.equal(
+    (await handler(new Request("http://x/"), {} as Deno.ServeHandlerInfo<Deno.NetAddr>)).status,
+    200,
+  );
+  // A drain that waited its full 10 minutes here would fail at the 10 s deadline instead.
+  await withDeadline(drain.drain(600_000), "an idle drain to return", 10_000);
+  const late = await handler(new Request("http://x/"), {} as Deno.ServeHandlerInfo<Deno.NetAddr>);
+  assert.equal(late.status, 503);
+  assert.equal((await late.json()).error.code, "shutting_down");
+  assert.equal(handled, 1, "the request after the drain never reached the handler");
 });
 
 Deno.test("a request body cut off mid-read maps to 400, not 500", () => {

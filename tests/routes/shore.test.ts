@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
-import { publishAll, rawClient, SimulatedVessel, waitUntil } from "../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 import { start } from "../../main.ts";
 import { parseConfig } from "../../config.ts";
 import { silentLogger } from "../../core/log.ts";
@@ -120,7 +121,8 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ title: "x", equipmentId: "e" }),
       });
-      assert.equal(post.status, 404, "the shore serves no writes");
+      assert.equal(post.status, 405, "the shore serves no writes");
+      assert.equal(post.headers.get("allow"), "GET");
       await post.body?.cancel();
       assert.equal((await get("/api/vessels", false)).status, 401);
       assert.equal((await get("/api/work_orders", false)).status, 401);

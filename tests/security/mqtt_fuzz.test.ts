@@ -16,7 +16,8 @@ import { startShoreRig } from "../support/shore-rig.ts";
 import { ENTITIES, type Entity } from "../../core/entities.ts";
 import type { Envelope } from "../../sync/protocol.ts";
 import { classify, MAX_PAYLOAD_BYTES } from "../../sync/shore/classify.ts";
-import { SimulatedVessel, topicOf, valueOf, waitUntil } from "../support/fleet.ts";
+import { SimulatedVessel, topicOf, valueOf } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));

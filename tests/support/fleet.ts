@@ -13,6 +13,7 @@ import { createMetrics, type Metrics } from "../../core/metrics.ts";
 import { parseConfig } from "../../config.ts";
 import { silentLogger } from "../../core/log.ts";
 import type { Sql } from "../../db/connection.ts";
+import { waitUntil } from "./wait.ts";
 
 /** A vessel that makes envelopes: seq 1, 2, … in one epoch, records kept as the API would. */
 export class SimulatedVessel {
@@ -129,9 +130,9 @@ export interface TestShore {
 export async function startShore(
   url: string,
   sql: Sql,
-  options: Partial<ShoreOptions> & { clientId?: string } = {},
+  options: Partial<ShoreOptions> & { clientId?: string; env?: Record<string, string> } = {},
 ): Promise<TestShore> {
-  const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5" });
+  const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5", ...options.env });
   const session = createSession({
     mqtt: config.mqtt,
     clientId: options.clientId ?? `bosun-shore-t-${crypto.randomUUID().slice(0, 8)}`,
@@ -160,19 +161,6 @@ export async function startShore(
       await session.close();
     },
   };
-}
-
-/** Polls `check` until it holds; throws naming `what` after `timeoutMs` (a hang guard). */
-export async function waitUntil(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** The value of a counter or gauge without labels (or with the given labels). */

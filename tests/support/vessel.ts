@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from "../../core/metrics.ts";
 import type { VesselEngine } from "../../sync/vessel/engine.ts";
 import { createVesselRole } from "../../roles/vessel.ts";
 import type { Envelope } from "../../sync/protocol.ts";
-import { waitUntil } from "./fleet.ts";
+import { withDeadline } from "./wait.ts";
 
 /** A started engine and what it was built from. */
 export interface TestVessel {
@@ -76,8 +76,11 @@ export interface Received {
 export interface Observer {
   received: Received[];
   client: mqtt.MqttClient;
-  /** Resolves once `pred` holds over the received messages (checked on every arrival). */
-  until(pred: (r: Received[]) => boolean): Promise<void>;
+  /**
+   * Resolves once `pred` holds over the received messages (checked on every arrival); fails
+   * naming `what` at the deadline.
+   */
+  until(pred: (r: Received[]) => boolean, what: string, deadlineMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -102,27 +105,26 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   return {
     received,
     client,
-    until(pred) {
-      return new Promise((resolve) => {
-        const check = () => {
-          if (pred(received)) {
-            waiters.delete(check);
-            resolve();
-          }
-        };
-        waiters.add(check);
-        check();
-      });
+    until(pred, what, deadlineMs) {
+      return withDeadline(
+        new Promise((resolve) => {
+          const check = () => {
+            if (pred(received)) {
+              waiters.delete(check);
+              resolve();
+            }
+          };
+          waiters.add(check);
+          check();
+        }),
+        what,
+        deadlineMs,
+      );
     },
     async [Symbol.asyncDispose]() {
       await client.endAsync(true);
     },
   };
-}
-
-/** Polls `fn` until it returns true (every 25 ms); the test's own timeout bounds it. */
-export function eventually(fn: () => boolean | Promise<boolean>): Promise<void> {
-  return waitUntil(fn, "the condition holds", Infinity);
 }
 
 /** Publishes shore's retained ack for a vessel. */

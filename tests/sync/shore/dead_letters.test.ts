@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
-import { publishAll, rawClient, SimulatedVessel, valueOf, waitUntil } from "../../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel, valueOf } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import type { Sql } from "../../../db/connection.ts";
 import type { Envelope } from "../../../sync/protocol.ts";
 import { listVessels } from "../../../db/shore/fleet.ts";

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { freshDatabase, type TestDatabase } from "../../support/pg.ts";
 import { type Mosquitto, startMosquitto } from "../../support/mosquitto.ts";
 import { freePort } from "../../support/ports.ts";
-import { publishAll, rawClient, SimulatedVessel, waitUntil } from "../../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import {
   drive,
   gateway,

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
-import { publishAll, SimulatedVessel, valueOf, waitUntil } from "../../support/fleet.ts";
+import { publishAll, SimulatedVessel, valueOf } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { createLogger } from "../../../core/log.ts";
 import { listVessels } from "../../../db/shore/fleet.ts";
 import type { Envelope } from "../../../sync/protocol.ts";

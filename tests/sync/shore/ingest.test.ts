@@ -9,8 +9,8 @@ import {
   startShore,
   topicOf,
   valueOf,
-  waitUntil,
 } from "../../support/fleet.ts";
+import { waitUntil, withDeadline } from "../../support/wait.ts";
 import type { Sql } from "../../../db/connection.ts";
 import type { Envelope } from "../../../sync/protocol.ts";
 import { pruneInbox } from "../../../db/shore/inbox.ts";
@@ -35,7 +35,7 @@ async function retainedAck(url: string, vesselId: string): Promise<unknown> {
       client.on("message", (_t, payload) => resolve(JSON.parse(payload.toString())))
     );
     await client.subscribeAsync(`vessel/${vesselId}/sync/ack`, { qos: 1 });
-    return await got;
+    return await withDeadline(got, `the retained ack of "${vesselId}"`);
   } finally {
     await client.endAsync();
   }
@@ -188,11 +188,13 @@ Deno.test("an older version never overwrites a newer one, even from another epoc
   // The ack now speaks of the new epoch.
   await waitUntil(async () => {
     const client = await rawClient(broker.url);
-    const ack = await new Promise<{ epoch: string }>((resolve) => {
-      client.on("message", (_t, p) => resolve(JSON.parse(p.toString())));
-      client.subscribeAsync("vessel/vessel-e/sync/ack", { qos: 1 });
-    });
-    await client.endAsync();
+    const ack = await withDeadline(
+      new Promise<{ epoch: string }>((resolve) => {
+        client.on("message", (_t, p) => resolve(JSON.parse(p.toString())));
+        client.subscribeAsync("vessel/vessel-e/sync/ack", { qos: 1 });
+      }),
+      "the retained ack of vessel-e",
+    ).finally(() => client.endAsync());
     return ack.epoch === restored.epoch;
   }, "the ack names the new epoch");
 });

@@ -3,7 +3,8 @@
  */
 import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
-import { publishAll, SimulatedVessel, waitUntil } from "../../support/fleet.ts";
+import { publishAll, SimulatedVessel } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import type { Sql } from "../../../db/connection.ts";
 
 const lastSeq = async (sql: Sql, vesselId: string) => {

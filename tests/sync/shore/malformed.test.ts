@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
-import { publishAll, SimulatedVessel, valueOf, waitUntil } from "../../support/fleet.ts";
+import { publishAll, SimulatedVessel, valueOf } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { classify, MAX_PAYLOAD_BYTES } from "../../../sync/shore/classify.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);

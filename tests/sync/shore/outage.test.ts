@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "../../support/pg.ts";
 import { startMosquitto } from "../../support/mosquitto.ts";
 import { startProxy } from "../../support/proxy.ts";
-import {
-  publishAll,
-  rawClient,
-  SimulatedVessel,
-  startShore,
-  waitUntil,
-} from "../../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel, startShore } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { openDatabase } from "../../../db/connection.ts";
 import { createLogger, silentLogger } from "../../../core/log.ts";
 

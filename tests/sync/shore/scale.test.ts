@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../../support/pg.ts";
 import { startMosquitto } from "../../support/mosquitto.ts";
-import {
-  rawClient,
-  SimulatedVessel,
-  startShore,
-  topicOf,
-  valueOf,
-  waitUntil,
-} from "../../support/fleet.ts";
+import { rawClient, SimulatedVessel, startShore, topicOf, valueOf } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { startVessel } from "../../support/vessel.ts";
 import { shoreRecords, vesselRecords } from "../../support/drive.ts";
 import { openDatabase } from "../../../db/connection.ts";

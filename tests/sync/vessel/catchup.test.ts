@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import mqtt from "mqtt";
 import { freshDatabase } from "../../support/pg.ts";
 import { startMosquitto } from "../../support/mosquitto.ts";
-import { eventually, observe, startVessel, type TestVessel } from "../../support/vessel.ts";
+import { observe, startVessel, type TestVessel } from "../../support/vessel.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { catchupRoutes } from "../../../routes/catchup.ts";
 import { pruneAcked } from "../../../db/vessel/outbox.ts";
 import { toHttpError } from "../../../core/errors.ts";
@@ -37,7 +38,10 @@ Deno.test("catch-up by seq and by time returns the change log in seq order, dele
   const midway = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 5));
   await vessel.records.create("equipment", { name: "c" });
-  await eventually(async () => (await vessel.report()).queuedMessages === 0);
+  await waitUntil(
+    async () => (await vessel.report()).queuedMessages === 0,
+    "the vessel reports nothing queued",
+  );
 
   await t.step("GET by seq pages with nextSince and hasMore", async () => {
     const r1 = await http.request("/catchup?since=0&limit=2");
@@ -85,7 +89,7 @@ Deno.test("catch-up by seq and by time returns the change log in seq order, dele
       const r = await http.request("/catchup", post({ since: midway }));
       assert.equal(r.status, 200);
       assert.deepEqual(await r.json(), { published: 1, fromSeq: 4, toSeq: 4 });
-      await shore.until((m) => m.length >= 1);
+      await shore.until((m) => m.length >= 1, "one catch-up message at the observer");
       const m = shore.received[0]!;
       assert.equal(m.topic, `vessel/${vessel.vesselId}/sync/catchup/equipment`);
       assert.equal(m.envelope.type, "catchup");
@@ -97,7 +101,7 @@ Deno.test("catch-up by seq and by time returns the change log in seq order, dele
     await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/catchup/+`);
     const r = await (await http.request("/catchup", post({ since: 1 }))).json();
     assert.deepEqual(r, { published: 3, fromSeq: 2, toSeq: 4 });
-    await shore.until((m) => m.length >= 3);
+    await shore.until((m) => m.length >= 3, "three catch-up messages at the observer");
     const listed = (await (await http.request("/catchup?since=1")).json()).changes as Envelope[];
     const got = shore.received.map((m) => m.envelope).sort((x, y) => x.seq - y.seq);
     assert.deepEqual(got.map((e) => [e.seq, e.operation, e.sequence, e.total]), [
@@ -132,7 +136,7 @@ Deno.test("catch-up by seq and by time returns the change log in seq order, dele
       await c.publishAsync(topic, JSON.stringify({ since: 2, entity: "equipment" }), { qos: 1 });
       await c.endAsync();
       const replies = () => shore.received.filter((m) => !m.topic.endsWith("/request"));
-      await shore.until(() => replies().length >= 2);
+      await shore.until(() => replies().length >= 2, "two catch-up replies at the observer");
       assert.deepEqual(replies().map((m) => m.envelope.seq).sort(), [3, 4]);
     },
   );

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "../../support/pg.ts";
 import { startMosquitto } from "../../support/mosquitto.ts";
 import { freePort } from "../../support/ports.ts";
-import { eventually, observe, startVessel } from "../../support/vessel.ts";
+import { observe, startVessel } from "../../support/vessel.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { claimChanges } from "../../../db/vessel/outbox.ts";
@@ -36,7 +37,7 @@ Deno.test("seq is gapless and per-record order holds under 20 concurrent writers
     })());
   await Promise.all(writers);
   const total = 20 * perWriter;
-  await shore.until((r) => uniqueSeqs(r) === total);
+  await shore.until((r) => uniqueSeqs(r) === total, `all ${total} seqs at the observer`);
 
   const seqs = [...new Set(shore.received.map((m) => m.envelope.seq))].sort((a, b) => a - b);
   assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
@@ -66,7 +67,7 @@ Deno.test("alerts arrive at QoS 2 and other entities at QoS 1", async () => {
   await vessel.records.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
   await vessel.records.create("equipment", { name: "pump" });
   await vessel.records.create("crew", { name: "ann" });
-  await shore.until((r) => uniqueSeqs(r) === 3);
+  await shore.until((r) => uniqueSeqs(r) === 3, "3 distinct seqs at the observer");
   const qos = Object.fromEntries(shore.received.map((m) => [m.envelope.entity, m.qos]));
   assert.deepEqual(qos, { alerts: 2, equipment: 1, crew: 1 });
   for (const m of shore.received) {
@@ -87,11 +88,14 @@ Deno.test("writes are accepted with the broker down and drained, alerts first, w
 
   await using broker = await startMosquitto({ port });
   await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
-  await shore.until((r) => uniqueSeqs(r) === 21);
+  await shore.until((r) => uniqueSeqs(r) === 21, "21 distinct seqs at the observer");
   // The alert was committed last but claimed first: it overtakes the backlog.
   const alert = shore.received.find((m) => m.envelope.entity === "alerts")!;
   assert.equal(alert.envelope.seq, 1);
-  await eventually(async () => (await vessel.report()).queuedMessages === 0);
+  await waitUntil(
+    async () => (await vessel.report()).queuedMessages === 0,
+    "the vessel reports nothing queued",
+  );
   assert.equal((await vessel.report()).status, "connected");
 });
 
@@ -104,13 +108,13 @@ Deno.test("a broker replaced without persistence gets every unacknowledged chang
   {
     await using shore = await observe(broker.url, filter);
     for (let i = 0; i < 10; i++) await vessel.records.create("crew", { name: `c${i}` });
-    await shore.until((r) => uniqueSeqs(r) === 10);
+    await shore.until((r) => uniqueSeqs(r) === 10, "10 distinct seqs at the observer");
     for (const m of shore.received) before.set(m.envelope.seq, m.envelope.messageId);
   }
   await broker.kill();
   await broker.restart();
   await using shore = await observe(broker.url, filter);
-  await shore.until((r) => uniqueSeqs(r) === 10);
+  await shore.until((r) => uniqueSeqs(r) === 10, "10 distinct seqs at the observer");
   const after = new Map(shore.received.map((m) => [m.envelope.seq, m.envelope.messageId]));
   assert.deepEqual([...after].sort(), [...before].sort());
 });
@@ -128,7 +132,7 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
   await using broker = await startMosquitto();
   await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url, window: 1 });
   await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
-  await shore.until((r) => uniqueSeqs(r) === 4);
+  await shore.until((r) => uniqueSeqs(r) === 4, "4 distinct seqs at the observer");
   const order = [...new Set(shore.received.map((m) => m.envelope.seq))];
   assert.deepEqual(order, [1, 2, 3, 4]);
   assert.equal(shore.received.find((m) => m.envelope.seq === 4)!.envelope.entity, "alerts");
@@ -145,11 +149,14 @@ Deno.test("a change the broker refuses is counted and retried later, and never b
     await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
     await vessel.records.create("crew", { name: "refused" });
     await vessel.records.create("equipment", { name: "behind it" });
-    await shore.until((r) => r.some((m) => m.envelope.entity === "equipment"));
+    await shore.until(
+      (r) => r.some((m) => m.envelope.entity === "equipment"),
+      "the equipment change at the observer",
+    );
     assert.equal(shore.received.find((m) => m.envelope.entity === "equipment")!.envelope.seq, 2);
     const failures = async () => (await vessel.metrics.publishFailures.get()).values[0]?.value ?? 0;
     // Tried, refused, and tried again by the re-send pass (ACK_TIMEOUT_S=1 here).
-    await eventually(async () => await failures() >= 2);
+    await waitUntil(async () => await failures() >= 2, "two publish failures are counted");
     // Never PUBACKed, so the published watermark stays below it (it is re-sent after a restart).
     const [row] = await db.sql`select seq::int from changes where entity = 'crew'`;
     assert.equal(row!.seq, 1);
