@@ -98,6 +98,11 @@ export function createShore(options: ShoreOptions): Shore {
       (err) => log.warn("Inbox prune failed", { error: err }),
     );
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
+  // Per vessel, the epochs last written without refusal (a few), and until when a vessel at
+  // its epoch limit has any other epoch refused here, before it costs a transaction: a vessel
+  // inventing an epoch per message would otherwise cost the database one rollback each.
+  const liveEpochs = new Map<string, string[]>();
+  const epochLimited = new Map<string, number>();
   const acks = new AckPublisher({
     sql,
     session,
@@ -150,6 +155,13 @@ export function createShore(options: ShoreOptions): Shore {
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") return presence.record(m.presence);
     if (m.kind !== "envelope") return;
+    const { vesselId, epoch } = m.envelope;
+    if ((epochLimited.get(vesselId) ?? 0) > Date.now()) {
+      if (!liveEpochs.get(vesselId)?.includes(epoch)) {
+        metrics.refused.inc({ reason: "epoch_limit" });
+        return;
+      }
+    }
     if (!queue.push(m.envelope)) metrics.shed.inc();
   }
 
@@ -163,6 +175,11 @@ export function createShore(options: ShoreOptions): Shore {
     for (let attempt = 1;; attempt++) {
       try {
         const result = await within(ingest(sql, vesselId, epoch, batch, limits), writeTimeoutMs);
+        if (result.refused.epoch_limit) epochLimited.set(vesselId, Date.now() + 10_000);
+        else {
+          const known = (liveEpochs.get(vesselId) ?? []).filter((x) => x !== epoch);
+          liveEpochs.set(vesselId, [epoch, ...known].slice(0, limits.maxLiveEpochs + 1));
+        }
         for (const [reason, n] of Object.entries(result.refused)) {
           metrics.refused.inc({ reason }, n);
           log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
