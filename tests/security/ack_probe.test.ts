@@ -7,7 +7,7 @@ import mqtt from "mqtt";
 import { startMosquitto } from "../support/mosquitto.ts";
 import { makeTestPki } from "../support/certs.ts";
 import { startSecureMosquitto } from "../support/secure-mosquitto.ts";
-import { waitUntil } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 import { createSession } from "../../sync/session.ts";
 import { parseConfig } from "../../config.ts";
 import { createLogger } from "../../core/log.ts";

@@ -11,7 +11,7 @@ import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { startSecureMosquitto, templateConfig } from "../support/secure-mosquitto.ts";
 import { type Mosquitto, startMosquitto } from "../support/mosquitto.ts";
 import { freePort } from "../support/ports.ts";
-import { waitUntil } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const CONF = fromFileUrl(new URL("../../mosquitto-shore.conf", import.meta.url));
 const SCRIPT = fromFileUrl(new URL("../../mosquitto-dynsec.sh", import.meta.url));

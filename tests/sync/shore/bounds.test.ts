@@ -3,7 +3,8 @@
  */
 import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
-import { publishAll, SimulatedVessel, valueOf, waitUntil } from "../../support/fleet.ts";
+import { publishAll, SimulatedVessel, valueOf } from "../../support/fleet.ts";
+import { waitUntil } from "../../support/wait.ts";
 import { pruneInbox, reportedGaps } from "../../../db/shore/inbox.ts";
 import type { Sql } from "../../../db/connection.ts";
 
