@@ -6,8 +6,8 @@
  * The probe is safe: it is published without the retain flag, so the retained ack (the
  * shore's) stays as it is; the shore ignores the ack topic, and the vessel's own ack handler
  * skips the probe (sync/vessel/engine.ts). Under MQTT 5 a refused publish is answered "not
- * authorised"; a broker that drops it silently instead (MQTT 3.1.1) cannot be told apart from
- * one that took it, so the probe says "unknown" there rather than guess.
+ * authorised"; under MQTT 3.1.1 a refused publish is dropped silently and cannot be told apart
+ * from one that was taken, so the engine probes under MQTT 5 only.
  */
 import type { Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";

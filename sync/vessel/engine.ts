@@ -220,7 +220,8 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       offs.push(session.onEvent((e) => {
         if (e.type === "connected") {
           void birth();
-          if (!probed && session) {
+          // Under MQTT 3.1.1 a refused publish is dropped silently: nothing to tell apart.
+          if (!probed && session && config.mqtt.protocolVersion === 5) {
             probed = true;
             void probeAckTopic(session, topics.ack, log);
           }
