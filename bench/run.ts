@@ -17,6 +17,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
   ["isolation", () => import("./isolation.ts")],
+  ["first-start", () => import("./first-start.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

@@ -15,7 +15,7 @@ import type { ChangeSync, Envelope } from "../../core/change.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
 
 type Tx = postgres.TransactionSql;
 
@@ -80,6 +80,8 @@ export interface IngestResult {
   lastSeq: number;
   /** Whether rows still wait past a gap. */
   waiting: boolean;
+  /** Conflicts the applied changes met (docs/two-way-sync.md), recorded now. */
+  conflicts: number;
   /** Changes dead-lettered by this transaction. */
   deadLettered: DeadLetter[];
   /** Messages refused for a seq held under another messageId. */
@@ -139,6 +141,7 @@ export async function ingest(
       applied: 0,
       lastSeq: 0,
       waiting: false,
+      conflicts: 0,
       deadLettered: [],
       forgeries: [],
       refused: { [err.reason]: envelopes.length },
@@ -220,6 +223,7 @@ function ingestOnce(
     }
 
     let applied = 0;
+    let conflicts = 0;
     let waiting = false;
     for (;;) {
       // Dead letters count as contiguous: the position steps over them.
@@ -241,11 +245,11 @@ function ingestOnce(
       waiting = next.length > end - last;
       if (end === last) break;
       const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq, dead);
-      if (!oneByOne) await applyChanges(tx, vesselId, changes);
+      if (!oneByOne) conflicts += await applyChanges(tx, vesselId, changes);
       else {
         for (const c of changes) {
           try {
-            await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
+            conflicts += await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
           } catch (err) {
             if (!isDataError(err)) throw err;
             const envelope = bySeq.get(c.seq) ?? await storedEnvelope(tx, vesselId, epoch, c.seq);
@@ -281,7 +285,16 @@ function ingestOnce(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting, deadLettered, forgeries, refused };
+    return {
+      duplicates,
+      applied,
+      lastSeq: last,
+      waiting,
+      conflicts,
+      deadLettered,
+      forgeries,
+      refused,
+    };
   });
 }
 
@@ -400,7 +413,7 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<number> {
   // A vessel's changes written before two-way sync precede its first change with a clock.
   const changes = all.filter((c) => !c.sync);
   const newest = new Map<string, Change>();
@@ -412,7 +425,7 @@ async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<vo
   // In key order, so two transactions touching the same records lock them in one order.
   const keys = [...newest.keys()].sort();
   if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
-  await mergeChanges(tx, vesselId, all);
+  return await mergeChanges(tx, vesselId, all);
 }
 
 /** The pre-two-way rule: a version never overwrites a newer one already held. */
@@ -446,17 +459,18 @@ async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise
  * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
  * down change: what the vessel wrote it already has (no echo).
  */
-async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
-  const merged = changes.flatMap((c) =>
-    c.sync
-      ? [toChange(c.entity as Entity, {
-        operation: c.operation as "create" | "update" | "delete",
-        data: c.data,
-        sync: c.sync,
-      }, "vessel")]
-      : []
+async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<number> {
+  const withSync = changes.filter((c) => c.sync);
+  const createdAts = withSync.map((c) => String(c.data.createdAt));
+  const merged = withSync.map((c) =>
+    toChange(c.entity as Entity, {
+      operation: c.operation as "create" | "update" | "delete",
+      data: c.data,
+      sync: c.sync!,
+    }, "vessel")
   );
-  if (merged.length === 0) return;
+  if (merged.length === 0) return 0;
+  const createdOf = new Map(merged.map((m, i) => [m, createdAts[i]!]));
   const keyOf = (entity: string, id: string) => `${entity}/${id}`;
   const createdAtOf = new Map<string, string>();
   for (const c of changes) {
@@ -495,6 +509,10 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     const result = applyRemote(current.record, change, "shore");
     state.set(key, {
       ...current,
+      // Both sides created it (the same id, concurrently): the earlier creation time stays.
+      createdAt: change.op === "create" && current.record
+        ? earlierCreatedAt(current.createdAt, createdOf.get(change)!)
+        : current.createdAt,
       record: result.record,
       version: current.version + (result.duplicate ? 0 : 1),
     });
@@ -527,9 +545,10 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
         updated_at timestamptz, deleted_at timestamptz, sync jsonb)
       on conflict (entity, vessel_id, id) do update set
         version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
-        deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
+        deleted_at = excluded.deleted_at, sync = excluded.sync, created_at = excluded.created_at,
+        applied_at = now()`;
   }
-  await recordConflicts(tx, vesselId, conflicts);
+  return await recordConflicts(tx, vesselId, conflicts);
 }
 
 interface StoredRow {

@@ -12,7 +12,7 @@
  * run) regenerates the same ones.
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@4.11.0";
 import { startShoreRig } from "../support/shore-rig.ts";
 import { publishAll, SimulatedVessel, topicOf, valueOf } from "../support/fleet.ts";
 import { waitUntil } from "../support/wait.ts";
