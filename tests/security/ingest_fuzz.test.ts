@@ -135,9 +135,12 @@ Deno.test(`an innocent vessel's changes are all applied while ${HOSTILE.length} 
   await publishAll(pub, [after]);
   await waitUntil(async () => await position() === INNOCENT + 1, "a change after the attack");
   console.log(
-    `hostile ${attack.length}: dead letters ${await valueOf(shore.metrics.shore.deadLetters, {
-      reason: "22023",
-    })}, ` +
+    `hostile ${attack.length}, counted by the time the innocent vessel was done: dead letters ${await valueOf(
+      shore.metrics.shore.deadLetters,
+      {
+        reason: "22023",
+      },
+    )}, ` +
       `forgeries ${await valueOf(shore.metrics.shore.forgeries)}, ` +
       `refused seq_window ${await valueOf(shore.metrics.shore.refused, {
         reason: "seq_window",
