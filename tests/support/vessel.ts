@@ -2,6 +2,7 @@
  * A vessel engine on a fresh database and a broker URL of the test's choosing, plus a
  * "shore" observer that records every envelope it receives (with its QoS).
  */
+import { isAckProbe } from "../../sync/vessel/ack-probe.ts";
 import mqtt from "mqtt";
 import { parseConfig } from "../../config.ts";
 import { decodeFrame } from "../../sync/frame.ts";
@@ -91,6 +92,8 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   const received: Received[] = [];
   const waiters = new Set<() => void>();
   client.on("message", (topic, payload, packet) => {
+    // The vessel's start-up probe of its ack topic (sync/vessel/ack-probe.ts) is no change.
+    if (isAckProbe(payload)) return;
     // A frame (LINK_MODE=frames) counts as the envelopes it carries, each under its topic.
     if (topic.endsWith("/frames")) {
       const frame = decodeFrame(payload);
