@@ -21,6 +21,11 @@
  * `ACK_TIMEOUT_S` ago (connected time: the clock restarts at every connect, since shore could
  * not ack while the link was down) with no ack covering it since. Shore's ack also raises the
  * published watermark: a PUBACK lost to a link reset must not hold it back for ever.
+ *
+ * Alerts overtake a backlog on any link: what is claimed but not yet PUBACKed (buffered or in
+ * flight) stays within about a second of what the link carries, measured from PUBACK timing
+ * (sync/vessel/link-pace.ts), and a frame holds at most a quarter of that. Claims take alerts
+ * first, so an alert committed during a drain rides a frame that leaves within about a second.
  */
 import type { Sql } from "../../db/connection.ts";
 import {
@@ -36,6 +41,7 @@ import type { Session } from "../session.ts";
 import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
 import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
+import { LinkPace } from "./link-pace.ts";
 
 /** What the publisher reports as it goes. */
 export type PublisherEvent =
@@ -63,6 +69,8 @@ export interface PublisherOptions {
   linkMode?: "frames" | "messages";
   /** `LINK_LINGER_MS`: how long live rows may wait to fill a frame. */
   lingerMs?: number;
+  /** How far ahead of the broker's PUBACKs to claim, in ms of the link's measured bytes. */
+  claimHorizonMs?: number;
   onEvent?: (event: PublisherEvent) => void;
 }
 
@@ -91,6 +99,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Frames in flight at once: each holds up to a buffer's worth of rows.
   const frameWindow = 8;
   const window = options.window ?? 256;
+  const pace = new LinkPace({ horizonMs: options.claimHorizonMs });
   const pollMs = options.pollMs ?? 5_000;
   const maxResendMs = options.maxResendMs ?? options.ackTimeoutMs * 32;
   const topics = topicsOf(vesselId);
@@ -227,7 +236,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     noteSent(row.epoch, row.seq);
+    const bytes = payload.length;
+    pace.sent(bytes, 1);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
+      pace.acked(bytes);
       lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
       published(row);
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
@@ -238,6 +250,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       if (isRefusal(err) && row.epoch === mark.epoch && refused.size < maxAbove) {
         refused.add(row.seq);
       }
+      pace.failed(bytes);
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -263,8 +276,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
       for (const row of part) inFlightSeqs.add(row.seq);
       noteSent(part[0]!.epoch, frame.toSeq);
       framesInFlight++;
+      const bytes = frame.payload.length;
+      pace.sent(bytes, frame.count);
       session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
         .then(() => {
+          pace.acked(bytes);
           lastPublishedSeq = Math.max(lastPublishedSeq, frame.toSeq);
           for (const row of part) {
             published(row);
@@ -274,6 +290,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
           if (isRefusal(err) && part[0]!.epoch === mark.epoch && refused.size < maxAbove) {
             for (const row of part) refused.add(row.seq);
           }
+          pace.failed(bytes);
           onEvent({ type: "publish_failed", seq: frame.fromSeq, error: err });
         }).finally(() => {
           framesInFlight--;
@@ -284,11 +301,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
     }
   }
 
-  /** The longest prefix of the buffer that runs on by seq within one epoch. */
+  /**
+   * The longest prefix of the buffer that runs on by seq within one epoch, at most a quarter
+   * of the claim budget: several frames share the link's second, so room for an alert's
+   * claim opens as each is PUBACKed rather than once per second.
+   */
   function takeRun(): OutboxRow[] {
+    const most = Math.max(1, Math.ceil(pace.rowBudget() / 4));
     let n = 1;
     while (
-      n < buffer.length && buffer[n]!.epoch === buffer[0]!.epoch &&
+      n < buffer.length && n < most && buffer[n]!.epoch === buffer[0]!.epoch &&
       buffer[n]!.seq === buffer[n - 1]!.seq + 1
     ) n++;
     return buffer.splice(0, n);
@@ -368,8 +390,20 @@ export function createPublisher(options: PublisherOptions): Publisher {
         if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
         if (buffer.length <= lowWater) {
+          // Claimed but not PUBACKed stays within the link's second (see the header); a
+          // sliver of room waits for more, so claims stay batches.
+          const budget = pace.rowBudget();
+          const byBudget = budget - buffer.length - inFlightSeqs.size;
+          const room = Math.min(highWater - buffer.length, byBudget);
+          if (byBudget < highWater - buffer.length && byBudget < Math.max(1, budget / 8)) {
+            pace.limited();
+            pump();
+            await sleep(pollMs, "slot");
+            continue;
+          }
           const gen = generation;
-          const rows = await nextRows(highWater - buffer.length);
+          const rows = await nextRows(room);
+          if (rows.length === room) pace.limited();
           if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
           buffer.push(...rows);
           exhausted = rows.length === 0 && pass === null && passRequest === null;

@@ -263,3 +263,60 @@ Deno.test("shore's ack raises the published watermark when no PUBACK ever came",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an alert committed during a drain over a slow link overtakes the backlog", async () => {
+  await using vesselDb = await freshDatabase();
+  await using shoreDb = await freshDatabase();
+  await using broker = await startMosquitto();
+  await using proxy = startProxy({ target: { port: broker.port } });
+  const shore = await startShore(broker.url, shoreDb.sql);
+  try {
+    await using vessel = await startVessel({
+      sql: vesselDb.sql,
+      brokerUrl: proxy.url(),
+      env: { ACK_TIMEOUT_S: "60" }, // no re-send blurs the order
+    });
+    proxy.setMode({ kind: "cut" });
+    await waitUntil(
+      async () => (await vessel.report()).status === "disconnected",
+      "the vessel sees the link down",
+    );
+    const backlog = 4_000;
+    for (let i = 0; i < backlog; i += 200) {
+      await Promise.all(Array.from(
+        { length: 200 },
+        (_, j) => vessel.records.create("crew", { name: `crew ${i + j}`, role: "deck" }),
+      ));
+    }
+    // A slow link (128 kbit/s, 600 ms RTT, 1 % loss): the backlog takes many seconds.
+    proxy.setMode({
+      kind: "throttle",
+      throttle: { bitsPerSecond: 128_000, latencyMs: 300, loss: 0.01 },
+    });
+    const count = async (entity: string) => {
+      const [row] = await shoreDb.sql`
+        select count(*)::int as n from shore_records where entity = ${entity}`;
+      return row!.n as number;
+    };
+    await waitUntil(async () => await count("crew") >= 200, "the drain under way ashore");
+    await vessel.records.create("alerts", {
+      equipmentId: "engine-1",
+      severity: "critical",
+      message: "Bilge high",
+      acknowledged: false,
+    });
+    await waitUntil(async () => await count("alerts") === 1, "the alert applied ashore", 120_000);
+    const crewBefore = await count("crew");
+    // Without a claim bounded by the link, the whole backlog was claimed (seqs 1..4000)
+    // before the alert, and it arrived after all of it.
+    assert.ok(
+      crewBefore <= backlog - 1_500,
+      `the alert arrived after ${crewBefore} of ${backlog} backlog changes`,
+    );
+    await acked(vessel, backlog + 1);
+    assert.equal(await count("crew"), backlog);
+    assert.equal(await valueOf(shore.metrics.shore.duplicates), 0);
+  } finally {
+    await shore.close();
+  }
+});
