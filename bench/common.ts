@@ -5,10 +5,11 @@
  */
 import { parseConfig } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
-import { OutboxGate } from "../db/outbox-gate.ts";
-import { createLogger } from "../log.ts";
-import { createMetrics } from "../metrics.ts";
-import { createVesselEngine, type EngineEvent, type VesselEngine } from "../sync/engine.ts";
+import { OutboxGate } from "../core/outbox-gate.ts";
+import { createLogger } from "../core/log.ts";
+import { createMetrics } from "../core/metrics.ts";
+import { createVesselEngine, type EngineEvent, type VesselEngine } from "../sync/vessel/engine.ts";
+import { waitUntil } from "../tests/support/wait.ts";
 
 /** Publishes awaiting PUBACK at once, in the engine and in every raw baseline. */
 export const WINDOW = 256;
@@ -91,9 +92,13 @@ export function nextEvent(
   });
 }
 
-/** Polls `check` every `ms` until it returns true. */
-export async function until(check: () => Promise<boolean>, ms = 50): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, ms));
+/** Polls `check` until it holds; a bench that never gets there fails naming `what`. */
+export function until(
+  check: () => Promise<boolean>,
+  what: string,
+  deadlineMs = 20 * 60_000,
+): Promise<void> {
+  return waitUntil(check, what, deadlineMs, 50);
 }
 
 /** User + system CPU seconds of a process so far, from /proc (NaN where there is none). */

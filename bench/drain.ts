@@ -16,8 +16,8 @@ import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { freePort } from "../tests/support/ports.ts";
 import type { Sql } from "../db/connection.ts";
-import { applyAck, vesselState } from "../db/outbox.ts";
-import { type ChangeRow, toEnvelope } from "../sync/envelope.ts";
+import { applyAck, vesselState } from "../db/vessel/outbox.ts";
+import { type ChangeRow, toEnvelope } from "../sync/protocol.ts";
 
 const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
 const ticks = 100; // USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s

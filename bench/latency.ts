@@ -4,7 +4,7 @@
  * engine publishing to a local Mosquitto; for every change, the time from its create
  * returning (committed) to the broker's PUBACK of its publish.
  */
-import { createRecordStore } from "../db/records.ts";
+import { createRecordStore } from "../db/vessel/records.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { type BenchRow, percentile } from "./types.ts";
@@ -46,7 +46,7 @@ export async function run(): Promise<BenchRow[]> {
     }
     await Promise.all(writes);
     const offered = (total - RATE) / ((performance.now() - start) / 1000 - 1);
-    await until(() => Promise.resolve(pubackAt.size >= total), 50);
+    await until(() => Promise.resolve(pubackAt.size >= total), `all ${total} PUBACKs`);
     const rows = await db.sql<{ id: string; seq: number }[]>`
       select record_id::text as id, seq from changes`;
     const ms = rows.filter((r) => committedAt.has(r.id))

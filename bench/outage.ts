@@ -73,8 +73,8 @@ export async function run(): Promise<BenchRow[]> {
     const progress = Deno.env.get("BENCH_PROGRESS")
       ? setInterval(async () => {
         const [v] = await vesselDb.sql<{ p: number; a: number }[]>`
-        select count(*) filter (where published_at is not null)::int8 as p,
-          count(*) filter (where acked_at is not null)::int8 as a from changes`;
+        select (select published_seq from vessel_state)::int8 as p,
+          (select count(*) from changes where acked_at is not null)::int8 as a`;
         const [s] = await shoreDb.sql<{ n: number; i: number }[]>`
         select (select coalesce(sum(applied_count), 0) from shore_positions)::int8 as n,
           (select count(*) from shore_inbox)::int8 as i`;
@@ -92,7 +92,7 @@ export async function run(): Promise<BenchRow[]> {
       const [row] = await vesselDb.sql<{ n: number }[]>`
         select count(*)::int8 as n from changes where acked_at is null`;
       return row!.n === 0;
-    }, 100);
+    }, "every change acknowledged after the outage");
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);
     // Where the CPU went, per change: on a 2-core machine the four programs share the cores,

@@ -5,7 +5,7 @@
  * the compiled binary carries them.
  */
 import type { Sql } from "./connection.ts";
-import { ENTITIES } from "../entities.ts";
+import { ENTITIES } from "../core/entities.ts";
 
 interface Migration {
   version: number;
@@ -24,7 +24,11 @@ create table ${e} (
 );
 create index ${e}_page on ${e} (created_at, id) where deleted_at is null;`).join("\n");
 
-/** Every migration, in order. */
+/**
+ * Every migration, in order. There is no version 3: no migration in this repository's history
+ * ever carried it (a numbering slip). Renumbering 4 would make databases that recorded it run
+ * it again, so the gap stays; new migrations continue from the highest number.
+ */
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,

@@ -2,7 +2,7 @@
  * `GET /health`: open, no record data; `503` when the database does not answer.
  */
 import { Hono } from "hono";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 
 /** What the health route needs. */
 export interface HealthRoutesDeps {

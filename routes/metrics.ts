@@ -2,8 +2,8 @@
  * `GET /metrics`: Prometheus text exposition; open, no record data.
  */
 import { Hono } from "hono";
-import type { Metrics } from "../metrics.ts";
-import type { Logger } from "../log.ts";
+import type { Metrics } from "../core/metrics.ts";
+import type { Logger } from "../core/log.ts";
 
 /** What the metrics route needs. */
 export interface MetricsRoutesDeps {

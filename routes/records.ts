@@ -1,12 +1,12 @@
 /**
- * `/api/{entity}`: create, get, list, update and delete records (contract §3).
+ * `/api/{entity}`: create, get, list, update and delete records (README, "HTTP API").
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { z } from "zod";
-import { createSchemas, type Entity, isEntity, updateSchemas } from "../entities.ts";
-import { HttpError } from "../errors.ts";
-import type { RecordStore } from "../db/records.ts";
+import { createSchemas, type Entity, isEntity, updateSchemas } from "../core/entities.ts";
+import { HttpError } from "../core/errors.ts";
+import type { RecordStore } from "../db/vessel/records.ts";
 
 /** What the records routes need. */
 export interface RecordRoutesDeps {

@@ -1,14 +1,14 @@
 /**
  * `GET /api/{entity}?vesselId=&limit=&cursor=`: the fleet's records as applied at shore,
- * each with its `vesselId` (contract §5). Read-only: shore records change only by sync.
+ * each with its `vesselId` (README, "Shore role"). Read-only: shore records change only by sync.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { isEntity } from "../entities.ts";
-import { HttpError } from "../errors.ts";
+import { isEntity } from "../core/entities.ts";
+import { HttpError } from "../core/errors.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
-import { listShoreRecords } from "../db/shore.ts";
+import { listShoreRecords } from "../db/shore/fleet.ts";
 
 /** What the shore records route needs. */
 export interface ShoreRecordRoutesDeps {

@@ -1,9 +1,9 @@
 /**
- * `GET /api/vessels`: the fleet as the shore sees it (contract §5).
+ * `GET /api/vessels`: the fleet as the shore sees it (README, "Shore role").
  */
 import { Hono } from "hono";
 import type { Sql } from "../db/connection.ts";
-import { listVessels } from "../db/shore.ts";
+import { listVessels } from "../db/shore/fleet.ts";
 
 /** What the vessels route needs. */
 export interface VesselRoutesDeps {

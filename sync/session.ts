@@ -9,9 +9,9 @@
 import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient, UniqueMessageIdProvider } from "mqtt";
 import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../core/log.ts";
 import type { TlsFiles } from "./tls.ts";
-import { validateFilter, validateTopicName } from "./topics.ts";
+import { validateFilter, validateTopicName } from "./protocol.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, shouldLogAttempt } from "./backoff.ts";
 
 /** Publish options. */

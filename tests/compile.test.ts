@@ -2,7 +2,7 @@
  * `deno task compile` yields `dist/bosun`, which behaves as `deno task start`.
  *
  * `deno compile` downloads its runtime (denort) from dl.deno.land. Where that download is
- * impossible (these build machines, shared/FACTS.md) the binary test is skipped and its name
+ * impossible (these build machines reach no release server) the binary test is skipped and its name
  * says why; any other compile failure fails the test.
  */
 import assert from "node:assert/strict";

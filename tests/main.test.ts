@@ -6,6 +6,7 @@ import { freshDatabase } from "./support/pg.ts";
 import { freePort } from "./support/ports.ts";
 import { spawnGateway, spawnLocalGateway } from "./support/process.ts";
 import { createPgServer } from "./support/pgserver.ts";
+import { waitUntil } from "./support/wait.ts";
 
 /** A broker URL where nothing listens, so "no broker" holds whatever runs on 1883. */
 const noBroker = () => `mqtt://127.0.0.1:${freePort()}`;
@@ -126,12 +127,11 @@ Deno.test("SIGTERM lets in-flight requests finish, then exits 0", async () => {
     await lock`begin`;
     await lock`lock table crew in access exclusive mode`;
     const inFlight = [post("a"), post("b")];
-    while (true) {
+    await waitUntil(async () => {
       const [row] = await db.sql`select count(*)::int as n from pg_stat_activity
         where datname = current_database() and wait_event_type = 'Lock'`;
-      if (row!.n === 2) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return row!.n === 2;
+    }, "two creates waiting on the table lock");
     const exit = gw.stop("SIGTERM");
     await gw.waitForLog(/"msg":"Stopping"/);
     const late = await post("late");

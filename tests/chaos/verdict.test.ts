@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
-import { createRecordStore } from "../../db/records.ts";
-import { OutboxGate } from "../../db/outbox-gate.ts";
-import { claimChanges } from "../../db/outbox.ts";
-import { ingest } from "../../db/inbox.ts";
+import { createRecordStore } from "../../db/vessel/records.ts";
+import { OutboxGate } from "../../core/outbox-gate.ts";
+import { claimChanges } from "../../db/vessel/outbox.ts";
+import { ingest } from "../../db/shore/inbox.ts";
 import { computeVerdict } from "./verdict.ts";
 import type { AckedWrite } from "./writers.ts";
 

@@ -8,7 +8,7 @@
  *   exists on one side only.
  */
 import postgres from "postgres";
-import { ENTITIES } from "../../entities.ts";
+import { ENTITIES } from "../../core/entities.ts";
 import type { AckedWrite } from "./writers.ts";
 
 /** What the verdict counts. */

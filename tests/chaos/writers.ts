@@ -3,7 +3,7 @@
  * vessel's HTTP API, logging every write that got a 2xx (the promise under test) and counting
  * the rest (refused or unknown outcome while a fault is on).
  */
-import { ENTITIES, type Entity } from "../../entities.ts";
+import { ENTITIES, type Entity } from "../../core/entities.ts";
 import type { Rng } from "./prng.ts";
 
 /** A write the vessel answered with a 2xx: it must reach shore. */

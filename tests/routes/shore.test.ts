@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
-import { publishAll, rawClient, SimulatedVessel, waitUntil } from "../support/fleet.ts";
+import { publishAll, rawClient, SimulatedVessel } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 import { start } from "../../main.ts";
 import { parseConfig } from "../../config.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 
 const TOKEN = "shore-test-token-0123456789";
 

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { makeTestPki } from "../support/certs.ts";
 import { startSecureMosquitto } from "../support/secure-mosquitto.ts";
+import { withDeadline } from "../support/wait.ts";
 
 const SHORE = "bosun.shore";
 const USERS = { v1: "pw-v1-secret", v2: "pw-v2-secret", [SHORE]: "pw-shore-secret" };
@@ -45,9 +46,10 @@ async function connect(url: string, options: IClientOptions = {}): Promise<Probe
     client,
     received,
     waitFor: (payload) =>
-      received.some((r) => r.payload === payload)
-        ? Promise.resolve()
-        : new Promise((resolve) => waiters.push({ payload, resolve })),
+      received.some((r) => r.payload === payload) ? Promise.resolve() : withDeadline(
+        new Promise((resolve) => waiters.push({ payload, resolve })),
+        `the message "${payload}"`,
+      ),
     async [Symbol.asyncDispose]() {
       await client.endAsync(true);
     },
@@ -271,7 +273,7 @@ Deno.test("shipped broker config: no client takes over another's session on the 
     const victimPublish = victim.client.publishAsync("vessel/v2/sync/work_orders", "victim", {
       qos: 1,
     }).then(() => "still connected" as const, () => "taken over" as const);
-    return await Promise.race([closed, victimPublish]);
+    return await withDeadline(Promise.race([closed, victimPublish]), "the victim's fate");
   };
 
   await t.step("over TLS the client id is the username, so the victim stays", async () => {

@@ -10,6 +10,7 @@ import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { type GatewayProcess, spawnGateway } from "../support/process.ts";
 import { freshDatabase } from "../support/pg.ts";
 import { startSecureMosquitto } from "../support/secure-mosquitto.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const SHORE = "bosun.shore";
 const USERS = { v1: "pw-v1-0a9f3", [SHORE]: "pw-shore-77c1e" };
@@ -17,13 +18,12 @@ const TOKEN = "e2e-token-0123456789abcdef";
 const auth = { Authorization: `Bearer ${TOKEN}` };
 
 /** Polls until `fn` holds; the test runner's own timeout is the bound. */
+/** waitUntil, failing with the gateways' output as well as what was waited for. */
 async function eventually(what: string, fn: () => Promise<boolean>, gateways: GatewayProcess[]) {
-  const deadline = Date.now() + 60_000;
-  while (!(await fn())) {
-    if (Date.now() > deadline) {
-      assert.fail(`${what} never happened:\n${gateways.map((g) => g.output()).join("\n---\n")}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitUntil(fn, what, 60_000, 100);
+  } catch (err) {
+    assert.fail(`${(err as Error).message}:\n${gateways.map((g) => g.output()).join("\n---\n")}`);
   }
 }
 

@@ -4,14 +4,14 @@
 import assert from "node:assert/strict";
 import { freshDatabase } from "../support/pg.ts";
 import { buildTestApp, TEST_TOKEN } from "../support/app.ts";
-import { MAX_BODY_BYTES } from "../../app.ts";
+import { MAX_BODY_BYTES } from "../../http/app.ts";
 
 const auth = { Authorization: `Bearer ${TEST_TOKEN}` };
 const json = { ...auth, "Content-Type": "application/json" };
 
 Deno.test("missing, malformed and wrong bearer tokens all get the identical 401", async () => {
   await using db = await freshDatabase();
-  const app = buildTestApp({ sql: db.sql });
+  const app = await buildTestApp({ sql: db.sql });
   const attempts: (string | undefined)[] = [
     undefined,
     "",
@@ -49,7 +49,7 @@ Deno.test("missing, malformed and wrong bearer tokens all get the identical 401"
 Deno.test("every response carries the secure headers and a request id", async () => {
   await using db = await freshDatabase();
   const logLines: string[] = [];
-  const app = buildTestApp({ sql: db.sql, logLines });
+  const app = await buildTestApp({ sql: db.sql, logLines });
   const requests: [string, RequestInit][] = [
     ["/health", {}],
     ["/metrics", {}],
@@ -86,7 +86,7 @@ Deno.test("every response carries the secure headers and a request id", async ()
 
 Deno.test("a request id sent by the client is kept only when it is plain", async () => {
   await using db = await freshDatabase();
-  const app = buildTestApp({ sql: db.sql });
+  const app = await buildTestApp({ sql: db.sql });
   const plain = await app.request("/health", { headers: { "X-Request-Id": "trace-abc_123" } });
   assert.equal(plain.headers.get("x-request-id"), "trace-abc_123");
   for (const hostile of ['x","level":"error', "a b", "x".repeat(300), "\u00e9t\u00e9"]) {
@@ -99,7 +99,7 @@ Deno.test("a request id sent by the client is kept only when it is plain", async
 
 Deno.test("bodies up to 1 MiB are read and anything larger gets 413", async (t) => {
   await using db = await freshDatabase();
-  const app = buildTestApp({ sql: db.sql });
+  const app = await buildTestApp({ sql: db.sql });
   const record = '{"title":"limit","equipmentId":"e"}';
   const padded = (size: number) => record + " ".repeat(size - record.length);
   const count = async () => (await db.sql`select count(*)::int as n from changes`)[0]!.n;

@@ -11,8 +11,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ENTITIES, type Entity } from "../../entities.ts";
-import { encodeCursor } from "../../db/records.ts";
+import { ENTITIES, type Entity } from "../../core/entities.ts";
+import { encodeCursor } from "../../db/paging.ts";
 import { buildTestApp, TEST_TOKEN } from "../support/app.ts";
 import { freshDatabase } from "../support/pg.ts";
 
@@ -297,7 +297,7 @@ const requestSpec: fc.Arbitrary<RequestSpec> = fc.record({
 Deno.test(`records API survives ${RUNS} fuzzed requests with one change per 2xx write`, async () => {
   console.log(`http fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
   await using db = await freshDatabase();
-  const app = buildTestApp({ sql: db.sql });
+  const app = await buildTestApp({ sql: db.sql });
   const ids: { entity: string; id: string }[] = [];
   const countChanges = async () =>
     (await db.sql<{ n: number }[]>`select count(*)::int as n from changes`)[0]!.n;

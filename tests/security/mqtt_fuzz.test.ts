@@ -13,10 +13,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { startShoreRig } from "../support/shore-rig.ts";
-import { ENTITIES, type Entity } from "../../entities.ts";
-import type { Envelope } from "../../sync/envelope.ts";
-import { classify, MAX_PAYLOAD_BYTES } from "../../sync/shore-message.ts";
-import { SimulatedVessel, topicOf, valueOf, waitUntil } from "../support/fleet.ts";
+import { ENTITIES, type Entity } from "../../core/entities.ts";
+import type { Envelope } from "../../sync/protocol.ts";
+import { classify, MAX_PAYLOAD_BYTES } from "../../sync/shore/classify.ts";
+import { SimulatedVessel, topicOf, valueOf } from "../support/fleet.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 1000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));

@@ -3,9 +3,9 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../../config.ts";
-import { envelopeSchema } from "../../sync/envelope.ts";
-import { classify } from "../../sync/shore-message.ts";
-import { validateFilter, validateTopicName } from "../../sync/topics.ts";
+import { envelopeSchema } from "../../sync/protocol.ts";
+import { classify } from "../../sync/shore/classify.ts";
+import { validateFilter, validateTopicName } from "../../sync/protocol.ts";
 import { buildTestApp, TEST_TOKEN } from "../support/app.ts";
 import { freshDatabase } from "../support/pg.ts";
 
@@ -50,7 +50,7 @@ Deno.test("API_TOKENS refuses tokens a bearer header could never carry", () => {
 
 Deno.test("entity names and ids in paths are checked before any query", async () => {
   await using db = await freshDatabase();
-  const app = buildTestApp({ sql: db.sql });
+  const app = await buildTestApp({ sql: db.sql });
   const headers = { Authorization: `Bearer ${TEST_TOKEN}`, "Content-Type": "application/json" };
   for (
     const entity of [

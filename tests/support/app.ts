@@ -1,18 +1,16 @@
 /**
- * The vessel HTTP app built as `main.ts` builds it, over a database the test owns, for
+ * The vessel HTTP app built through the role wiring main.ts uses (roles/vessel.ts and
+ * roles/role.ts), over a database the test owns, with sync off (`LOCAL_MODE=false`), for
  * `app.request()` tests that need no socket.
  */
 import type { Hono } from "hono";
 import type { Sql } from "../../db/connection.ts";
-import { createApp } from "../../app.ts";
-import { createRecordStore } from "../../db/records.ts";
-import { OutboxGate } from "../../db/outbox-gate.ts";
-import { outboxStats } from "../../db/outbox.ts";
-import { createMetrics, type Metrics } from "../../metrics.ts";
-import { recordRoutes } from "../../routes/records.ts";
-import { healthRoutes } from "../../routes/health.ts";
-import { metricsRoutes } from "../../routes/metrics.ts";
-import { createLogger, type Logger, silentLogger } from "../../log.ts";
+import { parseConfig } from "../../config.ts";
+import type { OutboxGate } from "../../core/outbox-gate.ts";
+import { createMetrics, type Metrics } from "../../core/metrics.ts";
+import { createLogger, type Logger, silentLogger } from "../../core/log.ts";
+import { gatewayApp } from "../../roles/role.ts";
+import { createVesselRole } from "../../roles/vessel.ts";
 
 /** The token every test app accepts. */
 export const TEST_TOKEN = "test-token-0123456789abcdef";
@@ -36,36 +34,19 @@ export interface TestAppOptions {
 }
 
 /** Builds the app over `sql`; log lines go to `logLines` when given. */
-export function testApp(sql: Sql, options: TestAppOptions = {}): TestApp {
+export async function testApp(sql: Sql, options: TestAppOptions = {}): Promise<TestApp> {
   const { tokens = [TEST_TOKEN], logLines } = options;
   const log: Logger = logLines
     ? createLogger({ level: "debug", write: (line) => logLines.push(line) })
     : silentLogger;
   const metrics = createMetrics();
-  const gate = new OutboxGate(options.outboxMaxPending ?? 1_000_000);
-  const records = createRecordStore({ sql, gate });
-  const app = createApp({
-    log,
-    metrics,
-    tokens,
-    api: recordRoutes({ records }),
-    health: healthRoutes({
-      fixed: { role: "vessel", vesselId: "vessel-1", broker: "mqtt://localhost:1883" },
-      startedAt: Date.now(),
-      report: async () => {
-        const s = await outboxStats(sql);
-        return { status: "disconnected", queuedMessages: s.queued, unackedMessages: s.unacked };
-      },
-      log,
-    }),
-    metricsRoute: metricsRoutes({
-      metrics,
-      refresh: async () => {
-        metrics.queueDepth.set((await outboxStats(sql)).queued);
-      },
-      log,
-    }),
+  const config = parseConfig({
+    LOCAL_MODE: "false",
+    DATABASE_URL: "postgres://unused",
+    OUTBOX_MAX_PENDING: String(options.outboxMaxPending ?? 1_000_000),
   });
+  const role = await createVesselRole({ config, sql, log, metrics });
+  const app = gatewayApp({ config, role, log, metrics, tokens });
   const call = (method: string, path: string, body?: unknown, headers: HeadersInit = {}) => {
     const h = new Headers(headers);
     if (!h.has("authorization")) h.set("authorization", `Bearer ${TEST_TOKEN}`);
@@ -76,10 +57,10 @@ export function testApp(sql: Sql, options: TestAppOptions = {}): TestApp {
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     }));
   };
-  return { app, metrics, gate, call };
+  return { app, metrics, gate: role.gate, call };
 }
 
 /** The app alone, for tests that call `app.request()` themselves. */
-export function buildTestApp(options: TestAppOptions & { sql: Sql }) {
-  return testApp(options.sql, options).app;
+export async function buildTestApp(options: TestAppOptions & { sql: Sql }) {
+  return (await testApp(options.sql, options)).app;
 }

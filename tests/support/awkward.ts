@@ -2,7 +2,7 @@
  * Records whose JSON is hard to get right, for the tests that compare envelope text built
  * in PostgreSQL, spliced by the publisher and serialised by JavaScript.
  */
-import type { RecordStore } from "../../db/records.ts";
+import type { RecordStore } from "../../db/vessel/records.ts";
 
 /**
  * Creates a work order with every kind of escape (quote, backslash, control characters,

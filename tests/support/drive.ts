@@ -5,7 +5,7 @@
  */
 import { type GatewayProcess, spawnLocalGateway } from "./process.ts";
 import type { Sql } from "../../db/connection.ts";
-import { ENTITIES } from "../../entities.ts";
+import { ENTITIES } from "../../core/entities.ts";
 
 /** The token every test gateway accepts. */
 export const TOKEN = "e2e-test-token-0123456789abcdef";

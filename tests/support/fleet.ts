@@ -4,15 +4,16 @@
  * and a polling wait.
  */
 import mqtt from "mqtt";
-import type { Envelope } from "../../sync/envelope.ts";
-import type { ApiRecord, Entity } from "../../entities.ts";
-import { topicsOf } from "../../sync/topics.ts";
+import type { Envelope } from "../../sync/protocol.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import { topicsOf } from "../../sync/protocol.ts";
 import { createSession, type Session } from "../../sync/session.ts";
-import { createShore, type Shore, type ShoreOptions } from "../../sync/shore.ts";
-import { createMetrics, type Metrics } from "../../metrics.ts";
+import { createShore, type Shore, type ShoreOptions } from "../../sync/shore/ingest.ts";
+import { createMetrics, type Metrics } from "../../core/metrics.ts";
 import { parseConfig } from "../../config.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import type { Sql } from "../../db/connection.ts";
+import { waitUntil } from "./wait.ts";
 
 /** A vessel that makes envelopes: seq 1, 2, … in one epoch, records kept as the API would. */
 export class SimulatedVessel {
@@ -160,19 +161,6 @@ export async function startShore(
       await session.close();
     },
   };
-}
-
-/** Polls `check` until it holds; throws naming `what` after `timeoutMs` (a hang guard). */
-export async function waitUntil(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** The value of a counter or gauge without labels (or with the given labels). */

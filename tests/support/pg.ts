@@ -6,7 +6,7 @@
 import postgres from "postgres";
 import { openDatabase, type Sql } from "../../db/connection.ts";
 import { migrate } from "../../db/migrations.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 
 /** The server the tests use. */
 export const PG_ADMIN_URL = Deno.env.get("TEST_PG_URL") ??

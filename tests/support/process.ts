@@ -36,6 +36,7 @@ export interface GatewayProcess {
 }
 
 import { freePort } from "./ports.ts";
+import { waitUntil } from "./wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -84,15 +85,20 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
     return s;
   });
 
-  const waitForLog = async (pattern: RegExp): Promise<RegExpExecArray> => {
-    while (true) {
-      const m = pattern.exec(err);
-      if (m) return m;
-      if (exited) {
-        throw new Error(`Process exited before logging ${pattern}:\n${out}\n${err}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  const waitForLog = async (pattern: RegExp, deadlineMs = 60_000): Promise<RegExpExecArray> => {
+    let m: RegExpExecArray | null = null;
+    await waitUntil(
+      () => {
+        m = pattern.exec(err);
+        if (!m && exited) {
+          throw new Error(`Process exited before logging ${pattern}:\n${out}\n${err}`);
+        }
+        return m !== null;
+      },
+      `the process to log ${pattern}`,
+      deadlineMs,
+    );
+    return m!;
   };
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     if (!exited) {

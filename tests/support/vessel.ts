@@ -5,28 +5,34 @@
 import mqtt from "mqtt";
 import { parseConfig } from "../../config.ts";
 import type { Sql } from "../../db/connection.ts";
-import { OutboxGate } from "../../db/outbox-gate.ts";
-import { createRecordStore, type RecordStore } from "../../db/records.ts";
-import { silentLogger } from "../../log.ts";
-import { createMetrics, type Metrics } from "../../metrics.ts";
-import { createVesselEngine, type VesselEngine } from "../../sync/engine.ts";
-import type { Envelope } from "../../sync/envelope.ts";
-import { waitUntil } from "./fleet.ts";
+import type { OutboxGate } from "../../core/outbox-gate.ts";
+import { createRecordStore, type RecordStore } from "../../db/vessel/records.ts";
+import { silentLogger } from "../../core/log.ts";
+import { createMetrics, type Metrics } from "../../core/metrics.ts";
+import type { VesselEngine } from "../../sync/vessel/engine.ts";
+import { createVesselRole } from "../../roles/vessel.ts";
+import type { Envelope } from "../../sync/protocol.ts";
+import { withDeadline } from "./wait.ts";
 
 /** A started engine and what it was built from. */
 export interface TestVessel {
   vesselId: string;
   engine: VesselEngine;
+  /** The role's live `/health` fields, as `GET /health` reports them. */
+  report(): Promise<Record<string, unknown>>;
   records: RecordStore;
   gate: OutboxGate;
   metrics: Metrics;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Builds and starts an engine; `env` overrides the configuration (strings, as the env). */
-export function startVessel(
+/**
+ * Builds and starts a vessel role (roles/vessel.ts, as main.ts does) with its engine; `env`
+ * overrides the configuration (strings, as the env).
+ */
+export async function startVessel(
   options: { sql: Sql; brokerUrl: string; env?: Record<string, string>; window?: number },
-): TestVessel {
+): Promise<TestVessel> {
   const vesselId = `v-${crypto.randomUUID().slice(0, 8)}`;
   const config = parseConfig({
     VESSEL_ID: vesselId,
@@ -34,26 +40,27 @@ export function startVessel(
     ACK_TIMEOUT_S: "1",
     ...options.env,
   });
-  const gate = new OutboxGate(config.outboxMaxPending);
   const metrics = createMetrics();
-  const engine = createVesselEngine({
+  const role = await createVesselRole({
     sql: options.sql,
     config,
-    gate,
     metrics,
     log: silentLogger,
-    window: options.window,
-    session: { backoff: { baseMs: 50, ceilingMs: 300 } },
-    pollMs: 200,
+    engine: {
+      window: options.window,
+      session: { backoff: { baseMs: 50, ceilingMs: 300 } },
+      pollMs: 200,
+    },
   });
-  engine.start();
+  await role.start();
   return {
     vesselId,
-    engine,
-    gate,
+    engine: role.engine!,
+    report: role.report,
+    gate: role.gate,
     metrics,
-    records: createRecordStore({ sql: options.sql, gate }),
-    [Symbol.asyncDispose]: () => engine.stop(),
+    records: createRecordStore({ sql: options.sql, gate: role.gate }),
+    [Symbol.asyncDispose]: () => role.close(),
   };
 }
 
@@ -69,8 +76,11 @@ export interface Received {
 export interface Observer {
   received: Received[];
   client: mqtt.MqttClient;
-  /** Resolves once `pred` holds over the received messages (checked on every arrival). */
-  until(pred: (r: Received[]) => boolean): Promise<void>;
+  /**
+   * Resolves once `pred` holds over the received messages (checked on every arrival); fails
+   * naming `what` at the deadline.
+   */
+  until(pred: (r: Received[]) => boolean, what: string, deadlineMs?: number): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -95,27 +105,26 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   return {
     received,
     client,
-    until(pred) {
-      return new Promise((resolve) => {
-        const check = () => {
-          if (pred(received)) {
-            waiters.delete(check);
-            resolve();
-          }
-        };
-        waiters.add(check);
-        check();
-      });
+    until(pred, what, deadlineMs) {
+      return withDeadline(
+        new Promise((resolve) => {
+          const check = () => {
+            if (pred(received)) {
+              waiters.delete(check);
+              resolve();
+            }
+          };
+          waiters.add(check);
+          check();
+        }),
+        what,
+        deadlineMs,
+      );
     },
     async [Symbol.asyncDispose]() {
       await client.endAsync(true);
     },
   };
-}
-
-/** Polls `fn` until it returns true (every 25 ms); the test's own timeout bounds it. */
-export function eventually(fn: () => boolean | Promise<boolean>): Promise<void> {
-  return waitUntil(fn, "the condition holds", Infinity);
 }
 
 /** Publishes shore's retained ack for a vessel. */

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { FakeTime } from "../support/fake_time.ts";
 import { backoffDelay, shouldLogAttempt } from "../../sync/backoff.ts";
+import { createSession } from "../../sync/session.ts";
+import { parseConfig } from "../../config.ts";
+import { silentLogger } from "../../core/log.ts";
+import { freePort } from "../support/ports.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const opts = { baseMs: 1_000, ceilingMs: 60_000 };
 
@@ -37,26 +41,40 @@ Deno.test("reconnect log lines thin out: 1-10, every 10th to 100, then every 100
   assert.deepEqual(logged.slice(19), [200, 300, 400, 500, 600, 700, 800, 900, 1_000]);
 });
 
-Deno.test("with fake time, a reconnect schedule waits exactly the computed delays", () => {
-  using time = new FakeTime();
-  const fired: number[] = [];
-  const randoms = [0.5, 0.5, 0.5, 0.9];
-  let attempt = 0;
-  const schedule = () => {
-    attempt++;
-    const delay = backoffDelay(attempt, opts, () => randoms[attempt - 1] ?? 0);
-    time.setTimeout(() => {
-      fired.push(time.now);
-      if (attempt < randoms.length) schedule();
-    }, delay);
-  };
-  schedule();
-  time.tick(499);
-  assert.deepEqual(fired, []);
-  time.tick(1);
-  assert.deepEqual(fired, [500]);
-  time.tick(1_000 + 2_000);
-  assert.deepEqual(fired, [500, 1_500, 3_500]);
-  time.tick(7_200);
-  assert.deepEqual(fired, [500, 1_500, 3_500, 10_700]);
+Deno.test("a session with no broker reconnects on the back-off schedule: delays double to the ceiling, each waited out in full", async () => {
+  const port = freePort(); // nothing listens there: every attempt fails at once
+  const events: { attempt: number; delayMs: number; at: number }[] = [];
+  const session = createSession({
+    mqtt: parseConfig({ MQTT_BROKER_URL: `mqtt://127.0.0.1:${port}` }).mqtt,
+    clientId: `bosun-t-${crypto.randomUUID().slice(0, 8)}`,
+    log: silentLogger,
+    backoff: { baseMs: 100, ceilingMs: 400 },
+    random: () => 0.5,
+  });
+  const off = session.onEvent((e) => {
+    if (e.type === "reconnecting") {
+      events.push({ attempt: e.attempt, delayMs: e.delayMs, at: performance.now() });
+    }
+  });
+  try {
+    await waitUntil(() => events.length >= 6, "six reconnect attempts");
+  } finally {
+    off();
+    await session.close();
+  }
+  const six = events.slice(0, 6);
+  assert.deepEqual(six.map((e) => e.attempt), [1, 2, 3, 4, 5, 6]);
+  // Half of the cap (random 0.5): caps 100, 200, 400, then the 400 ceiling.
+  assert.deepEqual(six.map((e) => e.delayMs), [50, 100, 200, 200, 200, 200]);
+  assert.equal(session.reconnectAttempts >= 6, true);
+  // The session really waits each delay before the next attempt (a lower bound: timers never
+  // fire early; how much later they fire is the machine's business, not asserted).
+  for (let i = 1; i < six.length; i++) {
+    assert.ok(
+      six[i]!.at - six[i - 1]!.at >= six[i - 1]!.delayMs - 1,
+      `attempt ${i + 1} came ${six[i]!.at - six[i - 1]!.at} ms after attempt ${i}, before its ${
+        six[i - 1]!.delayMs
+      } ms delay`,
+    );
+  }
 });

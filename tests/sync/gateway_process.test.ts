@@ -3,6 +3,7 @@ import mqtt from "mqtt";
 import { freshDatabase } from "../support/pg.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 import { spawnLocalGateway } from "../support/process.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 
@@ -21,10 +22,6 @@ async function watchStatus(url: string, vesselId: string) {
   return { client, seen };
 }
 
-async function until(fn: () => boolean) {
-  while (!fn()) await new Promise((r) => setTimeout(r, 25));
-}
-
 Deno.test("a gateway announces itself retained, serves health and metrics, and its Last Will fires after kill -9", async () => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
@@ -37,7 +34,7 @@ Deno.test("a gateway announces itself retained, serves health and metrics, and i
   });
   const status = await watchStatus(broker.url, vesselId);
   try {
-    await until(() => status.seen.some((s) => s.status === "online"));
+    await waitUntil(() => status.seen.some((s) => s.status === "online"), "a retained online");
     const online = status.seen.find((s) => s.status === "online")!;
     assert.equal(online.vesselId, vesselId);
     assert.equal(online.lastSeq, 0);
@@ -76,7 +73,10 @@ Deno.test("a gateway announces itself retained, serves health and metrics, and i
 
     child.kill("SIGKILL");
     await child.status;
-    await until(() => status.seen.some((s) => s.status === "offline"));
+    await waitUntil(
+      () => status.seen.some((s) => s.status === "offline"),
+      "the Last Will's offline",
+    );
     const offline = status.seen.find((s) => s.status === "offline")!;
     assert.equal(offline.vesselId, vesselId);
     assert.equal("timestamp" in offline, false); // the Will, not a clean stop
@@ -99,13 +99,13 @@ Deno.test("a gateway stopped with SIGTERM publishes offline itself, retained", a
     VESSEL_ID: vesselId,
   });
   const status = await watchStatus(broker.url, vesselId);
-  await until(() => status.seen.some((s) => s.status === "online"));
+  await waitUntil(() => status.seen.some((s) => s.status === "online"), "a retained online");
   child.kill("SIGTERM");
   assert.equal((await child.status).code, 0);
   await status.client.endAsync();
   // A new subscriber gets the retained status: the clean stop's offline (with a timestamp).
   const later = await watchStatus(broker.url, vesselId);
-  await until(() => later.seen.length > 0);
+  await waitUntil(() => later.seen.length > 0, "a late subscriber gets the retained status");
   assert.equal(later.seen[0]!.status, "offline");
   assert.equal(typeof later.seen[0]!.timestamp, "string");
   await later.client.endAsync();

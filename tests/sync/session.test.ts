@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { startMosquitto } from "../support/mosquitto.ts";
 import { createSession, type Session, type SessionEvent } from "../../sync/session.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import { parseConfig } from "../../config.ts";
 import mqtt from "mqtt";
+import { waitUntil, withDeadline } from "../support/wait.ts";
 
 const fast = { baseMs: 50, ceilingMs: 200 };
 
@@ -21,14 +22,17 @@ function waitFor(
   type: SessionEvent["type"],
   pred: (e: SessionEvent) => boolean = () => true,
 ) {
-  return new Promise<SessionEvent>((resolve) => {
-    const off = session.onEvent((e) => {
-      if (e.type === type && pred(e)) {
-        off();
-        resolve(e);
-      }
-    });
-  });
+  return withDeadline(
+    new Promise<SessionEvent>((resolve) => {
+      const off = session.onEvent((e) => {
+        if (e.type === type && pred(e)) {
+          off();
+          resolve(e);
+        }
+      });
+    }),
+    `a "${type}" session event`,
+  );
 }
 
 Deno.test("session publishes, receives, and resubscribes after the broker loses its session", async () => {
@@ -47,10 +51,10 @@ Deno.test("session publishes, receives, and resubscribes after the broker loses 
 
     const peer = await mqtt.connectAsync(broker.url);
     // The subscription is confirmed asynchronously after connect; publish until it lands.
-    while (!got.includes("t/in/a=1")) {
+    await waitUntil(async () => {
       await peer.publishAsync("t/in/a", "1", { qos: 1 });
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return got.includes("t/in/a=1");
+    }, "a message on the subscription");
 
     const down = waitFor(session, "disconnected");
     const reconnecting = waitFor(session, "reconnecting");
@@ -67,10 +71,10 @@ Deno.test("session publishes, receives, and resubscribes after the broker loses 
     assert.ok(session.reconnectAttempts >= 1);
     await peer.endAsync(true);
     const peer2 = await mqtt.connectAsync(broker.url);
-    while (!got.includes("t/in/b=2")) {
+    await waitUntil(async () => {
       await peer2.publishAsync("t/in/b", "2", { qos: 1 });
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return got.includes("t/in/b=2");
+    }, "a message on the subscription restored after the broker lost the session");
     await peer2.endAsync();
   } finally {
     await session.close();
@@ -104,7 +108,7 @@ Deno.test("session's Last Will is not published on a clean close", async () => {
   await clean.close();
   // A retained probe published after the close proves the broker handled the DISCONNECT.
   await watcher.publishAsync("t/status", "probe", { qos: 1 });
-  while (!seen.includes("probe")) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => seen.includes("probe"), "the retained probe");
   assert.deepEqual(seen, ["probe"]);
   await watcher.endAsync();
 });
@@ -126,12 +130,8 @@ Deno.test("session keeps QoS 1/2 publishes within the broker's Receive Maximum, 
       Array.from({ length: n }, (_, i) => session.publish(`rm/${i}`, "x", { qos: i % 2 ? 1 : 2 })),
     );
     // Without the limit the QoS 2 publishes past the 20th never complete: fail, don't hang.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stuck = new Promise<"stuck">((r) => timer = setTimeout(() => r("stuck"), 20_000));
-    const outcome = await Promise.race([all.then(() => "done" as const), stuck]);
-    clearTimeout(timer);
-    assert.equal(outcome, "done");
-    while (received.size < n) await new Promise((r) => setTimeout(r, 20));
+    await withDeadline(all, `all ${n} publishes completing`, 20_000);
+    await waitUntil(() => received.size >= n, `all ${n} publishes at the subscriber`);
     assert.equal(received.size, n);
   } finally {
     await session.close();

@@ -2,21 +2,12 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { startMosquitto } from "../support/mosquitto.ts";
 import { startProxy } from "../support/proxy.ts";
-import { eventually } from "../support/vessel.ts";
+import { waitUntil } from "../support/wait.ts";
 import { createSession, type Session } from "../../sync/session.ts";
-import { silentLogger } from "../../log.ts";
+import { silentLogger } from "../../core/log.ts";
 import { parseConfig } from "../../config.ts";
 
-const connected = (session: Session) =>
-  new Promise<void>((resolve) => {
-    if (session.connected) return resolve();
-    const off = session.onEvent((e) => {
-      if (e.type === "connected") {
-        off();
-        resolve();
-      }
-    });
-  });
+const connected = (session: Session) => waitUntil(() => session.connected, "the session connects");
 
 // Found by the chaos suite (satellite profile, vessel link black-holed): mqtt.js replays its
 // in-memory store of in-flight publishes on a resumed session one message per round trip, and
@@ -58,7 +49,10 @@ Deno.test("a resumed session is connected without replaying the QoS 1 publishes 
     link.setMode({ kind: "pass" });
     await connected(session);
     await session.publish("replay/marker", "x", { qos: 1 });
-    await eventually(() => seen.includes("replay/marker"));
+    await waitUntil(
+      () => seen.includes("replay/marker"),
+      "the marker published after the replay arrives",
+    );
     // One connection, in order: the store's replay runs before "connect", so anything
     // replayed reached the broker before the marker. Only the QoS 2 exchange was.
     assert.deepEqual(seen, ["replay/qos2", "replay/marker"]);

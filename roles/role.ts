@@ -1,0 +1,66 @@
+/**
+ * What a role is to the process: the HTTP routes it adds, its live `/health` fields and
+ * `/metrics` gauges, and its sync machinery, started once the port is bound.
+ */
+import type { Hono } from "hono";
+import type { Config } from "../config.ts";
+import { redactUrl } from "../config.ts";
+import type { Sql } from "../db/connection.ts";
+import type { Logger } from "../core/log.ts";
+import type { Metrics } from "../core/metrics.ts";
+import { VERSION } from "../core/version.ts";
+import { createApp } from "../http/app.ts";
+import { healthRoutes } from "../routes/health.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
+import type { TlsFiles } from "../sync/tls.ts";
+
+/** What both roles are built from (constructed in `main.ts`, or by a test). */
+export interface RoleDeps {
+  config: Config;
+  sql: Sql;
+  log: Logger;
+  metrics: Metrics;
+  tls?: TlsFiles;
+}
+
+/** A role, built but not started: nothing connects until `start()`. */
+export interface Role {
+  /** Mounted under `/api`. */
+  api: Hono;
+  /** Mounted under `/catchup` (vessel role). */
+  catchup?: Hono;
+  /** The live `/health` fields; throws when the database does not answer. */
+  report(): Promise<Record<string, unknown>>;
+  /** Sets the `/metrics` gauges from live state before a scrape. */
+  refresh(): Promise<void>;
+  /** Connects sync; called once the HTTP port is bound. */
+  start(): Promise<void>;
+  /** Stops sync (the database is closed by its owner). */
+  close(): Promise<void>;
+}
+
+/** The gateway's HTTP app for `role`: the role's routes, health, metrics, auth, errors. */
+export function gatewayApp(
+  options: { config: Config; role: Role; log: Logger; metrics: Metrics; tokens: string[] },
+) {
+  const { config, role, log, metrics, tokens } = options;
+  return createApp({
+    log,
+    metrics,
+    tokens,
+    api: role.api,
+    catchup: role.catchup,
+    health: healthRoutes({
+      fixed: {
+        role: config.role,
+        vesselId: config.vesselId,
+        broker: redactUrl(config.mqtt.url),
+        version: VERSION,
+      },
+      startedAt: Date.now(),
+      report: role.report,
+      log,
+    }),
+    metricsRoute: metricsRoutes({ metrics, refresh: role.refresh, log }),
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * The shore role: ingests the fleet's changes exactly once and serves what was applied.
+ */
+import { Hono } from "hono";
+import { fleetSummary, vesselProgress } from "../db/shore/fleet.ts";
+import { vesselRoutes } from "../routes/vessels.ts";
+import { shoreRecordRoutes } from "../routes/shore-records.ts";
+import { createSession } from "../sync/session.ts";
+import { createShore } from "../sync/shore/ingest.ts";
+import { FLEET_FILTER } from "../sync/protocol.ts";
+import type { Role, RoleDeps } from "./role.ts";
+
+/** Builds the shore role; the session connects on `start()`. */
+export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): Role {
+  // "bosun.shore-<VESSEL_ID>": no VESSEL_ID holds a dot, so this never equals a vessel's
+  // "bosun-<VESSEL_ID>" (a vessel named "shore-a" would clash with "bosun-shore-a").
+  const session = config.localMode
+    ? createSession({
+      mqtt: config.mqtt,
+      clientId: `bosun.shore-${config.vesselId}`,
+      // In a shared group the group is the durable consumer: a member's session must end
+      // with its connection, or the broker keeps queueing its share of the fleet's messages
+      // for it while it is down (Mosquitto 2.0 does, measured) instead of handing them to
+      // the members that are up. A lone shore keeps a persistent session (7 days).
+      sessionExpiryS: config.shoreSharedGroup ? 0 : undefined,
+      tls,
+      log: log.child({ module: "mqtt" }),
+      metrics,
+    })
+    : undefined;
+  const shore = session && createShore({
+    sql,
+    session,
+    log: log.child({ module: "shore" }),
+    metrics: metrics.shore,
+    sharedGroup: config.shoreSharedGroup,
+    inboxRetentionDays: config.catchupRetentionDays,
+  });
+
+  const api = new Hono();
+  api.route("/", vesselRoutes({ sql }));
+  api.route("/", shoreRecordRoutes({ sql }));
+
+  return {
+    api,
+    async report() {
+      return {
+        status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
+        fleet: await fleetSummary(sql),
+        // Received from the fleet and not yet written. The shore publishes no changes of its
+        // own yet, so nothing of its own is unacknowledged.
+        queuedMessages: shore?.buffered ?? 0,
+        unackedMessages: 0,
+        oldestUnackedAgeSeconds: null,
+        lastPublishedSeq: 0,
+        lastAckedSeq: 0,
+        reconnectAttempts: session?.reconnectAttempts ?? 0,
+        activeSubscriptions: session?.subscriptions.length ?? 0,
+        subscriptions: session?.subscriptions ?? [],
+        topics: [FLEET_FILTER],
+        qosLevel: 1,
+      };
+    },
+    async refresh() {
+      metrics.mqttConnected.set(session?.connected ? 1 : 0);
+      const progress = await vesselProgress(sql);
+      metrics.shore.vesselAppliedSeq.reset();
+      metrics.shore.vesselLag.reset();
+      for (const p of progress) {
+        metrics.shore.vesselAppliedSeq.set({ vessel: p.vesselId }, p.lastSeq);
+        metrics.shore.vesselLag.set({ vessel: p.vesselId }, p.lag);
+      }
+    },
+    async start() {
+      await shore?.start();
+    },
+    async close() {
+      await shore?.close();
+      await session?.close();
+    },
+  };
+}

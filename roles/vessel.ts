@@ -1,0 +1,79 @@
+/**
+ * The vessel role: the records API over the change log, and the sync engine that forwards
+ * every change to shore (unless `LOCAL_MODE=false`).
+ */
+import { OutboxGate } from "../core/outbox-gate.ts";
+import { isDatabaseUnavailable } from "../core/errors.ts";
+import { countPending, outboxHealth, outboxStats } from "../db/vessel/outbox.ts";
+import { createRecordStore } from "../db/vessel/records.ts";
+import { recordRoutes } from "../routes/records.ts";
+import { catchupRoutes } from "../routes/catchup.ts";
+import { ENTITIES } from "../core/entities.ts";
+import { topicsOf } from "../sync/protocol.ts";
+import { createVesselEngine, type VesselEngineOptions } from "../sync/vessel/engine.ts";
+import type { Role, RoleDeps } from "./role.ts";
+
+/** Options for {@linkcode createVesselRole}: tests pass engine overrides. */
+export interface VesselRoleOptions extends RoleDeps {
+  engine?: Partial<Omit<VesselEngineOptions, "sql" | "config" | "gate" | "metrics" | "log">>;
+}
+
+/** The vessel role and what tests reach into. */
+export interface VesselRole extends Role {
+  gate: OutboxGate;
+  engine?: ReturnType<typeof createVesselEngine>;
+}
+
+/** Builds the vessel role; the outbox bound is seeded from the database. */
+export async function createVesselRole(options: VesselRoleOptions): Promise<VesselRole> {
+  const { config, sql, log, metrics, tls } = options;
+  const gate = new OutboxGate(config.outboxMaxPending);
+  try {
+    gate.reset(await countPending(sql));
+  } catch (err) {
+    // Gone again since it was opened: writes answer 503 until it is back, and the engine
+    // re-seeds the bound from the database every minute.
+    if (!isDatabaseUnavailable(err)) throw err;
+    log.warn("Outbox bound not seeded: database unreachable", { error: err });
+  }
+  const records = createRecordStore({ sql, gate });
+  // Started after the port is bound, without waiting for the broker: an unreachable broker
+  // never delays start-up or refuses writes.
+  const engine = config.localMode
+    ? createVesselEngine({ sql, config, gate, metrics, log, tls, ...options.engine })
+    : undefined;
+  const topics = topicsOf(config.vesselId);
+  const session = () => engine?.started ? engine.session : undefined;
+
+  return {
+    gate,
+    engine,
+    api: recordRoutes({ records }),
+    catchup: engine && catchupRoutes({ catchup: engine.catchup }),
+    async report() {
+      const s = session();
+      return {
+        status: !engine ? "disabled" : s?.connected ? "connected" : "disconnected",
+        ...outboxHealth(await outboxStats(sql)),
+        reconnectAttempts: s?.reconnectAttempts ?? 0,
+        activeSubscriptions: s?.connected ? s.subscriptions.length : 0,
+        topics: engine ? [...ENTITIES.map((e) => topics.data(e)), topics.status] : [],
+        qosLevel: 1,
+      };
+    },
+    async refresh() {
+      metrics.mqttConnected.set(session()?.connected ? 1 : 0);
+      const s = await outboxStats(sql);
+      metrics.queueDepth.set(s.queued);
+      metrics.unacked.set(s.unacked);
+      metrics.lastAckedSeq.set(s.lastAckedSeq);
+    },
+    start() {
+      engine?.start();
+      return Promise.resolve();
+    },
+    async close() {
+      await engine?.stop();
+    },
+  };
+}

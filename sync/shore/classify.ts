@@ -1,0 +1,121 @@
+/**
+ * What the shore makes of one incoming MQTT message: an envelope to apply, a presence update,
+ * one of its own topics to ignore, or a malformed message with the reason it is counted under.
+ *
+ * Pure and synchronous: a peer's bad message is classified here, never thrown.
+ */
+import { type Envelope, envelopeSchema, parseJson, statusSchema } from "../protocol.ts";
+import { isEntity, recordSchemas } from "../../core/entities.ts";
+import { VESSEL_ID_PATTERN } from "../../config.ts";
+
+/** The largest payload the shore reads; a record is at most a few tens of KiB. */
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/** Why a message was dropped (the `reason` label of `bosun_shore_malformed_total`). */
+export type MalformedReason =
+  | "oversized"
+  | "invalid_topic"
+  | "unknown_entity"
+  | "invalid_json"
+  | "invalid_seq"
+  | "invalid_envelope"
+  | "invalid_record"
+  | "mismatch"
+  | "invalid_status";
+
+/** A vessel's presence as its status topic states it. */
+export interface Presence {
+  vesselId: string;
+  status: "online" | "offline";
+  /** The time the status carries, when it carries one. */
+  at: Date | undefined;
+  /** The vessel's epoch and last seq handed out, when an online status carries them. */
+  epoch?: string;
+  lastSeq?: number;
+}
+
+/** The classification of one message. */
+export type ShoreMessage =
+  | { kind: "envelope"; envelope: Envelope }
+  | { kind: "presence"; presence: Presence }
+  | { kind: "ignored" }
+  | { kind: "malformed"; reason: MalformedReason; vesselId?: string; detail: string };
+
+const OWN_TOPICS = new Set(["ack", "conflicts", "catchup/request"]);
+const malformed = (
+  reason: MalformedReason,
+  detail: string,
+  vesselId?: string,
+): ShoreMessage => ({ kind: "malformed", reason, detail, vesselId });
+
+/** Classifies a message received on `vessel/+/sync/#`. */
+export function classify(topic: string, payload: Uint8Array): ShoreMessage {
+  const levels = topic.split("/");
+  const vesselId = levels[1] ?? "";
+  if (levels.length < 4 || levels[0] !== "vessel" || levels[2] !== "sync") {
+    return malformed("invalid_topic", `Topic "${topic.slice(0, 200)}" is not a sync topic`);
+  }
+  if (!VESSEL_ID_PATTERN.test(vesselId)) {
+    return malformed("invalid_topic", `Vessel id "${vesselId.slice(0, 80)}" is not valid`);
+  }
+  const rest = levels.slice(3).join("/");
+  if (OWN_TOPICS.has(rest)) return { kind: "ignored" };
+  if (payload.byteLength > MAX_PAYLOAD_BYTES) {
+    return malformed("oversized", `Payload of ${payload.byteLength} bytes`, vesselId);
+  }
+  if (rest === "system/status") {
+    // A zero-length retained message is how a retained status is cleared: nothing to record.
+    return payload.byteLength === 0 ? { kind: "ignored" } : presenceOf(vesselId, payload);
+  }
+
+  const entity = levels.length === 4 ? levels[3]! : levels[3] === "catchup" ? levels[4]! : "";
+  if (levels.length > 5 || (levels.length === 5 && levels[3] !== "catchup")) {
+    return malformed("invalid_topic", `Topic "${topic.slice(0, 200)}" is not a sync topic`);
+  }
+  if (!isEntity(entity)) {
+    return malformed("unknown_entity", `No entity "${entity.slice(0, 80)}"`, vesselId);
+  }
+  const json = parseJson(payload);
+  if (!json.ok) return malformed("invalid_json", "Payload is not UTF-8 JSON", vesselId);
+  const parsed = envelopeSchema.safeParse(json.value);
+  if (!parsed.success) {
+    const onSeq = parsed.error.issues.some((i) => i.path[0] === "seq");
+    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join(".")))].join(", ");
+    return malformed(onSeq ? "invalid_seq" : "invalid_envelope", `Fields: ${fields}`, vesselId);
+  }
+  const envelope = parsed.data as Envelope;
+  if (!storableTime(envelope.timestamp)) {
+    return malformed("invalid_envelope", "Fields: timestamp", vesselId);
+  }
+  if (envelope.vesselId !== vesselId || envelope.entity !== entity) {
+    return malformed("mismatch", "Envelope vesselId or entity differs from its topic", vesselId);
+  }
+  const record = recordSchemas[entity].safeParse(envelope.data);
+  if (!record.success) {
+    const fields = [...new Set(record.error.issues.map((i) => i.path.join(".")))].join(", ");
+    return malformed("invalid_record", `Record fields: ${fields}`, vesselId);
+  }
+  if (!storableTime(record.data.createdAt) || !storableTime(record.data.updatedAt)) {
+    return malformed("invalid_record", "Record fields: createdAt, updatedAt", vesselId);
+  }
+  return { kind: "envelope", envelope: { ...envelope, data: record.data } };
+}
+
+// ISO 8601 allows year 0000, PostgreSQL's timestamptz does not: one such change would fail
+// its vessel's every batch, so it is refused here as malformed.
+const storableTime = (iso: string) => !iso.startsWith("0000");
+
+function presenceOf(vesselId: string, payload: Uint8Array): ShoreMessage {
+  const json = parseJson(payload);
+  const parsed = json.ok ? statusSchema.safeParse(json.value) : undefined;
+  if (!parsed?.success) {
+    return malformed("invalid_status", 'Status payload is not {"status": ...}', vesselId);
+  }
+  const { status, timestamp, epoch, lastSeq } = parsed.data;
+  const presence: Presence = { vesselId, status, at: timestamp ? new Date(timestamp) : undefined };
+  if (status === "online" && epoch !== undefined && lastSeq !== undefined) {
+    presence.epoch = epoch;
+    presence.lastSeq = lastSeq;
+  }
+  return { kind: "presence", presence };
+}

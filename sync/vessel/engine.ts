@@ -1,0 +1,262 @@
+/**
+ * The vessel sync engine: one MQTT session, the publisher draining the change log, shore's
+ * acks, presence, catch-up, retention, and the figures behind `/health` and `/metrics`.
+ */
+import type { Config } from "../../config.ts";
+import type { Sql } from "../../db/connection.ts";
+import type { OutboxGate } from "../../core/outbox-gate.ts";
+import { applyAck, countPending, pruneAcked, vesselState } from "../../db/vessel/outbox.ts";
+import type { Entity } from "../../core/entities.ts";
+import type { Logger } from "../../core/log.ts";
+import type { Metrics } from "../../core/metrics.ts";
+import { VERSION } from "../../core/version.ts";
+import { SyncNotStartedError } from "../../core/errors.ts";
+import { type Catchup, createCatchup } from "./catchup.ts";
+import { createPublisher, type Publisher } from "./publisher.ts";
+import { createSession, type Session, type SessionOptions } from "../session.ts";
+import type { TlsFiles } from "../tls.ts";
+import {
+  ackSchema,
+  catchupRequestSchema,
+  parsePayload,
+  type Status,
+  statusPayload,
+  topicsOf,
+} from "../protocol.ts";
+
+/** The engine's typed events. */
+export type EngineEvent =
+  | { type: "connected"; sessionPresent: boolean }
+  | { type: "disconnected"; reason: string }
+  | { type: "published"; entity: Entity; qos: 1 | 2; seq: number }
+  | { type: "acked"; epoch: string; seq: number; released: number }
+  | { type: "new_epoch"; previous: string; epoch: string; released: number }
+  | { type: "catchup_published"; published: number; fromSeq: number | null; toSeq: number | null }
+  | { type: "error"; where: string; error: unknown };
+
+/** Options for {@linkcode createVesselEngine}. */
+export interface VesselEngineOptions {
+  sql: Sql;
+  config: Config;
+  gate: OutboxGate;
+  metrics: Metrics;
+  log: Logger;
+  tls?: TlsFiles;
+  /** Publishes awaiting PUBACK at once (default 256). */
+  window?: number;
+  /** Overrides for the session (tests shorten the back-off). */
+  session?: Partial<SessionOptions>;
+  /** Re-seed the outbox bound from the database this often (default 60 s). */
+  reseedMs?: number;
+  /** Prune acknowledged changes past retention this often (default 1 h). */
+  pruneMs?: number;
+  /** Publisher's safety-net wake-up (default 5 s). */
+  pollMs?: number;
+}
+
+/** The running engine. */
+export interface VesselEngine {
+  start(): void;
+  /** Publishes `offline` (when connected), drains in-flight work, closes the session. */
+  stop(): Promise<void>;
+  /** True once `start()` ran (the session exists). */
+  readonly started: boolean;
+  onEvent(fn: (e: EngineEvent) => void): () => void;
+  readonly catchup: Catchup;
+  readonly session: Session;
+}
+
+/** Builds the engine; nothing connects until `start()`. */
+export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
+  const { sql, config, gate, metrics, log } = options;
+  const topics = topicsOf(config.vesselId);
+  const listeners = new Set<(e: EngineEvent) => void>();
+  const emit = (e: EngineEvent) => {
+    for (const fn of listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        log.error("Engine event handler failed", { event: e.type, error: err });
+      }
+    }
+  };
+  const status = (s: "online" | "offline", extra: Partial<Status> = {}) =>
+    statusPayload({ status: s, vesselId: config.vesselId, ...extra, version: VERSION });
+
+  let session: Session | undefined;
+  let publisher: Publisher | undefined;
+  let catchup: Catchup | undefined;
+  const notStarted = () => new SyncNotStartedError();
+
+  // Acks are applied one at a time, in arrival order.
+  let ackChain = Promise.resolve();
+  let lastAck: { epoch: string; seq: number } | undefined;
+  const onAck = (payload: Uint8Array) => {
+    const parsed = parsePayload(payload, ackSchema);
+    if (!parsed) {
+      log.warn("Malformed ack dropped", { bytes: payload.length });
+      emit({ type: "error", where: "ack", error: "malformed ack" });
+      return;
+    }
+    ackChain = ackChain.then(async () => {
+      const outcome = await applyAck(sql, parsed);
+      if (outcome.kind === "ignored") return;
+      gate.released(outcome.released);
+      if (outcome.kind === "new_epoch") {
+        log.warn("Shore holds changes past our last seq: database restored, new epoch", {
+          previous: parsed.epoch,
+          epoch: outcome.epoch,
+          shoreSeq: parsed.seq,
+        });
+        lastAck = undefined;
+        publisher?.ackProgress();
+        publisher?.resendAll(); // drops rows buffered under the old epoch
+        emit({ type: "new_epoch", previous: parsed.epoch, ...outcome });
+        void birth();
+        return;
+      }
+      const progress = !lastAck || lastAck.epoch !== parsed.epoch || parsed.seq > lastAck.seq;
+      if (progress) publisher?.ackProgress();
+      lastAck = parsed;
+      emit({ type: "acked", ...parsed, released: outcome.released });
+    }).catch((err) => {
+      log.warn("Applying an ack failed", { error: err });
+      emit({ type: "error", where: "ack", error: err });
+    });
+  };
+
+  const onCatchupRequest = (payload: Uint8Array) => {
+    const parsed = parsePayload(payload, catchupRequestSchema);
+    if (!parsed) {
+      log.warn("Malformed catch-up request dropped", { bytes: payload.length });
+      emit({ type: "error", where: "catchup_request", error: "malformed request" });
+      return;
+    }
+    catchup?.republish(parsed).catch((err) => {
+      log.warn("Catch-up request failed", { error: err });
+      emit({ type: "error", where: "catchup_request", error: err });
+    });
+  };
+
+  async function birth() {
+    try {
+      const { epoch, lastSeq } = await vesselState(sql);
+      const payload = status("online", { epoch, lastSeq, timestamp: new Date().toISOString() });
+      await session?.publish(topics.status, payload, { qos: 1, retain: true });
+    } catch (err) {
+      log.warn("Publishing presence failed", { error: err });
+    }
+  }
+
+  const timers: ReturnType<typeof setInterval>[] = [];
+  const offs: (() => void)[] = [];
+
+  return {
+    get started() {
+      return session !== undefined;
+    },
+    get session() {
+      if (!session) throw notStarted();
+      return session;
+    },
+    catchup: {
+      list: (q) => catchup ? catchup.list(q) : Promise.reject(notStarted()),
+      republish: (q) => catchup ? catchup.republish(q) : Promise.reject(notStarted()),
+    },
+    onEvent(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+
+    start() {
+      if (session) return;
+      session = createSession({
+        mqtt: config.mqtt,
+        clientId: `bosun-${config.vesselId}`,
+        tls: options.tls,
+        will: { topic: topics.status, payload: status("offline"), qos: 1, retain: true },
+        log: log.child({ module: "mqtt" }),
+        queueDepth: () => gate.pending,
+        metrics,
+        ...options.session,
+      });
+
+      publisher = createPublisher({
+        sql,
+        session,
+        vesselId: config.vesselId,
+        log: log.child({ module: "publisher" }),
+        window: options.window,
+        ackTimeoutMs: config.ackTimeoutS * 1000,
+        ackMode: config.ackMode,
+        pollMs: options.pollMs,
+        onEvent: (e) => {
+          if (e.type === "published") {
+            metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
+            emit(e);
+          } else if (e.type === "publish_failed") {
+            metrics.publishFailures.inc();
+          } else if (e.type === "acked_by_broker") {
+            gate.released(e.released);
+          }
+        },
+      });
+
+      catchup = createCatchup({
+        sql,
+        session,
+        vesselId: config.vesselId,
+        onPublished: (r) => emit({ type: "catchup_published", ...r }),
+      });
+
+      offs.push(gate.onAdded(() => publisher?.wake()));
+      offs.push(session.onMessage((topic, payload) => {
+        if (topic === topics.ack) onAck(payload);
+        else if (topic === topics.catchupRequest) onCatchupRequest(payload);
+      }));
+      offs.push(session.onEvent((e) => {
+        if (e.type === "connected") {
+          void birth();
+          emit(e);
+        } else if (e.type === "disconnected") emit(e);
+      }));
+      session.subscribe(topics.ack, 1).catch((err) => log.warn("Subscribe failed", { error: err }));
+      session.subscribe(topics.catchupRequest, 1).catch((err) =>
+        log.warn("Subscribe failed", { error: err })
+      );
+      timers.push(setInterval(async () => {
+        try {
+          gate.reset(await countPending(sql));
+        } catch (err) {
+          log.warn("Re-seeding the outbox bound failed", { error: err });
+        }
+      }, options.reseedMs ?? 60_000));
+      timers.push(setInterval(async () => {
+        try {
+          const pruned = await pruneAcked(sql, config.catchupRetentionDays);
+          if (pruned) log.info("Pruned acknowledged changes", { count: pruned });
+        } catch (err) {
+          log.warn("Pruning failed", { error: err });
+        }
+      }, options.pruneMs ?? 3_600_000));
+    },
+
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      for (const off of offs) off();
+      if (!session || !publisher) return;
+      await publisher.stop();
+      await ackChain;
+      if (session.connected) {
+        await session.publish(
+          topics.status,
+          status("offline", {
+            timestamp: new Date().toISOString(),
+          }),
+          { qos: 1, retain: true },
+        ).catch((err) => log.warn("Publishing offline failed", { error: err }));
+      }
+      await session.close();
+    },
+  };
+}

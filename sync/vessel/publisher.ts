@@ -1,0 +1,330 @@
+/**
+ * The publisher: drains the change log to MQTT while connected, and only then.
+ *
+ * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published (on
+ * PUBACK/PUBCOMP; kept as a watermark, `vessel_state.published_seq`: every seq up to it was
+ * PUBACKed) → acknowledged (`acked_at`, when shore's retained ack covers its seq). A row stays
+ * until acknowledged. Above the watermark, after a restart, everything is re-sent: a
+ * duplicate, which shore discards, where a `published_at` per row cost a second update of
+ * every row. PUBACK is not delivery: Mosquitto answers
+ * before writing to disk and a broker restarted without persistence forgets everything, so
+ * unacknowledged rows are re-sent (same seq and messageId) after `ACK_TIMEOUT_S`, doubling
+ * while shore stays silent, and at once from the first unacknowledged seq when the broker
+ * says it holds no session for us.
+ */
+import type { Sql } from "../../db/connection.ts";
+import {
+  advancePublished,
+  claimChanges,
+  markAcked,
+  type OutboxRow,
+  pendingAfter,
+  vesselState,
+} from "../../db/vessel/outbox.ts";
+import type { Logger } from "../../core/log.ts";
+import type { Session } from "../session.ts";
+import { qosOf } from "../protocol.ts";
+import { topicsOf } from "../protocol.ts";
+import type { Entity } from "../../core/entities.ts";
+
+/** What the publisher reports as it goes. */
+export type PublisherEvent =
+  | { type: "published"; entity: Entity; qos: 1 | 2; seq: number }
+  | { type: "publish_failed"; seq: number; error: unknown }
+  | { type: "acked_by_broker"; released: number };
+
+/** Options for {@linkcode createPublisher}. */
+export interface PublisherOptions {
+  sql: Sql;
+  session: Session;
+  vesselId: string;
+  log: Logger;
+  /** Largest number of publishes awaiting PUBACK/PUBCOMP at once. */
+  window?: number;
+  /** First re-send delay for unacknowledged changes (`ACK_TIMEOUT_S` in ms). */
+  ackTimeoutMs: number;
+  /** Ceiling of the doubling re-send delay; default 32 × ackTimeoutMs. */
+  maxResendMs?: number;
+  /** `broker`: PUBACK/PUBCOMP also acknowledges (ACK_MODE=broker). */
+  ackMode: "shore" | "broker";
+  /** A slow safety-net wake-up, in case a signal is missed (e.g. a write by another process). */
+  pollMs?: number;
+  onEvent?: (event: PublisherEvent) => void;
+}
+
+/** The running drain loop. */
+export interface Publisher {
+  /** Wakes the loop (a change was committed, the connection came back). */
+  wake(): void;
+  /** Shore's ack advanced: reset the re-send back-off. */
+  ackProgress(): void;
+  /** Re-send every unacknowledged change, from the first, now (a session loss, a new epoch). */
+  resendAll(): void;
+  /** Publishes in flight right now. */
+  readonly inFlight: number;
+  /** Highest seq this process saw PUBACKed. */
+  readonly lastPublishedSeq: number;
+  stop(): Promise<void>;
+}
+
+/** Starts the drain loop; it idles while the session is disconnected. */
+export function createPublisher(options: PublisherOptions): Publisher {
+  const { sql, session, vesselId, log, ackMode, onEvent = () => {} } = options;
+  const window = options.window ?? 256;
+  const pollMs = options.pollMs ?? 5_000;
+  const maxResendMs = options.maxResendMs ?? options.ackTimeoutMs * 32;
+  const topics = topicsOf(vesselId);
+  const inFlightSeqs = new Set<number>();
+  let stopped = false;
+  let lastPublishedSeq = 0;
+  // A pass walks rows that already have a seq, in seq order, before any new claim.
+  let pass: { epoch: string; afterSeq: number; skipPublished: boolean } | null = null;
+  let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
+  let resendDelay = options.ackTimeoutMs;
+  let lastProgressAt = Date.now();
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  // The published watermark: every seq of `epoch` up to `seq` got its PUBACK; `above` holds
+  // the PUBACKed seqs past it (QoS 1 and 2 complete out of order, a refused row waits).
+  let mark = { epoch: "", seq: 0, above: new Set<number>() };
+  let saved = { epoch: "", seq: 0 }; // the watermark as last written
+  const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
+  // Seqs of `mark.epoch` the broker last refused (a PUBACK reason code). The pass after a
+  // reconnect skips them: a broker that drops the connection on a refusal (Mosquitto does)
+  // would otherwise take down, at every connect, the publishes sent right behind the refused
+  // one. Only the backed-off "all" pass tries them again.
+  const refused = new Set<number>();
+  let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
+  let buffer: OutboxRow[] = [];
+  // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
+  const lowWater = 2 * window;
+  const highWater = 4 * window;
+  // Two signals: "work" (a commit, a connect, a pass) and "slot" (the buffer ran low).
+  // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
+  const pendingSignals = { work: false, slot: false };
+  let wakeUp: (() => void) | undefined;
+  let wakeOn: "work" | "slot" = "work";
+
+  const signal = (kind: "work" | "slot") => {
+    pendingSignals[kind] = true;
+    if (wakeUp && (kind === "work" || wakeOn === "slot")) wakeUp();
+  };
+  const wake = () => signal("work");
+  const requestPass = (kind: "unpublished" | "all") => {
+    if (passRequest !== "all") passRequest = kind;
+    generation++;
+    buffer = []; // the pass re-reads these rows
+    wake();
+  };
+  const sleep = (ms: number, on: "work" | "slot") => {
+    const ready = on === "work" ? pendingSignals.work : pendingSignals.work || pendingSignals.slot;
+    pendingSignals.work = pendingSignals.slot = false;
+    if (ready) return Promise.resolve();
+    wakeOn = on;
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wakeUp = undefined;
+        pendingSignals.work = pendingSignals.slot = false;
+        resolve();
+      }
+      wakeUp = done;
+    });
+  };
+
+  // The watermark (and, ACK_MODE=broker, acked_at) is written in batches: one UPDATE per
+  // PUBACK would cap the rate at the database's round trips.
+  async function flush() {
+    flushTimer = undefined;
+    const ids = toAck.splice(0);
+    const { epoch, seq } = mark;
+    try {
+      if (epoch !== saved.epoch || seq > saved.seq) {
+        await advancePublished(sql, epoch, seq);
+        if (epoch !== saved.epoch || seq > saved.seq) saved = { epoch, seq };
+      }
+      const released = await markAcked(sql, ids);
+      if (released) {
+        resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
+        lastProgressAt = Date.now();
+        onEvent({ type: "acked_by_broker", released });
+      }
+    } catch (err) {
+      // The watermark stays lower and the rows unacknowledged: they go out again, a
+      // duplicate, not a loss.
+      log.warn("Recording published changes failed", { count: ids.length, error: err });
+    }
+  }
+  const scheduleFlush = () => {
+    if (toAck.length >= 256 || mark.seq - saved.seq >= 1024) void flush();
+    else flushTimer ??= setTimeout(flush, 20);
+  };
+
+  // Past this many PUBACKed seqs above a watermark held back (a row the broker keeps
+  // refusing), forget them: they are re-sent by the next pass instead of held in memory.
+  const maxAbove = 16 * window;
+  function published(row: OutboxRow) {
+    if (ackMode === "broker") toAck.push(row.id);
+    refused.delete(row.seq);
+    if (row.epoch === mark.epoch && row.seq > mark.seq) {
+      mark.above.add(row.seq);
+      while (mark.above.delete(mark.seq + 1)) mark.seq++;
+      if (mark.above.size > maxAbove) mark.above.clear();
+    }
+    scheduleFlush();
+  }
+
+  /** Takes the database's watermark: a new epoch starts over, the same one never goes back. */
+  function seedMark(epoch: string, publishedSeq: number) {
+    if (epoch !== mark.epoch) {
+      mark = { epoch, seq: publishedSeq, above: new Set() };
+      refused.clear();
+    } else if (publishedSeq > mark.seq) {
+      mark.seq = publishedSeq;
+      for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
+      while (mark.above.delete(mark.seq + 1)) mark.seq++;
+    }
+  }
+
+  function send(row: OutboxRow) {
+    // Built by PostgreSQL from the jsonb text and fixed-format fields: it cannot fail, so no
+    // row can block the queue behind it (see envelopeSql).
+    const payload = row.json;
+    const qos = qosOf(row.entity);
+    inFlightSeqs.add(row.seq);
+    session.publish(topics.data(row.entity), payload, { qos }).then(() => {
+      lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
+      published(row);
+      onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
+    }, (err) => {
+      // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
+      // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
+      // refused row neither blocks the rows behind it nor spins.
+      if (isRefusal(err) && row.epoch === mark.epoch && refused.size < maxAbove) {
+        refused.add(row.seq);
+      }
+      onEvent({ type: "publish_failed", seq: row.seq, error: err });
+    }).finally(() => {
+      inFlightSeqs.delete(row.seq);
+      pump();
+      if (buffer.length <= lowWater) signal("slot");
+    });
+  }
+
+  // Called on every completion as well as by the loop: the window stays full while the
+  // loop awaits the database, instead of draining during every claim.
+  function pump() {
+    while (buffer.length && inFlightSeqs.size < window && session.connected && !stopped) {
+      send(buffer.shift()!);
+    }
+  }
+
+  async function nextRows(room: number): Promise<OutboxRow[]> {
+    if (passRequest) {
+      const { epoch, publishedSeq } = await vesselState(sql);
+      seedMark(epoch, publishedSeq);
+      const skipPublished = passRequest === "unpublished";
+      pass = { epoch, afterSeq: skipPublished ? mark.seq : 0, skipPublished };
+      passRequest = null;
+    }
+    if (pass) {
+      const rows = await pendingAfter(sql, { ...pass, limit: room, vesselId });
+      if (rows.length === 0) {
+        pass = null;
+      } else {
+        pass.afterSeq = rows.at(-1)!.seq;
+        // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed or
+        // the broker refused.
+        const skip = pass.skipPublished && pass.epoch === mark.epoch ? mark : null;
+        return rows.filter((r) =>
+          !inFlightSeqs.has(r.seq) &&
+          !(skip && (r.seq <= skip.seq || skip.above.has(r.seq) || refused.has(r.seq)))
+        );
+      }
+    }
+    return claimChanges(sql, room, vesselId);
+  }
+
+  // Rows are fetched ahead into a buffer of up to `highWater` rows while earlier publishes
+  // are in flight, so the database round trips overlap the broker's.
+  async function loop() {
+    while (!stopped) {
+      try {
+        if (!session.connected) {
+          buffer = [];
+          await sleep(pollMs, "work");
+          continue;
+        }
+        if (pass === null && passRequest === null) await checkResend();
+        let exhausted = false;
+        if (buffer.length <= lowWater) {
+          const gen = generation;
+          const rows = await nextRows(highWater - buffer.length);
+          if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
+          buffer.push(...rows);
+          exhausted = rows.length === 0 && pass === null && passRequest === null;
+        }
+        pump();
+        // Nothing more to fetch: wait for a commit (the buffer drains by itself). Enough
+        // buffered: wait until it runs low.
+        if (exhausted) await sleep(Math.min(pollMs, resendDelay), "work");
+        else if (buffer.length > lowWater) await sleep(pollMs, "slot");
+      } catch (err) {
+        log.warn("Publisher step failed, retrying", { error: err });
+        await sleep(1_000, "work");
+      }
+    }
+  }
+
+  // Shore silent past the delay while rows wait unacknowledged: walk them again, and wait
+  // twice as long before the next walk. The clock starts when something is outstanding.
+  async function checkResend() {
+    if (Date.now() - lastProgressAt < resendDelay) return;
+    const { epoch } = await vesselState(sql);
+    const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1, vesselId });
+    lastProgressAt = Date.now();
+    if (!waiting) return;
+    requestPass("all");
+    log.info("Re-sending unacknowledged changes", { fromSeq: waiting.seq, delayMs: resendDelay });
+    resendDelay = Math.min(resendDelay * 2, maxResendMs);
+  }
+
+  const unsubscribe = session.onEvent((e) => {
+    if (e.type === "connected") {
+      // No session at the broker: whatever it held for us is gone, so re-send every
+      // unacknowledged change from the first. With a session: only what never got a PUBACK.
+      requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
+    }
+  });
+  const running = loop();
+
+  return {
+    wake,
+    ackProgress() {
+      lastProgressAt = Date.now();
+      resendDelay = options.ackTimeoutMs;
+    },
+    resendAll() {
+      requestPass("all");
+    },
+    get inFlight() {
+      return inFlightSeqs.size;
+    },
+    get lastPublishedSeq() {
+      return lastPublishedSeq;
+    },
+    async stop() {
+      stopped = true;
+      unsubscribe();
+      wake();
+      await running;
+      clearTimeout(flushTimer);
+      await flush();
+    },
+  };
+}
+
+/** A PUBACK/PUBREC reason code (mqtt.js's ErrorWithReasonCode), as against a dropped link. */
+function isRefusal(err: unknown): boolean {
+  return typeof (err as { code?: unknown } | null)?.code === "number";
+}

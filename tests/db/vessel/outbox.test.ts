@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { freshDatabase } from "../../support/pg.ts";
+import { createAwkwardRecords } from "../../support/awkward.ts";
+import { OutboxGate } from "../../../core/outbox-gate.ts";
+import { createRecordStore } from "../../../db/vessel/records.ts";
+import { claimChanges, pendingAfter, vesselState } from "../../../db/vessel/outbox.ts";
+import { type ChangeRow, envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
+
+Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to toEnvelope's, key for key", async () => {
+  await using db = await freshDatabase();
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
+  await createAwkwardRecords(store);
+  for (let i = 0; i < 40; i++) await store.create("crew", { name: `c${i}` });
+  // Sub-millisecond parts (a JS Date truncates them), the epoch, and years before 2000.
+  await db.sql`update changes set changed_at = case
+    when id % 3 = 0 then timestamptz '1970-01-01 00:00:00.000999+00' + id * interval '1.000999 s'
+    when id % 3 = 1 then timestamptz '1999-12-31 23:59:59.999999+00'
+    else changed_at + interval '0.000123 s' end`;
+
+  const claimed = await claimChanges(db.sql, 100, "vessel-1");
+  assert.equal(claimed.length, 42);
+  const { epoch } = await vesselState(db.sql);
+  const reread = await pendingAfter(db.sql, {
+    epoch,
+    afterSeq: 0,
+    limit: 100,
+    vesselId: "vessel-1",
+  });
+  const rows = await db.sql<ChangeRow[]>`
+    select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq
+    from changes order by seq`;
+  const expected = rows.map((r) => toEnvelope(r, "vessel-1"));
+  for (const built of [claimed, reread]) {
+    const parsed = built.map((r) => JSON.parse(r.json));
+    assert.deepEqual(parsed, expected);
+    assert.deepEqual(parsed.map((e) => Object.keys(e)), expected.map((e) => Object.keys(e)));
+    for (const e of parsed) assert.equal(envelopeSchema.safeParse(e).success, true);
+  }
+  assert.deepEqual(claimed.map((r) => [r.seq, r.epoch]), rows.map((r) => [r.seq, epoch]));
+});
