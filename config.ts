@@ -80,6 +80,19 @@ const schema = z.object({
     /^[A-Za-z0-9_-]{1,64}$/,
     '"SHORE_SHARED_GROUP" must match [A-Za-z0-9_-]{1,64}',
   ).optional(),
+  LINK_MODE: z.enum(["frames", "messages"], {
+    error: '"LINK_MODE" must be "frames" or "messages"',
+  }).optional(),
+  LINK_LINGER_MS: int("LINK_LINGER_MS", 0, 60_000).default(50),
+  MQTT_PROTOCOL: z.enum(["5", "3.1.1"], { error: '"MQTT_PROTOCOL" must be "5" or "3.1.1"' })
+    .default("5"),
+  CORS_ORIGINS: z.string().transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(
+      z.string().regex(
+        /^https?:\/\/[^\s/]+$/,
+        '"CORS_ORIGINS" entries must be origins like https://app.example (scheme and host only)',
+      ),
+    )).optional(),
   // Outside the contract: how much the gateway logs.
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], {
     error: '"LOG_LEVEL" must be "debug", "info", "warn" or "error"',
@@ -90,6 +103,14 @@ const schema = z.object({
       code: "custom",
       path: ["MQTT_CERT_FILE"],
       message: '"MQTT_CERT_FILE" and "MQTT_KEY_FILE" must be set together',
+    });
+  }
+  if (c.SHORE_SHARED_GROUP !== undefined && c.MQTT_PROTOCOL === "3.1.1") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["SHORE_SHARED_GROUP"],
+      message:
+        '"SHORE_SHARED_GROUP" needs "MQTT_PROTOCOL" 5: MQTT 3.1.1 has no shared subscriptions',
     });
   }
   if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) {
@@ -118,6 +139,8 @@ export interface Config {
     certFile: string | undefined;
     keyFile: string | undefined;
     keepaliveS: number;
+    /** `MQTT_PROTOCOL`: 5, or 4 for MQTT 3.1.1 (mqtt.js's protocolVersion). */
+    protocolVersion: 4 | 5;
   };
   apiTokens: string[] | undefined;
   outboxMaxPending: number;
@@ -125,6 +148,10 @@ export interface Config {
   ackMode: "shore" | "broker";
   catchupRetentionDays: number;
   shoreSharedGroup: string | undefined;
+  /** `frames` by default when a bosun shore acknowledges (`ACK_MODE=shore`), else `messages`. */
+  linkMode: "frames" | "messages";
+  linkLingerMs: number;
+  corsOrigins: string[] | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -168,6 +195,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       certFile: c.MQTT_CERT_FILE,
       keyFile: c.MQTT_KEY_FILE,
       keepaliveS: c.MQTT_KEEPALIVE_S,
+      protocolVersion: c.MQTT_PROTOCOL === "3.1.1" ? 4 : 5,
     },
     apiTokens: c.API_TOKENS,
     outboxMaxPending: c.OUTBOX_MAX_PENDING,
@@ -175,6 +203,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ackMode: c.ACK_MODE,
     catchupRetentionDays: c.CATCHUP_RETENTION_DAYS,
     shoreSharedGroup: c.SHORE_SHARED_GROUP,
+    linkMode: c.LINK_MODE ?? (c.ACK_MODE === "shore" ? "frames" : "messages"),
+    linkLingerMs: c.LINK_LINGER_MS,
+    corsOrigins: c.CORS_ORIGINS,
     logLevel: c.LOG_LEVEL,
   };
 }

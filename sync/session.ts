@@ -1,14 +1,13 @@
 /**
- * The MQTT session: the narrow seam between bosun and mqtt.js.
- *
- * THE INTERFACE BELOW IS FIXED (the shore and the vessel publisher are both written against
- * it). `createSession` is implemented in this file by the sync-engine work: client id, MQTT 5
- * persistent session, TLS and credentials, keepalive, Last Will, reconnect forever with
- * exponential back-off and jitter, subscriptions re-established after a session loss.
+ * The MQTT session: the narrow seam between bosun and mqtt.js, which the vessel publisher and
+ * the shore ingest are both written against. Client id, a persistent session (MQTT 5 session
+ * expiry, or MQTT 3.1.1's clean: false), TLS and credentials, keepalive, Last Will,
+ * reconnect forever with exponential back-off and jitter, subscriptions re-established after
+ * a session loss.
  */
 import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient, UniqueMessageIdProvider } from "mqtt";
-import type { Config } from "../config.ts";
+import { type Config, redactUrl } from "../config.ts";
 import type { Logger } from "../core/log.ts";
 import type { TlsFiles } from "./tls.ts";
 import { validateFilter, validateTopicName } from "./protocol.ts";
@@ -118,6 +117,8 @@ class MqttSession implements Session {
   // unanswered, so alerts beyond the 20th hung until a re-send; the test brokers set 0
   // (unlimited) and never showed it. QoS 1/2 publishes past the limit wait here instead.
   #receiveMaximum = 65_535;
+  #maxQos: 1 | 2 = 2;
+  #protocolWarned = false;
   #inFlight = 0;
   #waiting: (() => void)[] = [];
 
@@ -125,11 +126,17 @@ class MqttSession implements Session {
     this.#opts = opts;
     this.#log = opts.log;
     const { mqtt: m, tls = {}, will } = opts;
+    const v5 = m.protocolVersion === 5;
+    // MQTT 3.1.1 has no QoS negotiation: the brokers bosun meets there (NATS) refuse QoS 2, so
+    // nothing above 1 is sent. The end-to-end ack, not the broker's QoS, is the guarantee.
+    this.#maxQos = v5 ? 2 : 1;
     this.#client = mqtt.connect(m.url, {
       clientId: opts.clientId,
-      protocolVersion: 5,
+      protocolVersion: m.protocolVersion,
+      // A persistent session either way: MQTT 5's session expiry, or 3.1.1's clean: false
+      // (which the broker keeps until it decides otherwise).
       clean: false,
-      properties: { sessionExpiryInterval: opts.sessionExpiryS ?? SEVEN_DAYS_S },
+      properties: v5 ? { sessionExpiryInterval: opts.sessionExpiryS ?? SEVEN_DAYS_S } : undefined,
       keepalive: m.keepaliveS,
       username: m.username,
       password: m.password,
@@ -155,6 +162,8 @@ class MqttSession implements Session {
     });
     this.#client.on("connect", (connack) => {
       this.#receiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
+      // An MQTT 5 broker without QoS 2 says so in its CONNACK ("Maximum QoS").
+      if (v5) this.#maxQos = connack.properties?.maximumQoS === 1 ? 1 : 2;
       // What mqtt.js still holds (QoS 2 kept across a drop) occupies the broker's window too.
       this.#inFlight = Object.keys(this.#client.outgoing).length;
       this.#onConnect(connack.sessionPresent);
@@ -166,6 +175,15 @@ class MqttSession implements Session {
       // (bad password, unknown CA) without a line per attempt. mqtt.js errors hold no secrets.
       this.#lastError = err.message;
       this.#log.debug("MQTT error", { error: err });
+      const code = (err as { code?: unknown }).code;
+      // 3.1.1's return code 1 and MQTT 5's 0x84: the broker does not speak our version.
+      if (v5 && (code === 1 || code === 0x84) && !this.#protocolWarned) {
+        this.#protocolWarned = true;
+        this.#log.warn(
+          'The broker refuses MQTT 5 ("Unacceptable protocol version"): set MQTT_PROTOCOL=3.1.1',
+          { broker: redactUrl(m.url) },
+        );
+      }
     });
     this.#client.on("message", (topic, payload) => {
       for (const fn of this.#messageFns) {
@@ -216,14 +234,15 @@ class MqttSession implements Session {
         reject(err);
       };
       this.#pending.add(fail);
-      const counted = options.qos > 0;
+      const qos = Math.min(options.qos, this.#maxQos) as 0 | 1 | 2;
+      const counted = qos > 0;
       const go = () => {
         if (!this.#pending.has(fail) || !this.#connected) return; // rejected while waiting
         if (counted) this.#inFlight++;
         this.#client.publish(
           topic,
           body,
-          { qos: options.qos, retain: options.retain ?? false },
+          { qos, retain: options.retain ?? false },
           (err) => {
             if (counted) this.#release(1);
             if (!this.#pending.delete(fail)) return; // already rejected by a drop
@@ -304,7 +323,9 @@ class MqttSession implements Session {
   async #subscribeAll(filters: string[]): Promise<void> {
     if (filters.length === 0) return;
     const map: Record<string, { qos: 0 | 1 | 2 }> = {};
-    for (const f of filters) map[f] = { qos: this.#filters.get(f) ?? 1 };
+    for (const f of filters) {
+      map[f] = { qos: Math.min(this.#filters.get(f) ?? 1, this.#maxQos) as 0 | 1 | 2 };
+    }
     const granted = await this.#client.subscribeAsync(map);
     for (const g of granted) {
       if (g.qos > 2) {

@@ -19,6 +19,7 @@ Deno.test("an empty environment gives the contract's defaults", () => {
       certFile: undefined,
       keyFile: undefined,
       keepaliveS: 60,
+      protocolVersion: 5,
     },
     apiTokens: undefined,
     outboxMaxPending: 1_000_000,
@@ -26,6 +27,9 @@ Deno.test("an empty environment gives the contract's defaults", () => {
     ackMode: "shore",
     catchupRetentionDays: 30,
     shoreSharedGroup: undefined,
+    linkMode: "frames",
+    linkLingerMs: 50,
+    corsOrigins: undefined,
     logLevel: "info",
   });
 });
@@ -52,6 +56,9 @@ Deno.test("every contract variable is parsed into the config", () => {
     ACK_MODE: "broker",
     CATCHUP_RETENTION_DAYS: "7",
     SHORE_SHARED_GROUP: "fleet_a",
+    LINK_MODE: "messages",
+    LINK_LINGER_MS: "200",
+    CORS_ORIGINS: "https://app.example, http://10.0.0.5:3000",
     LOG_LEVEL: "debug",
   });
   assert.deepEqual(c, {
@@ -70,6 +77,7 @@ Deno.test("every contract variable is parsed into the config", () => {
       certFile: "/etc/bosun/cert.pem",
       keyFile: "/etc/bosun/key.pem",
       keepaliveS: 30,
+      protocolVersion: 5,
     },
     apiTokens: ["aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb"],
     outboxMaxPending: 500,
@@ -77,8 +85,22 @@ Deno.test("every contract variable is parsed into the config", () => {
     ackMode: "broker",
     catchupRetentionDays: 7,
     shoreSharedGroup: "fleet_a",
+    linkMode: "messages",
+    linkLingerMs: 200,
+    corsOrigins: ["https://app.example", "http://10.0.0.5:3000"],
     logLevel: "debug",
   });
+});
+
+Deno.test("LINK_MODE follows ACK_MODE unless set; MQTT 3.1.1 is protocol 4 and has no shared group", () => {
+  assert.equal(parseConfig({ ACK_MODE: "broker" }).linkMode, "messages");
+  assert.equal(parseConfig({ ACK_MODE: "shore" }).linkMode, "frames");
+  assert.equal(parseConfig({ ACK_MODE: "broker", LINK_MODE: "frames" }).linkMode, "frames");
+  assert.equal(parseConfig({ MQTT_PROTOCOL: "3.1.1" }).mqtt.protocolVersion, 4);
+  assert.throws(
+    () => parseConfig({ MQTT_PROTOCOL: "3.1.1", SHORE_SHARED_GROUP: "g" }),
+    /"SHORE_SHARED_GROUP" needs "MQTT_PROTOCOL" 5/,
+  );
 });
 
 Deno.test("an empty string counts as unset", () => {
@@ -90,6 +112,10 @@ Deno.test("an empty string counts as unset", () => {
 
 const invalid: [string, Record<string, string>][] = [
   ["ROLE", { ROLE: "captain" }],
+  ["LINK_MODE", { LINK_MODE: "bytes" }],
+  ["LINK_LINGER_MS", { LINK_LINGER_MS: "-5" }],
+  ["MQTT_PROTOCOL", { MQTT_PROTOCOL: "4" }],
+  ["CORS_ORIGINS", { CORS_ORIGINS: "https://ok.example, *" }],
   ["VESSEL_ID", { VESSEL_ID: "a/b" }],
   ["VESSEL_ID", { VESSEL_ID: "x".repeat(65) }],
   ["VESSEL_ID", { VESSEL_ID: "ship+1" }],

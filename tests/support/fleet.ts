@@ -130,9 +130,9 @@ export interface TestShore {
 export async function startShore(
   url: string,
   sql: Sql,
-  options: Partial<ShoreOptions> & { clientId?: string } = {},
+  options: Partial<ShoreOptions> & { clientId?: string; env?: Record<string, string> } = {},
 ): Promise<TestShore> {
-  const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5" });
+  const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5", ...options.env });
   const session = createSession({
     mqtt: config.mqtt,
     clientId: options.clientId ?? `bosun-shore-t-${crypto.randomUUID().slice(0, 8)}`,
