@@ -4,6 +4,17 @@
  */
 import type { Entity } from "./entities.ts";
 
+/**
+ * A change's two-way sync metadata (sync/merge.ts): its clock, the newest clock of the other
+ * side's changes to the record its writer had applied, and the fields it wrote (their values
+ * are in the change's `data`).
+ */
+export interface ChangeSync {
+  clock: string;
+  seen: string | null;
+  fields: string[];
+}
+
 /** One change row. */
 export interface ChangeRow {
   entity: Entity;
@@ -13,6 +24,8 @@ export interface ChangeRow {
   message_id: string;
   epoch: string;
   seq: number;
+  /** Null for changes written before two-way sync. */
+  sync?: ChangeSync | null;
 }
 
 /** One change on the wire (the README's "MQTT"). */
@@ -26,6 +39,8 @@ export interface Envelope {
   vesselId: string;
   epoch: string;
   seq: number;
+  /** Absent from changes written before two-way sync. */
+  sync?: ChangeSync;
   sequence?: number;
   total?: number;
 }

@@ -9,7 +9,7 @@ import { z } from "zod";
 export class HttpError extends Error {
   override name = "HttpError";
   constructor(
-    readonly status: 400 | 401 | 404 | 409 | 412 | 413 | 415 | 500 | 503,
+    readonly status: 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 500 | 503,
     readonly code: string,
     message: string,
     readonly details: unknown[] = [],
@@ -21,7 +21,7 @@ export class HttpError extends Error {
 
 /** The outbox holds `OUTBOX_MAX_PENDING` unacknowledged changes: writes wait. */
 export class OutboxFullError extends HttpError {
-  constructor(pending: number, limit: number) {
+  constructor(readonly pending: number, readonly limit: number) {
     super(
       503,
       "outbox_full",
@@ -86,9 +86,10 @@ export function toHttpError(err: unknown): HttpError | undefined {
   }
   const code = (err as { code?: unknown } | null)?.code;
   if (code === "23505") return new HttpError(409, "conflict", "A record with this id exists");
-  if (code === "22P02" || code === "22021" || code === "22003" || code === "22007") {
-    // invalid text representation / bad encoding / out of range / bad datetime: input the
-    // validators let through but PostgreSQL refuses; a client error, not a bug.
+  if (typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code)) {
+    // SQLSTATE class 22, data exception (a date out of range from a tampered cursor, a bad
+    // encoding, a number out of range, ...): input the validators let through but PostgreSQL
+    // refuses. Every code of the class is the input's fault, never a bug.
     return new HttpError(400, "invalid_value", "A value was refused by the database");
   }
   if (isDatabaseUnavailable(err)) {

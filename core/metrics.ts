@@ -26,6 +26,8 @@ export interface ShoreMetrics {
   acksPublished: client.Counter;
   catchupRequests: client.Counter;
   shed: client.Counter;
+  deadLetters: client.Counter<"reason">;
+  forgeries: client.Counter;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
 }
@@ -108,6 +110,18 @@ export function createMetrics(): Metrics {
       shed: new client.Counter({
         name: "bosun_shore_shed_total",
         help: "Changes dropped unapplied because the ingest buffer was full (re-sent by vessels)",
+        registers,
+      }),
+      deadLetters: new client.Counter({
+        name: "bosun_shore_dead_letters_total",
+        help:
+          "Changes the shore's database refused on their own, kept and stepped over, by SQLSTATE",
+        labelNames: ["reason"],
+        registers,
+      }),
+      forgeries: new client.Counter({
+        name: "bosun_shore_forgeries_total",
+        help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
         registers,
       }),
       vesselAppliedSeq: new client.Gauge({

@@ -5,6 +5,7 @@
  */
 import postgres from "postgres";
 import type { Logger } from "../core/log.ts";
+import { restrictToOwner } from "../core/data-dir.ts";
 
 /** The tagged-template SQL client used everywhere. */
 export type Sql = postgres.Sql;
@@ -112,9 +113,12 @@ async function openEmbedded(dataDir: string, log: Logger) {
   const { PGlite } = await import("@electric-sql/pglite");
   const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
   const path = `${dataDir.replace(/\/$/, "")}/pgdata`;
-  await Deno.mkdir(dataDir, { recursive: true });
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const started = performance.now();
   const pglite = await PGlite.create(path);
+  // Record text sits in these files (the WAL): owner-only, as PostgreSQL keeps its own.
+  const repaired = await restrictToOwner(dataDir);
+  if (repaired) log.debug("DATA_DIR made owner-only", { path: dataDir, changed: repaired });
   const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0 });
   await server.start();
   log.info("Embedded PostgreSQL open", {
@@ -130,6 +134,7 @@ async function openEmbedded(dataDir: string, log: Logger) {
     close: async () => {
       await server.stop();
       await pglite.close();
+      await restrictToOwner(dataDir);
     },
   };
 }

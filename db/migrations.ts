@@ -158,6 +158,121 @@ drop index changes_unpublished;
 drop index changes_pending;
 `,
   },
+  {
+    version: 5,
+    name: "shore dead letters and forgeries",
+    sql: `
+-- Changes the shore's database refused on their own (a data error, SQLSTATE class 22 or 23,
+-- found by applying the batch change by change): kept with the reason for the operator, and
+-- stepped over by the vessel's position so the stream goes on (db/shore/inbox.ts). The
+-- envelope is JSON text, not jsonb: it may be the very jsonb the database refused.
+create table shore_dead_letters (
+  vessel_id text not null,
+  epoch uuid not null,
+  seq bigint not null,
+  message_id uuid not null,
+  envelope text not null,
+  reason text not null,
+  detail text not null,
+  dead_at timestamptz not null default now(),
+  primary key (vessel_id, epoch, seq)
+);
+
+-- Messages refused because their (vessel, epoch, seq) was held under another messageId: a
+-- re-delivery carries the same id, so each one is a forgery or a vessel bug (a security event).
+alter table shore_vessels add column forgeries bigint not null default 0;
+`,
+  },
+  {
+    version: 11,
+    name: "two-way sync: clocks, conflicts, the down outbox and inbox",
+    sql: `
+-- Per record, the merge's bookkeeping beside the values in data (sync/merge.ts): each entity
+-- field's clock, the tombstone's clock, the newest clock applied from the other side, and this
+-- side's changes the other side may not have seen yet. Null on rows written before two-way
+-- sync: db/sync-rows.ts derives their clocks from updated_at.
+${ENTITIES.map((e) => `alter table ${e} add column sync jsonb;`).join("\n")}
+alter table shore_records add column sync jsonb;
+
+-- The merge metadata of each change (its clock, the other side's clock it had seen, the fields
+-- it wrote), for the other side to merge it.
+alter table changes add column sync jsonb;
+
+-- Conflicts on either role (contract §6), identified by the two changes that met, so applying
+-- the same change twice can never record its conflicts twice. at is truncated to milliseconds
+-- so the (at, id) keyset cursor of db/records.ts round-trips.
+create table conflicts (
+  id uuid primary key default gen_random_uuid(),
+  entity text not null,
+  record_id uuid not null,
+  vessel_id text not null,
+  fields jsonb not null,
+  vessel jsonb,
+  shore jsonb,
+  resolved jsonb,
+  vessel_clock text not null,
+  shore_clock text not null,
+  at timestamptz not null default date_trunc('milliseconds', now()),
+  published_at timestamptz,
+  unique (entity, vessel_id, record_id, vessel_clock, shore_clock)
+);
+create index conflicts_page on conflicts (at desc, id desc);
+create index conflicts_entity_page on conflicts (entity, at desc, id desc);
+create index conflicts_unpublished on conflicts (at) where published_at is null;
+
+-- The shore's outbox towards each vessel: vessel_state and changes again, one stream per
+-- vessel. seq is handed out when a publisher claims rows (db/shore/down-outbox.ts), under the
+-- vessel's shore_down_state row lock, so each vessel's seq is gapless in publish order.
+create table shore_down_state (
+  vessel_id text primary key,
+  epoch uuid not null default gen_random_uuid(),
+  last_seq bigint not null default 0,
+  published_seq bigint not null default 0
+);
+create table shore_down_changes (
+  id bigint generated always as identity primary key,
+  vessel_id text not null,
+  entity text not null,
+  record_id uuid not null,
+  operation text not null check (operation in ('create', 'update', 'delete')),
+  data jsonb not null,
+  changed_at timestamptz not null,
+  message_id uuid not null default gen_random_uuid(),
+  priority smallint not null,
+  epoch uuid,
+  seq bigint,
+  published_at timestamptz,
+  acked_at timestamptz,
+  sync jsonb not null,
+  unique (vessel_id, epoch, seq)
+);
+create index shore_down_unclaimed on shore_down_changes (vessel_id, priority, id)
+  where seq is null;
+create index shore_down_unacked on shore_down_changes (vessel_id, seq)
+  where acked_at is null and seq is not null;
+
+-- The vessel's inbox of the shore's changes: shore_inbox and shore_positions for one peer.
+create table down_positions (
+  epoch uuid primary key,
+  last_seq bigint not null default 0,
+  applied_count bigint not null default 0,
+  last_received_at timestamptz not null,
+  updated_at timestamptz not null default now()
+);
+create table down_inbox (
+  epoch uuid not null,
+  seq bigint not null,
+  message_id uuid not null,
+  entity text not null,
+  operation text not null,
+  envelope jsonb not null,
+  received_at timestamptz not null default now(),
+  applied_at timestamptz,
+  primary key (epoch, seq)
+);
+create index down_inbox_waiting on down_inbox (epoch, seq) where applied_at is null;
+`,
+  },
 ];
 
 // Any constant serves; it only has to be the same in every bosun process.

@@ -1,6 +1,8 @@
 /**
  * Keyset paging over (created_at, id), shared by every list: opaque cursors and pages.
  */
+import type { Fragment } from "postgres";
+import type { Sql } from "./connection.ts";
 import { InvalidCursorError } from "../core/errors.ts";
 
 /** Encodes a keyset position as an opaque cursor. */
@@ -42,4 +44,21 @@ export function decodeCursor(cursor: string): [string, string] {
     throw new InvalidCursorError(cursor);
   }
   return [m[1]!, m[2]!];
+}
+
+/** What a list narrows to: equality on record fields, and a lower bound on `updated_at`. */
+export interface ListFilter {
+  filters?: Record<string, unknown>;
+  updatedSince?: string;
+}
+
+/**
+ * The `and …` conditions of a list's filters, for a table with `data` and `updated_at`. One
+ * jsonb containment for all equalities compares typed values (`{"onboard": false}`, never the
+ * text "false"); the keyset walk stays on the page index, these only thin the rows it reads.
+ */
+export function filterConditions(sql: Sql, { filters = {}, updatedSince }: ListFilter): Fragment {
+  const equal = Object.keys(filters).length > 0;
+  return sql`${equal ? sql`and data @> ${sql.json(filters as never)}` : sql``}
+    ${updatedSince === undefined ? sql`` : sql`and updated_at >= ${updatedSince}`}`;
 }

@@ -5,9 +5,11 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { requestId } from "hono/request-id";
-import { errorBody, HttpError, toHttpError } from "../core/errors.ts";
+import { errorBody, HttpError, OutboxFullError, toHttpError } from "../core/errors.ts";
+import { isEntity } from "../core/entities.ts";
 import type { Logger } from "../core/log.ts";
 import type { Metrics } from "../core/metrics.ts";
 
@@ -25,6 +27,8 @@ export interface AppDeps {
   catchup?: Hono;
   health: Hono;
   metricsRoute: Hono;
+  /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
+  corsOrigins?: string[];
 }
 
 type Env = { Variables: { requestId: string } };
@@ -62,9 +66,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
-    const route = c.res.status === 404 && !c.req.routePath.includes(":")
+    // The pattern without its parameter constraints: "/api/:entity", as before they existed.
+    const pattern = c.req.routePath.replace(/\{[^}]*\}/g, "");
+    const route = (c.res.status === 404 || c.res.status === 405) && !pattern.includes(":")
       ? "unmatched"
-      : c.req.routePath;
+      : pattern;
     // Any token is a valid HTTP method: a client inventing them must not grow the series.
     const method = METHODS.has(c.req.method) ? c.req.method : "other";
     metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
@@ -78,6 +84,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (c.res.status >= 400) log.info("Request", fields);
     else log.debug("Request", fields);
   });
+
+  if (deps.corsOrigins?.length) app.use(allowOrigins(deps.corsOrigins));
 
   // Only bodies bosun reads are limited: on a DELETE, Deno hands over an empty body stream,
   // which bodyLimit would read and copy into a new Request (and Deno then prints a warning).
@@ -94,12 +102,28 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
 
-  app.notFound((c) =>
-    c.json(
-      errorBody(new HttpError(404, "not_found", `No route for ${c.req.method} ${c.req.path}`)),
-      404,
-    )
-  );
+  app.notFound((c) => {
+    // A path some route serves, with a method none of them does: 405 with what it takes.
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header("Allow", allowed.join(", "));
+      if (c.req.method === "OPTIONS") return c.body(null, 204);
+      const method = c.req.method.slice(0, 20);
+      const err = new HttpError(
+        405,
+        "method_not_allowed",
+        `${method} is not allowed on ${c.req.path}; it takes ${allowed.join(", ")}`,
+      );
+      return c.json(errorBody(err), 405);
+    }
+    const entity = /^\/api\/([^/]*)(?:\/[^/]*)?$/.exec(c.req.path)?.[1];
+    if (entity !== undefined && !isEntity(entity)) {
+      const err = new HttpError(404, "unknown_entity", `No entity "${entity.slice(0, 100)}"`);
+      return c.json(errorBody(err), 404);
+    }
+    const err = new HttpError(404, "not_found", `No route for ${c.req.method} ${c.req.path}`);
+    return c.json(errorBody(err), 404);
+  });
 
   app.onError((err, c) => {
     // Hono's own exceptions (the bearer middleware) carry a finished response.
@@ -116,14 +140,51 @@ export function createApp(deps: AppDeps): Hono<Env> {
       });
       return c.json(errorBody(new HttpError(500, "internal", "Internal error")), 500);
     }
-    if (mapped.status === 503) {
-      log.warn("Database unavailable", { requestId: c.get("requestId"), error: err });
+    // Each 503 is logged as what it is: an operator reading "Database unavailable" for a full
+    // outbox looks for a database fault that is not there.
+    const requestId = c.get("requestId");
+    if (mapped instanceof OutboxFullError) {
+      log.warn("Outbox full", { requestId, pending: mapped.pending, limit: mapped.limit });
+    } else if (mapped.code === "database_unavailable") {
+      log.warn("Database unavailable", { requestId, error: err });
+    } else if (mapped.status === 503) {
+      log.warn("Service unavailable", { requestId, code: mapped.code, error: err });
     }
     for (const [k, v] of Object.entries(mapped.headers)) c.header(k, v);
     return c.json(errorBody(mapped), mapped.status);
   });
 
   return app;
+}
+
+/**
+ * CORS for `origins` only, before the token check (a preflight carries no token). Another
+ * origin's preflight gets no CORS answer, so it goes on to the token check and fails there, and
+ * every response varies by Origin, so a cache never hands one origin's answer to another.
+ */
+function allowOrigins(origins: string[]): MiddlewareHandler {
+  const handler = cors({
+    origin: origins,
+    allowMethods: ["GET", "POST", "PATCH", "DELETE"],
+    allowHeaders: ["Authorization", "Content-Type", "If-Match"],
+    exposeHeaders: ["Location", "ETag", "Retry-After"],
+    maxAge: 600,
+  });
+  return async (c, next) => {
+    if (origins.includes(c.req.header("origin") ?? "")) return handler(c, next);
+    await next();
+    c.header("Vary", "Origin", { append: true });
+  };
+}
+
+/** The methods bosun's routes are written for; HEAD follows GET, OPTIONS is answered here. */
+const ROUTE_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** The methods some route (not a middleware, which is registered for "ALL") serves `path` with. */
+function allowedMethods(app: Hono<Env>, path: string): string[] {
+  return ROUTE_METHODS.filter((method) =>
+    app.router.match(method, path)[0].some(([[, route]]) => route.method !== "ALL")
+  );
 }
 
 const encoder = new TextEncoder();

@@ -62,5 +62,6 @@ export function gatewayApp(
       log,
     }),
     metricsRoute: metricsRoutes({ metrics, refresh: role.refresh, log }),
+    corsOrigins: config.corsOrigins,
   });
 }

@@ -5,6 +5,9 @@ import { Hono } from "hono";
 import { fleetSummary, vesselProgress } from "../db/shore/fleet.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
+import { conflictRoutes } from "../routes/conflicts.ts";
+import { createShoreWrites } from "../db/shore/writes.ts";
+import { Hlc } from "../core/hlc.ts";
 import { createSession } from "../sync/session.ts";
 import { createShore } from "../sync/shore/ingest.ts";
 import { FLEET_FILTER } from "../sync/protocol.ts";
@@ -39,7 +42,9 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
 
   const api = new Hono();
   api.route("/", vesselRoutes({ sql }));
-  api.route("/", shoreRecordRoutes({ sql }));
+  api.route("/", conflictRoutes({ sql }));
+  const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
+  api.route("/", shoreRecordRoutes({ sql, writes }));
 
   return {
     api,

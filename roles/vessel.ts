@@ -7,6 +7,9 @@ import { isDatabaseUnavailable } from "../core/errors.ts";
 import { countPending, outboxHealth, outboxStats } from "../db/vessel/outbox.ts";
 import { createRecordStore } from "../db/vessel/records.ts";
 import { recordRoutes } from "../routes/records.ts";
+import { conflictRoutes } from "../routes/conflicts.ts";
+import { Hono } from "hono";
+import { Hlc } from "../core/hlc.ts";
 import { catchupRoutes } from "../routes/catchup.ts";
 import { ENTITIES } from "../core/entities.ts";
 import { topicsOf } from "../sync/protocol.ts";
@@ -36,7 +39,9 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
     if (!isDatabaseUnavailable(err)) throw err;
     log.warn("Outbox bound not seeded: database unreachable", { error: err });
   }
-  const records = createRecordStore({ sql, gate });
+  // The vessel's clock for two-way sync: every write on board takes its stamp from it.
+  const hlc = new Hlc({ origin: "vessel" });
+  const records = createRecordStore({ sql, gate, hlc });
   // Started after the port is bound, without waiting for the broker: an unreachable broker
   // never delays start-up or refuses writes.
   const engine = config.localMode
@@ -48,7 +53,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
   return {
     gate,
     engine,
-    api: recordRoutes({ records }),
+    api: new Hono().route("/", conflictRoutes({ sql })).route("/", recordRoutes({ records })),
     catchup: engine && catchupRoutes({ catchup: engine.catchup }),
     async report() {
       const s = session();

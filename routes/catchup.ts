@@ -2,7 +2,7 @@
  * `GET /catchup` and `POST /catchup` (vessel role), behind the bearer token.
  */
 import { Hono } from "hono";
-import { HttpError } from "../core/errors.ts";
+import { readJson } from "../http/body.ts";
 import { z } from "zod";
 import { ENTITIES } from "../core/entities.ts";
 import type { Catchup } from "../sync/vessel/catchup.ts";
@@ -26,16 +26,7 @@ export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
     return c.json(await catchup.list(query));
   });
   app.post("/", async (c) => {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-      throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
-    }
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch (err) {
-      throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
-    }
+    const body = await readJson(c);
     return c.json(await catchup.republish(catchupRequestSchema.parse(body)));
   });
   return app;

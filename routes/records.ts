@@ -2,10 +2,19 @@
  * `/api/{entity}`: create, get, list, update and delete records (README, "HTTP API").
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { z } from "zod";
-import { createSchemas, type Entity, isEntity, updateSchemas } from "../core/entities.ts";
+import type { Context } from "hono";
+import {
+  createSchemas,
+  type Entity,
+  ENTITY_PARAM,
+  isEntity,
+  listQuerySchemas,
+  toListQuery,
+  updateSchemas,
+} from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
+import { readJson } from "../http/body.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
 /** What the records routes need. */
@@ -13,7 +22,8 @@ export interface RecordRoutesDeps {
   records: RecordStore;
 }
 
-const listQuery = z.strictObject({
+/** `limit` and `cursor` of a list that has no filters (conflicts). */
+export const listQuery = z.strictObject({
   limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
     .pipe(z.number().int().min(1).max(500)).default(50),
   cursor: z.string().min(1).max(500).optional(),
@@ -21,7 +31,8 @@ const listQuery = z.strictObject({
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function entityOf(c: Context): Entity {
+/** The `:entity` path parameter; an unknown entity is a 404. */
+export function entityOf(c: Context): Entity {
   const name = c.req.param("entity") ?? "";
   if (!isEntity(name)) {
     throw new HttpError(404, "unknown_entity", `No entity "${name.slice(0, 100)}"`);
@@ -29,7 +40,8 @@ function entityOf(c: Context): Entity {
   return name;
 }
 
-function idOf(c: Context): string {
+/** The `:id` path parameter; not a UUID is a 400. */
+export function idOf(c: Context): string {
   const id = c.req.param("id") ?? "";
   if (!UUID.test(id)) {
     throw new HttpError(400, "invalid_id", `Id "${id.slice(0, 100)}" is not a UUID`);
@@ -38,7 +50,7 @@ function idOf(c: Context): string {
 }
 
 /** Reads `If-Match: "<version>"` (weak tags and bare numbers accepted too). */
-function ifMatchOf(c: Context): number | undefined {
+export function ifMatchOf(c: Context): number | undefined {
   const header = c.req.header("if-match");
   if (header === undefined) return undefined;
   const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
@@ -52,42 +64,29 @@ function ifMatchOf(c: Context): number | undefined {
   return Number(m[1]);
 }
 
-/** Reads a JSON body: 415 when not JSON, 400 when it does not parse. */
-async function jsonBody(c: Context): Promise<unknown> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new HttpError(415, "unsupported_media_type", "Body must be application/json");
-  }
-  const text = await c.req.text();
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, "invalid_json", `Body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-const etag = (version: number) => `"${version}"`;
+/** The ETag of a record version. */
+export const etag = (version: number) => `"${version}"`;
 
 /** The records routes, mounted under `/api`. */
 export function recordRoutes({ records }: RecordRoutesDeps): Hono {
   const app = new Hono();
 
-  app.post("/:entity", async (c) => {
+  app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const input = createSchemas[entity].parse(await jsonBody(c));
+    const input = createSchemas[entity].parse(await readJson(c));
     const record = await records.create(entity, input);
     c.header("Location", `/api/${entity}/${record.id}`);
     c.header("ETag", etag(record.version));
     return c.json(record, 201);
   });
 
-  app.get("/:entity", async (c) => {
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const query = listQuery.parse(c.req.query());
+    const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
     return c.json(await records.list(entity, query));
   });
 
-  app.get("/:entity/:id", async (c) => {
+  app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const record = await records.get(entity, id);
@@ -96,17 +95,17 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     return c.json(record);
   });
 
-  app.patch("/:entity/:id", async (c) => {
+  app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await jsonBody(c));
+    const patch = updateSchemas[entity].parse(await readJson(c));
     const record = await records.update(entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);
   });
 
-  app.delete("/:entity/:id", async (c) => {
+  app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     await records.remove(entity, idOf(c), ifMatchOf(c));
     return c.body(null, 204);

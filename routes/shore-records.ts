@@ -1,37 +1,95 @@
 /**
- * `GET /api/{entity}?vesselId=&limit=&cursor=`: the fleet's records as applied at shore,
- * each with its `vesselId` (README, "Shore role"). Read-only: shore records change only by sync.
+ * The fleet's records at shore (README, "Shore role"): `GET /api/{entity}?vesselId=&limit=&cursor=`
+ * lists them as applied, each with its `vesselId`; `POST`, `GET`, `PATCH` and `DELETE`
+ * `/api/{entity}[/{id}]?vesselId=` read and change one vessel's records ashore, with the
+ * bodies, validation, `If-Match` and answers of the vessel's own API (routes/records.ts), each
+ * change committed in that vessel's down outbox (db/shore/writes.ts).
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { isEntity } from "../core/entities.ts";
-import { HttpError } from "../core/errors.ts";
+import {
+  createSchemas,
+  type Entity,
+  ENTITY_PARAM,
+  listQuerySchemas,
+  toListQuery,
+  updateSchemas,
+} from "../core/entities.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { readJson } from "../http/body.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
 import { listShoreRecords } from "../db/shore/fleet.ts";
+import type { ShoreWriteStore } from "../db/shore/writes.ts";
+import { entityOf, etag, idOf, ifMatchOf } from "./records.ts";
 
-/** What the shore records route needs. */
+/** What the shore records routes need. */
 export interface ShoreRecordRoutesDeps {
   sql: Sql;
+  writes: ShoreWriteStore;
 }
 
-const listQuery = z.strictObject({
-  vesselId: z.string().regex(VESSEL_ID_PATTERN, "Must match [A-Za-z0-9_-]{1,64}").optional(),
-  limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
-    .pipe(z.number().int().min(1).max(500)).default(50),
-  cursor: z.string().min(1).max(500).optional(),
-});
-
-/** The shore records route, mounted under `/api` in the shore role. */
-export function shoreRecordRoutes({ sql }: ShoreRecordRoutesDeps): Hono {
-  const app = new Hono();
-  app.get("/:entity", async (c) => {
-    const entity = c.req.param("entity");
-    if (!isEntity(entity)) {
-      throw new HttpError(404, "unknown_entity", `No entity "${entity.slice(0, 100)}"`);
-    }
-    const query = listQuery.parse(c.req.query());
-    return c.json(await listShoreRecords(sql, entity, query));
+/** The vessel's list query plus `vesselId`. */
+export const shoreListQuerySchema = (entity: Entity) =>
+  listQuerySchemas[entity].extend({
+    vesselId: z.string().regex(VESSEL_ID_PATTERN).optional().meta({
+      description: "a vessel id ([A-Za-z0-9_-]{1,64}); without it, every vessel's records",
+    }),
   });
+
+const vesselIdSchema = z.string().regex(VESSEL_ID_PATTERN, "Must match [A-Za-z0-9_-]{1,64}");
+const vesselQuery = z.strictObject({ vesselId: vesselIdSchema });
+
+/** The shore records routes, mounted under `/api` in the shore role. */
+export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono {
+  const app = new Hono();
+  app.get(`/${ENTITY_PARAM}`, async (c) => {
+    const entity = entityOf(c);
+    const parsed = shoreListQuerySchema(entity).parse(c.req.query());
+    const query = toListQuery(parsed, ["vesselId"]);
+    return c.json(
+      await listShoreRecords(sql, entity, { ...query, vesselId: parsed.vesselId as string }),
+    );
+  });
+
+  app.post(`/${ENTITY_PARAM}`, async (c) => {
+    const entity = entityOf(c);
+    const { vesselId } = vesselQuery.parse(c.req.query());
+    const input = createSchemas[entity].parse(await readJson(c));
+    const record = await writes.create(vesselId, entity, input);
+    c.header("Location", `/api/${entity}/${record.id}?vesselId=${vesselId}`);
+    c.header("ETag", etag(record.version));
+    return c.json(record, 201);
+  });
+
+  app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
+    const entity = entityOf(c);
+    const id = idOf(c);
+    const { vesselId } = vesselQuery.parse(c.req.query());
+    const record = await writes.get(vesselId, entity, id);
+    if (!record) throw new NotFoundError(entity, id);
+    c.header("ETag", etag(record.version));
+    return c.json(record);
+  });
+
+  app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
+    const entity = entityOf(c);
+    const id = idOf(c);
+    const { vesselId } = vesselQuery.parse(c.req.query());
+    const ifMatch = ifMatchOf(c);
+    const patch = updateSchemas[entity].parse(await readJson(c));
+    const record = await writes.update(vesselId, entity, id, patch, ifMatch);
+    c.header("ETag", etag(record.version));
+    return c.json(record);
+  });
+
+  app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
+    const entity = entityOf(c);
+    const id = idOf(c);
+    const { vesselId } = vesselQuery.parse(c.req.query());
+    await writes.remove(vesselId, entity, id, ifMatchOf(c));
+    return c.body(null, 204);
+  });
+
   return app;
 }

@@ -5,7 +5,9 @@
  */
 import { z } from "zod";
 import { ENTITIES, type Entity } from "../core/entities.ts";
+import { dateTime } from "../core/datetime.ts";
 import type { ChangeRow, Envelope } from "../core/change.ts";
+import { isClock } from "../core/hlc.ts";
 
 export type { ChangeRow, Envelope };
 import { VESSEL_ID_PATTERN } from "../config.ts";
@@ -86,6 +88,15 @@ const seqSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 // ---- the envelope: one change ------------------------------------------------------------------
 
+const clockSchema = z.string().refine(isClock, "Must be a clock");
+
+/** A change's two-way sync metadata (core/change.ts's ChangeSync), as every change carries it. */
+export const changeSyncSchema = z.strictObject({
+  clock: clockSchema,
+  seen: clockSchema.nullable(),
+  fields: z.array(z.string().max(100)).max(100),
+});
+
 /**
  * The strict schema a shore checks every incoming envelope against (`data` is checked
  * against the entity's record schema separately, once `entity` is known).
@@ -100,11 +111,12 @@ export const envelopeSchema = z.strictObject({
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     "Must be an object",
   ),
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: dateTime(),
   messageId: z.uuid(),
   vesselId: z.string().regex(VESSEL_ID_PATTERN),
   epoch: z.uuid(),
   seq: seqSchema.min(1),
+  sync: changeSyncSchema.optional(),
   sequence: z.number().int().min(0).optional(),
   total: z.number().int().min(1).optional(),
 });
@@ -130,6 +142,7 @@ export function toEnvelope(
     epoch: row.epoch,
     seq: row.seq,
   };
+  if (row.sync) envelope.sync = row.sync;
   if (batch) {
     envelope.sequence = batch.sequence;
     envelope.total = batch.total;
@@ -159,7 +172,7 @@ export const ackPayload = (ack: Ack): string => JSON.stringify({ epoch: ack.epoc
  */
 export const statusSchema = z.looseObject({
   status: z.enum(["online", "offline"]),
-  timestamp: z.iso.datetime({ offset: true }).optional(),
+  timestamp: dateTime().optional(),
   epoch: z.uuid().optional().catch(undefined),
   lastSeq: seqSchema.optional().catch(undefined),
 });
@@ -184,7 +197,7 @@ export const MAX_CATCHUP_LIMIT = 10_000;
 
 /** The catch-up request: `since` is a seq (exclusive) or an ISO 8601 time. */
 export const catchupRequestSchema = z.strictObject({
-  since: z.union([seqSchema, z.iso.datetime({ offset: true })]),
+  since: z.union([seqSchema, dateTime()]),
   entity: z.enum(ENTITIES).optional(),
   limit: z.number().int().min(1).max(MAX_CATCHUP_LIMIT).optional(),
 });

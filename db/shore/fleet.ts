@@ -4,7 +4,7 @@
  */
 import type { Sql } from "../connection.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
-import { decodeCursor, toPage } from "../paging.ts";
+import { decodeCursor, filterConditions, type ListFilter, toPage } from "../paging.ts";
 import type { Presence } from "../../sync/shore/classify.ts";
 
 /** One vessel as `GET /api/vessels` shows it. */
@@ -16,6 +16,10 @@ export interface VesselView {
   lastSeenAt: string | null;
   /** Changes received past a gap, waiting for it to be filled (current epoch). */
   gaps: number;
+  /** Changes the shore's database refused and stepped over, every epoch (shore_dead_letters). */
+  deadLetters: number;
+  /** Messages refused for a seq already held under another messageId (a security event). */
+  forgeries: number;
 }
 
 /** A fleet record: the record as the vessel's API returns it, plus its vessel. */
@@ -74,7 +78,10 @@ export function listVessels(sql: Sql): Promise<VesselView[]> {
       to_char(v.last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
         as "lastSeenAt",
       (select count(*) from shore_inbox i where i.vessel_id = v.vessel_id
-        and i.epoch = c.epoch and i.applied_at is null)::int8 as gaps
+        and i.epoch = c.epoch and i.applied_at is null)::int8 as gaps,
+      (select count(*) from shore_dead_letters d where d.vessel_id = v.vessel_id)::int8
+        as "deadLetters",
+      v.forgeries
     from shore_vessels v left join current c using (vessel_id)
     order by v.vessel_id`;
 }
@@ -113,14 +120,15 @@ export function vesselProgress(
 export async function listShoreRecords(
   sql: Sql,
   entity: Entity,
-  options: { vesselId?: string; limit: number; cursor?: string },
+  options: { vesselId?: string; limit: number; cursor?: string } & ListFilter,
 ): Promise<ShorePage> {
-  const { vesselId, limit, cursor } = options;
+  const { vesselId, limit, cursor, ...filter } = options;
   const after = cursor === undefined ? undefined : decodeCursor(cursor);
   const rows = await sql<{ data: ApiRecord; vessel_id: string; created_at: Date; id: string }[]>`
     select data, vessel_id, created_at, id from shore_records
     where entity = ${entity} and deleted_at is null
       ${vesselId === undefined ? sql`` : sql`and vessel_id = ${vesselId}`}
+      ${filterConditions(sql, filter)}
       ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
     order by created_at, id
     limit ${limit + 1}`;

@@ -11,11 +11,37 @@
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 
+import type { ChangeSync, Envelope } from "../../core/change.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
+import { recordConflicts } from "../conflicts.ts";
+import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+
 type Tx = postgres.TransactionSql;
-import type { Envelope } from "../../core/change.ts";
 
 /** Inbox rows read per apply step; a long backlog is applied in steps of this size. */
 const APPLY_STEP = 2_000;
+
+/** A change the shore can never apply, kept in `shore_dead_letters` and stepped over. */
+export interface DeadLetter {
+  seq: number;
+  messageId: string;
+  /** The SQLSTATE the database refused it with (the `reason` label of the metric). */
+  reason: string;
+  detail: string;
+}
+
+/**
+ * A second message at a (vessel, epoch, seq) already held, under another `messageId`: a
+ * re-delivery carries the same id, so this is a forgery (or a vessel bug); never applied.
+ */
+export interface Forgery {
+  seq: number;
+  /** The id held (and applied, or waiting). */
+  kept: string;
+  /** The id of the message refused. */
+  refused: string;
+}
 
 /** What one batch did. */
 export interface IngestResult {
@@ -23,10 +49,14 @@ export interface IngestResult {
   duplicates: number;
   /** Changes applied by this transaction (its own and waiting ones a batch unblocked). */
   applied: number;
-  /** Highest contiguous seq applied in this epoch after the batch. */
+  /** Highest contiguous seq applied (or dead-lettered) in this epoch after the batch. */
   lastSeq: number;
   /** Whether rows still wait past a gap. */
   waiting: boolean;
+  /** Changes dead-lettered by this transaction. */
+  deadLettered: DeadLetter[];
+  /** Messages refused for a seq held under another messageId. */
+  forgeries: Forgery[];
 }
 
 interface Change {
@@ -35,23 +65,56 @@ interface Change {
   operation: string;
   data: Record<string, unknown>;
   timestamp: string;
+  messageId: string;
+  /** Two-way sync metadata; absent from changes of a vessel older than two-way sync. */
+  sync?: ChangeSync | null;
 }
+
+/**
+ * A data exception (class 22) or integrity violation (class 23): the database refuses this
+ * data, and will refuse it on every retry. Anything else (an outage, a timeout, a lock) may
+ * pass next time and is never a reason to skip a change.
+ */
+export const isDataError = (err: unknown): boolean =>
+  /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
 
 /**
  * Ingests envelopes of one vessel and epoch (in any order, duplicates allowed) in one
  * transaction and applies whatever has become contiguous.
+ *
+ * The batch is written whole first. When the database refuses its data (a data error), the
+ * transaction is run again change by change, each in a savepoint: a change refused on its own
+ * is dead-lettered (kept with the reason) and the vessel's position moves past it, so one bad
+ * change never holds back the changes behind it. An outage is never dead-lettered: it throws,
+ * and the caller retries.
  */
-export function ingest(
+export async function ingest(
   sql: Sql,
   vesselId: string,
   epoch: string,
   envelopes: readonly Envelope[],
+): Promise<IngestResult> {
+  try {
+    return await ingestOnce(sql, vesselId, epoch, envelopes, false);
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    return await ingestOnce(sql, vesselId, epoch, envelopes, true);
+  }
+}
+
+function ingestOnce(
+  sql: Sql,
+  vesselId: string,
+  epoch: string,
+  envelopes: readonly Envelope[],
+  oneByOne: boolean,
 ): Promise<IngestResult> {
   const bySeq = new Map<number, Envelope>();
   for (const e of envelopes) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
   // Sorted so two transactions inserting overlapping seqs take their key locks in one order.
   const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   return sql.begin(async (tx) => {
+    const deadLettered: DeadLetter[] = [];
     const [position] = await tx<{ last_seq: number }[]>`
       insert into shore_positions (vessel_id, epoch, last_received_at)
       values (${vesselId}, ${epoch}, now())
@@ -66,41 +129,78 @@ export function ingest(
       operation: e.operation,
       envelope: e,
     }));
-    const inserted = await tx<{ seq: number }[]>`
-      insert into shore_inbox (vessel_id, epoch, seq, message_id, entity, operation, envelope)
-      select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
-      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
-        seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
-      order by x.seq
-      on conflict do nothing
-      returning seq`;
-    const duplicates = envelopes.length - inserted.length;
+    let inserted = 0;
+    if (!oneByOne) inserted = await insertInbox(tx, vesselId, epoch, rows);
+    else {
+      for (const row of rows) {
+        try {
+          inserted += await tx.savepoint((sp) => insertInbox(sp, vesselId, epoch, [row]));
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          if (await deadLetter(tx, vesselId, epoch, row.envelope, err)) {
+            deadLettered.push(letterOf(row.envelope, err));
+          }
+        }
+      }
+    }
+    let duplicates = envelopes.length - inserted - deadLettered.length;
+    const forgeries = duplicates > 0 ? await forgeriesOf(tx, vesselId, epoch, envelopes) : [];
+    duplicates -= forgeries.length;
+    if (forgeries.length > 0) {
+      await tx`
+        insert into shore_vessels (vessel_id, forgeries) values (${vesselId}, ${forgeries.length})
+        on conflict (vessel_id) do update
+        set forgeries = shore_vessels.forgeries + excluded.forgeries`;
+    }
 
     let applied = 0;
     let waiting = false;
     for (;;) {
-      const next = await tx<{ seq: number }[]>`
-        select seq from shore_inbox
+      // Dead letters count as contiguous: the position steps over them.
+      const next = await tx<{ seq: number; dead: boolean }[]>`
+        select seq, false as dead from shore_inbox
         where vessel_id = ${vesselId} and epoch = ${epoch} and applied_at is null
           and seq > ${last}
+        union all
+        select seq, true as dead from shore_dead_letters
+        where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last}
         order by seq limit ${APPLY_STEP}`;
       let end = last;
-      for (const { seq } of next) {
+      const dead = new Set<number>();
+      for (const { seq, dead: d } of next) {
         if (seq !== end + 1) break;
         end = seq;
+        if (d) dead.add(seq);
       }
       waiting = next.length > end - last;
       if (end === last) break;
-      const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq);
-      await applyChanges(tx, vesselId, changes);
+      const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq, dead);
+      if (!oneByOne) await applyChanges(tx, vesselId, changes);
+      else {
+        for (const c of changes) {
+          try {
+            await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
+          } catch (err) {
+            if (!isDataError(err)) throw err;
+            const envelope = bySeq.get(c.seq) ?? await storedEnvelope(tx, vesselId, epoch, c.seq);
+            await tx`
+              delete from shore_inbox
+              where vessel_id = ${vesselId} and epoch = ${epoch} and seq = ${c.seq}`;
+            if (await deadLetter(tx, vesselId, epoch, envelope, err)) {
+              deadLettered.push(letterOf(envelope, err));
+            }
+            dead.add(c.seq);
+          }
+        }
+      }
       await tx`
         update shore_inbox set applied_at = now()
         where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last} and seq <= ${end}`;
-      applied += end - last;
+      applied += end - last - dead.size;
       last = end;
       if (waiting || next.length < APPLY_STEP) break;
     }
-    if (applied > 0) {
+    if (last > position!.last_seq) {
       await tx`
         update shore_positions
         set last_seq = ${last}, applied_count = applied_count + ${applied}, updated_at = now()
@@ -109,11 +209,96 @@ export function ingest(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting };
+    return { duplicates, applied, lastSeq: last, waiting, deadLettered, forgeries };
   });
 }
 
-/** The changes (from, to]: from the batch in memory where it has them, else the inbox. */
+function insertInbox(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  rows: { seq: number; message_id: string; entity: string; operation: string }[],
+): Promise<number> {
+  return tx`
+    insert into shore_inbox (vessel_id, epoch, seq, message_id, entity, operation, envelope)
+    select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
+    from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+      seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
+    -- A re-delivery of a dead-lettered change is a duplicate too.
+    where not exists (select 1 from shore_dead_letters d
+      where d.vessel_id = ${vesselId} and d.epoch = ${epoch} and d.seq = x.seq)
+    order by x.seq
+    on conflict do nothing
+    returning seq`.then((r) => r.length);
+}
+
+/**
+ * Every envelope of the batch whose seq is held (in the inbox or among the dead letters)
+ * under another messageId. A seq whose inbox row was pruned cannot be compared: it is at or
+ * below the position, and discarded as a duplicate all the same.
+ */
+async function forgeriesOf(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  envelopes: readonly Envelope[],
+): Promise<Forgery[]> {
+  const seqs = [...new Set(envelopes.map((e) => e.seq))];
+  const held = new Map(
+    (await tx<{ seq: number; id: string }[]>`
+      select seq, message_id::text as id from shore_inbox
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])
+      union all
+      select seq, message_id::text from shore_dead_letters
+      where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${seqs}::bigint[])`)
+      .map((r) => [Number(r.seq), r.id]),
+  );
+  const out: Forgery[] = [];
+  for (const e of envelopes) {
+    const kept = held.get(e.seq);
+    if (kept !== undefined && kept !== e.messageId.toLowerCase()) {
+      out.push({ seq: e.seq, kept, refused: e.messageId });
+    }
+  }
+  return out;
+}
+
+const letterOf = (e: Envelope, err: unknown): DeadLetter => ({
+  seq: e.seq,
+  messageId: e.messageId,
+  reason: String((err as { code?: unknown }).code),
+  detail: err instanceof Error ? err.message : String(err),
+});
+
+/**
+ * Keeps a change the database refused. The envelope is kept as JSON text: it may be the very
+ * jsonb the database refused (JSON.stringify escapes NUL and lone surrogates, so text takes it).
+ */
+async function deadLetter(
+  tx: Tx,
+  vesselId: string,
+  epoch: string,
+  e: Envelope,
+  err: unknown,
+): Promise<boolean> {
+  const { reason, detail } = letterOf(e, err);
+  const rows = await tx`
+    insert into shore_dead_letters (vessel_id, epoch, seq, message_id, envelope, reason, detail)
+    values (${vesselId}, ${epoch}, ${e.seq}, ${e.messageId}, ${JSON.stringify(e)}, ${reason},
+      ${detail.slice(0, 1_000)})
+    on conflict do nothing
+    returning seq`;
+  return rows.length > 0;
+}
+
+async function storedEnvelope(tx: Tx, vesselId: string, epoch: string, seq: number) {
+  const [row] = await tx<{ envelope: Envelope }[]>`
+    select envelope from shore_inbox
+    where vessel_id = ${vesselId} and epoch = ${epoch} and seq = ${seq}`;
+  return row!.envelope;
+}
+
+/** The changes (from, to] but `dead`: from the batch in memory where it has them, else the inbox. */
 async function changesOf(
   tx: Tx,
   vesselId: string,
@@ -121,17 +306,19 @@ async function changesOf(
   from: number,
   to: number,
   batch: Map<number, Envelope>,
+  dead: Set<number>,
 ): Promise<Change[]> {
   const missing: number[] = [];
-  for (let s = from + 1; s <= to; s++) if (!batch.has(s)) missing.push(s);
+  for (let s = from + 1; s <= to; s++) if (!batch.has(s) && !dead.has(s)) missing.push(s);
   const stored = missing.length === 0 ? [] : await tx<Change[]>`
-    select seq, entity, operation, envelope->'data' as data, envelope->>'timestamp' as timestamp
+    select seq, entity, operation, envelope->'data' as data, envelope->>'timestamp' as timestamp,
+      message_id::text as "messageId", envelope->'sync' as sync
     from shore_inbox
     where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${missing}::bigint[])`;
   const out: Change[] = [...stored];
   for (let s = from + 1; s <= to; s++) {
     const e = batch.get(s);
-    if (e) out.push(e);
+    if (e && !dead.has(s)) out.push(e);
   }
   return out.sort((a, b) => a.seq - b.seq);
 }
@@ -141,7 +328,9 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<void> {
+  // A vessel's changes written before two-way sync precede its first change with a clock.
+  const changes = all.filter((c) => !c.sync);
   const newest = new Map<string, Change>();
   for (const c of changes) {
     const key = `${c.entity}/${c.data.id}`;
@@ -150,7 +339,13 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
   }
   // In key order, so two transactions touching the same records lock them in one order.
   const keys = [...newest.keys()].sort();
-  const rows = keys.map((k) => newest.get(k)!).map((c) => ({
+  if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
+  await mergeChanges(tx, vesselId, all);
+}
+
+/** The pre-two-way rule: a version never overwrites a newer one already held. */
+async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise<void> {
+  const rows = newest.map((c) => ({
     entity: c.entity,
     id: c.data.id,
     version: c.data.version,
@@ -171,6 +366,105 @@ async function applyChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
       version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
       deleted_at = excluded.deleted_at, applied_at = now()
     where shore_records.version < excluded.version`;
+}
+
+/**
+ * Merges vessel changes into the shore's copies (sync/merge.ts), in seq order, with the
+ * conflicts they met: the mirror of db/vessel/down-inbox.ts, batched (one read under row locks,
+ * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
+ * down change: what the vessel wrote it already has (no echo).
+ */
+async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
+  const merged = changes.flatMap((c) =>
+    c.sync
+      ? [toChange(c.entity as Entity, {
+        operation: c.operation as "create" | "update" | "delete",
+        data: c.data,
+        sync: c.sync,
+      }, "vessel")]
+      : []
+  );
+  if (merged.length === 0) return;
+  const keyOf = (entity: string, id: string) => `${entity}/${id}`;
+  const createdAtOf = new Map<string, string>();
+  for (const c of changes) {
+    const key = keyOf(c.entity, String(c.data.id));
+    if (!createdAtOf.has(key)) createdAtOf.set(key, String(c.data.createdAt));
+  }
+  const wanted = [...new Set(merged.map((c) => keyOf(c.entity, c.recordId)))].sort()
+    .map((key) => ({ entity: key.split("/")[0], id: key.split("/")[1] }));
+  // Locked in key order, so two transactions touching the same records lock them in one order.
+  const held = await tx<(StoredRow & { entity: string; id: string })[]>`
+    select r.entity, r.id::text as id, r.data, r.sync, r.deleted_at is not null as deleted,
+      r.version
+    from shore_records r
+    join jsonb_to_recordset(${tx.json(wanted as never)}) as x(entity text, id uuid)
+      on r.entity = x.entity and r.id = x.id
+    where r.vessel_id = ${vesselId}
+    order by r.entity, r.id
+    for update of r`;
+  const state = new Map<
+    string,
+    { record?: SyncRecord; version: number; createdAt: string }
+  >();
+  for (const r of held) {
+    state.set(keyOf(r.entity, r.id), {
+      record: toSyncRecord(r.entity as Entity, r, { self: "shore", recordId: r.id }),
+      version: r.version,
+      createdAt: r.data.createdAt,
+    });
+  }
+  const conflicts: Conflict[] = [];
+  const touched = new Set<string>();
+  for (const change of merged) {
+    const key = keyOf(change.entity, change.recordId);
+    // A record new to shore takes its creation time from the change that brings it.
+    const current = state.get(key) ?? { version: 0, createdAt: createdAtOf.get(key)! };
+    const result = applyRemote(current.record, change, "shore");
+    state.set(key, {
+      ...current,
+      record: result.record,
+      version: current.version + (result.duplicate ? 0 : 1),
+    });
+    if (!result.duplicate) touched.add(key);
+    conflicts.push(...result.conflicts);
+  }
+  const rows = [...touched].sort().map((key) => {
+    const s = state.get(key)!;
+    const [entity, id] = key.split("/") as [string, string];
+    const image = toRow(s.record!, { id, createdAt: s.createdAt, version: s.version });
+    return {
+      entity,
+      id,
+      version: s.version,
+      data: image.data,
+      created_at: s.createdAt,
+      updated_at: image.updatedAt,
+      deleted_at: image.deleted ? image.updatedAt : null,
+      sync: image.sync,
+    };
+  });
+  if (rows.length > 0) {
+    await tx`
+      insert into shore_records
+        (entity, vessel_id, id, version, data, created_at, updated_at, deleted_at, sync)
+      select x.entity, ${vesselId}, x.id, x.version, x.data, x.created_at, x.updated_at,
+        x.deleted_at, x.sync
+      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+        entity text, id uuid, version integer, data jsonb, created_at timestamptz,
+        updated_at timestamptz, deleted_at timestamptz, sync jsonb)
+      on conflict (entity, vessel_id, id) do update set
+        version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
+        deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
+  }
+  await recordConflicts(tx, vesselId, conflicts);
+}
+
+interface StoredRow {
+  data: ApiRecord;
+  sync: StoredSync | null;
+  deleted: boolean;
+  version: number;
 }
 
 /**

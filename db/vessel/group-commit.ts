@@ -23,6 +23,8 @@ export interface CreateRow {
   entity: Entity;
   record: ApiRecord;
   priority: number;
+  /** The record's two-way sync bookkeeping and its change's (db/sync-rows.ts). */
+  sync: { record: unknown; change: unknown };
 }
 
 /** Options for {@linkcode GroupCommit}. */
@@ -99,8 +101,8 @@ export class GroupCommit {
     // Entity names come from the fixed list, never from input: safe as identifiers.
     const tables = entities.map((e, i) => `
       , t${i} as (
-        insert into ${e} (id, version, data, created_at, updated_at)
-        select id, 1, data, at, at from items where entity = '${e}'
+        insert into ${e} (id, version, data, created_at, updated_at, sync)
+        select id, 1, data, at, at, sync from items where entity = '${e}'
       )`).join("");
     const items = rows.map((r, i) => ({
       ord: i,
@@ -109,14 +111,17 @@ export class GroupCommit {
       data: r.record,
       at: r.record.createdAt,
       priority: r.priority,
+      sync: r.sync.record,
+      change_sync: r.sync.change,
     }));
     await this.#sql.unsafe(
       `with items as (
         select * from jsonb_to_recordset($1::text::jsonb) as x(
-          ord int, entity text, id uuid, data jsonb, at timestamptz, priority smallint)
+          ord int, entity text, id uuid, data jsonb, at timestamptz, priority smallint,
+          sync jsonb, change_sync jsonb)
       )${tables}
-      insert into changes (entity, record_id, operation, data, changed_at, priority)
-      select entity, id, 'create', data, at, priority from items order by ord`,
+      insert into changes (entity, record_id, operation, data, changed_at, priority, sync)
+      select entity, id, 'create', data, at, priority, change_sync from items order by ord`,
       [JSON.stringify(items)],
       { prepare: true },
     );

@@ -89,7 +89,8 @@ export const envelopeSql = (t: string, vesselParam: string) =>
    || '","data":' || ${t}data::text || ',"timestamp":"'
    || to_char(${t}changed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
    || '","messageId":"' || ${t}message_id || '","vesselId":"' || ${vesselParam}
-   || '","epoch":"' || ${t}epoch || '","seq":' || ${t}seq || '}'`;
+   || '","epoch":"' || ${t}epoch || '","seq":' || ${t}seq
+   || coalesce(',"sync":' || ${t}sync::text, '') || '}'`;
 
 /**
  * Claims up to `limit` changes that have no seq yet, alerts first then by id, and gives them
@@ -227,7 +228,7 @@ export async function changesSince(
   const { since, entity, limit } = options;
   const { epoch } = await vesselState(sql);
   return await sql<ChangeRow[]>`
-    select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq
+    select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq, sync
     from changes
     where epoch = ${epoch} and seq is not null
       ${typeof since === "number" ? sql`and seq > ${since}` : sql`and changed_at >= ${since}`}

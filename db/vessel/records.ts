@@ -3,12 +3,16 @@
  * same statement as the record (a data-modifying CTE is one atomic statement), so no record
  * is ever committed without its change, and no change without its record.
  */
+import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { NotFoundError, VersionMismatchError } from "../../core/errors.ts";
-import { decodeCursor, toPage } from "../paging.ts";
+import { decodeCursor, filterConditions, type ListFilter, toPage } from "../paging.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
 import { GroupCommit } from "./group-commit.ts";
+import { decodeClock, Hlc } from "../../core/hlc.ts";
+import { applyLocal, type Write } from "../../sync/merge.ts";
+import { changeSync, entityFields, type StoredSync, toRow, toSyncRecord } from "../sync-rows.ts";
 
 /** A page of records and the cursor of the next one. */
 export interface Page {
@@ -22,6 +26,8 @@ export interface RecordStoreOptions {
   gate: OutboxGate;
   /** Create statements running at once before creates queue into batches (default 2). */
   createsInFlight?: number;
+  /** The vessel's clock for two-way sync (default: one on this machine's time). */
+  hlc?: Hlc;
 }
 
 /** Alerts overtake a backlog of other entities; see the publisher. */
@@ -31,7 +37,7 @@ export const priorityOf = (entity: Entity): number => entity === "alerts" ? 0 : 
 export interface RecordStore {
   create(entity: Entity, input: Record<string, unknown> & { id?: string }): Promise<ApiRecord>;
   get(entity: Entity, id: string): Promise<ApiRecord | undefined>;
-  list(entity: Entity, options: { limit: number; cursor?: string }): Promise<Page>;
+  list(entity: Entity, options: { limit: number; cursor?: string } & ListFilter): Promise<Page>;
   update(
     entity: Entity,
     id: string,
@@ -43,34 +49,59 @@ export interface RecordStore {
 
 /** Builds the record store over `sql`; `gate` bounds the outbox and wakes the publisher. */
 export function createRecordStore(
-  { sql, gate, createsInFlight }: RecordStoreOptions,
+  { sql, gate, createsInFlight, hlc = new Hlc({ origin: "vessel" }) }: RecordStoreOptions,
 ): RecordStore {
   const notFound = (entity: Entity, id: string) => new NotFoundError(entity, id);
 
-  // Called when a conditional write touched no row: 412 if the record lives, else 404.
-  async function missOrStale(entity: Entity, id: string, ifMatch?: number): Promise<never> {
-    const [row] = await sql<{ version: number }[]>`
-      select version from ${sql(entity)} where id = ${id} and deleted_at is null`;
-    if (row && ifMatch !== undefined) {
-      throw new VersionMismatchError(id, row.version, ifMatch);
-    }
-    throw notFound(entity, id);
+  // A store may be built over a caller's transaction (tests do): nest in a savepoint then.
+  const transaction = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> =>
+    ("begin" in sql
+      ? sql.begin(fn)
+      : (sql as unknown as postgres.TransactionSql).savepoint(fn)) as Promise<T>;
+
+  // Reads, merges (sync/merge.ts) and writes back one live record under its row lock, with
+  // its change row: the record's clocks only grow, and its changes are claimed in that order.
+  function modify(entity: Entity, id: string, ifMatch: number | undefined, write: Write) {
+    return transaction(async (tx) => {
+      const [row] = await tx<{ data: ApiRecord; sync: StoredSync | null; deleted: boolean }[]>`
+        select data, sync, deleted_at is not null as deleted from ${tx(entity)}
+        where id = ${id} for update`;
+      if (!row || row.deleted) throw notFound(entity, id);
+      const version = row.data.version;
+      if (ifMatch !== undefined && version !== ifMatch) {
+        throw new VersionMismatchError(id, version, ifMatch);
+      }
+      const current = toSyncRecord(entity, row, { self: "vessel", recordId: id });
+      const { record, change } = applyLocal(current, write, hlc);
+      const image = toRow(record, { id, createdAt: row.data.createdAt, version: version + 1 });
+      await tx`
+        with r as (
+          update ${tx(entity)} set version = ${image.data.version},
+            data = ${tx.json(image.data as never)}, sync = ${tx.json(image.sync as never)},
+            updated_at = ${image.updatedAt}, deleted_at = ${image.deleted ? image.updatedAt : null}
+          where id = ${id}
+        )
+        insert into changes (entity, record_id, operation, data, changed_at, priority, sync)
+        values (${entity}, ${id}, ${write.op}, ${tx.json(image.data as never)},
+          ${image.updatedAt}, ${priorityOf(entity)}, ${tx.json(changeSync(change) as never)})`;
+      return image.data;
+    });
   }
 
   // Creates under load share statements and commits; see db/group-commit.ts.
   const creates = new GroupCommit({
     sql,
     maxInFlight: createsInFlight,
-    single: async ({ entity, record, priority }) => {
+    single: async ({ entity, record, priority, sync }) => {
       await sql`
         with r as (
-          insert into ${sql(entity)} (id, version, data, created_at, updated_at)
+          insert into ${sql(entity)} (id, version, data, created_at, updated_at, sync)
           values (${record.id}, 1, ${sql.json(record as never)}, ${record.createdAt},
-            ${record.createdAt})
+            ${record.createdAt}, ${sql.json(sync.record as never)})
         )
-        insert into changes (entity, record_id, operation, data, changed_at, priority)
+        insert into changes (entity, record_id, operation, data, changed_at, priority, sync)
         values (${entity}, ${record.id}, 'create', ${sql.json(record as never)},
-          ${record.createdAt}, ${priority})`;
+          ${record.createdAt}, ${priority}, ${sql.json(sync.change as never)})`;
     },
   });
 
@@ -81,10 +112,17 @@ export function createRecordStore(
       // PostgreSQL compares uuids case-blind; the record's JSON must carry the same canonical
       // form, or its id would differ by case from the one its change and shore key on.
       const id = (given ?? crypto.randomUUID()).toLowerCase();
-      const now = new Date().toISOString();
-      const record: ApiRecord = { id, version: 1, createdAt: now, updatedAt: now, ...fields };
-      for (const k of Object.keys(record)) if (record[k] === null) delete record[k];
-      await creates.write({ entity, record, priority: priorityOf(entity) });
+      // A create writes every field, absent ones as null, so that each has a clock.
+      const values = Object.fromEntries(entityFields(entity).map((n) => [n, fields[n] ?? null]));
+      const { record: merged, change } = applyLocal(
+        undefined,
+        { entity, recordId: id, op: "create", fields: values },
+        hlc,
+      );
+      const at = new Date(decodeClock(change.clock).wall).toISOString();
+      const { data: record, sync: stored } = toRow(merged, { id, createdAt: at, version: 1 });
+      const sync = { record: stored, change: changeSync(change) };
+      await creates.write({ entity, record, priority: priorityOf(entity), sync });
       gate.added();
       return record;
     },
@@ -95,11 +133,11 @@ export function createRecordStore(
       return row?.data;
     },
 
-    async list(entity, { limit, cursor }) {
+    async list(entity, { limit, cursor, ...filter }) {
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       const rows = await sql<{ data: ApiRecord; created_at: Date; id: string }[]>`
         select data, created_at, id from ${sql(entity)}
-        where deleted_at is null
+        where deleted_at is null ${filterConditions(sql, filter)}
         ${after ? sql`and (created_at, id) > (${after[0]}, ${after[1]})` : sql``}
         order by created_at, id
         limit ${limit + 1}`;
@@ -108,46 +146,19 @@ export function createRecordStore(
 
     async update(entity, id, patch, ifMatch) {
       gate.admit();
-      const now = new Date().toISOString();
-      const [row] = await sql<{ data: ApiRecord }[]>`
-        with r as (
-          update ${sql(entity)} set
-            version = version + 1,
-            updated_at = ${now},
-            data = jsonb_strip_nulls(data || ${sql.json(patch as never)}::jsonb ||
-              jsonb_build_object('version', version + 1, 'updatedAt', ${now}::text))
-          where id = ${id} and deleted_at is null
-            ${ifMatch === undefined ? sql`` : sql`and version = ${ifMatch}`}
-          returning data
-        ), c as (
-          insert into changes (entity, record_id, operation, data, changed_at, priority)
-          select ${entity}, ${id}, 'update', data, ${now}, ${priorityOf(entity)} from r
-        )
-        select data from r`;
-      if (!row) return missOrStale(entity, id, ifMatch);
+      const data = await modify(entity, id, ifMatch, {
+        entity,
+        recordId: id,
+        op: "update",
+        fields: patch,
+      });
       gate.added();
-      return row.data;
+      return data;
     },
 
     async remove(entity, id, ifMatch) {
       gate.admit();
-      const now = new Date().toISOString();
-      const [row] = await sql`
-        with r as (
-          update ${sql(entity)} set
-            version = version + 1,
-            updated_at = ${now},
-            deleted_at = ${now},
-            data = data || jsonb_build_object('version', version + 1, 'updatedAt', ${now}::text)
-          where id = ${id} and deleted_at is null
-            ${ifMatch === undefined ? sql`` : sql`and version = ${ifMatch}`}
-          returning data
-        ), c as (
-          insert into changes (entity, record_id, operation, data, changed_at, priority)
-          select ${entity}, ${id}, 'delete', data, ${now}, ${priorityOf(entity)} from r
-        )
-        select 1 from r`;
-      if (!row) return missOrStale(entity, id, ifMatch);
+      await modify(entity, id, ifMatch, { entity, recordId: id, op: "delete" });
       gate.added();
     },
   };

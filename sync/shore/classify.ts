@@ -84,9 +84,6 @@ export function classify(topic: string, payload: Uint8Array): ShoreMessage {
     return malformed(onSeq ? "invalid_seq" : "invalid_envelope", `Fields: ${fields}`, vesselId);
   }
   const envelope = parsed.data as Envelope;
-  if (!storableTime(envelope.timestamp)) {
-    return malformed("invalid_envelope", "Fields: timestamp", vesselId);
-  }
   if (envelope.vesselId !== vesselId || envelope.entity !== entity) {
     return malformed("mismatch", "Envelope vesselId or entity differs from its topic", vesselId);
   }
@@ -95,15 +92,8 @@ export function classify(topic: string, payload: Uint8Array): ShoreMessage {
     const fields = [...new Set(record.error.issues.map((i) => i.path.join(".")))].join(", ");
     return malformed("invalid_record", `Record fields: ${fields}`, vesselId);
   }
-  if (!storableTime(record.data.createdAt) || !storableTime(record.data.updatedAt)) {
-    return malformed("invalid_record", "Record fields: createdAt, updatedAt", vesselId);
-  }
   return { kind: "envelope", envelope: { ...envelope, data: record.data } };
 }
-
-// ISO 8601 allows year 0000, PostgreSQL's timestamptz does not: one such change would fail
-// its vessel's every batch, so it is refused here as malformed.
-const storableTime = (iso: string) => !iso.startsWith("0000");
 
 function presenceOf(vesselId: string, payload: Uint8Array): ShoreMessage {
   const json = parseJson(payload);

@@ -1,8 +1,9 @@
 /**
- * The shore role's ingest: subscribes to the fleet's sync topics, validates every message,
- * buffers envelopes for a few milliseconds and applies them in per-vessel batches through
- * the inbox (db/inbox.ts, exactly once and in seq order), acknowledges what is applied,
- * asks vessels to re-send what a gap holds back, and records presence.
+ * The shore role's ingest: subscribes to the fleet's sync topics, validates every message and
+ * hands envelopes to the batch queue (sync/shore/batches.ts), which writes them through the
+ * inbox (db/shore/inbox.ts, exactly once and in seq order); acks what is applied
+ * (sync/shore/acks.ts), asks vessels to re-send what a gap holds back (sync/shore/gaps.ts),
+ * and records presence (sync/shore/presence.ts).
  *
  * Nothing here decides "applied" from memory: acks and gap requests are read from the
  * database, so they are right across restarts and with several shore processes.
@@ -12,7 +13,6 @@ import type { Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import {
-  ackPayload,
   catchupRequestPayload,
   type Envelope,
   FLEET_FILTER,
@@ -21,11 +21,13 @@ import {
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import { ackPositions, ingest, pruneInbox } from "../../db/shore/inbox.ts";
-import { recordPresence } from "../../db/shore/fleet.ts";
+import { ingest, pruneInbox } from "../../db/shore/inbox.ts";
 import { isDatabaseUnavailable } from "../../core/errors.ts";
 import { GapMonitor } from "./gaps.ts";
 import { DeadlineError, within } from "../deadline.ts";
+import { BatchQueue, type FailurePlan } from "./batches.ts";
+import { AckPublisher } from "./acks.ts";
+import { PresenceRecorder } from "./presence.ts";
 
 /** Options for {@linkcode createShore}; the timings default to production values. */
 export interface ShoreOptions {
@@ -43,6 +45,8 @@ export interface ShoreOptions {
   concurrency?: number;
   /** Envelopes held in memory at most; past it new ones are shed (vessels re-send them). */
   maxBuffered?: number;
+  /** Envelopes of one vessel held in memory at most (so one vessel cannot shed another's). */
+  maxBufferedPerVessel?: number;
   /** Acks are published at most this often per vessel. */
   ackDebounceMs?: number;
   /** A gap that has not moved for this long is asked for. */
@@ -79,27 +83,36 @@ export function createShore(options: ShoreOptions): Shore {
     maxBatch = 1_000,
     concurrency = 8,
     maxBuffered = 100_000,
+    maxBufferedPerVessel = 20_000,
     ackDebounceMs = 250,
     writeTimeoutMs = 30_000,
   } = options;
-  const buffer = new Map<string, Envelope[]>(); // by vessel and epoch
-  const inFlight = new Set<string>();
-  const failures = new Map<string, number>();
-  let buffered = 0;
-  let running = 0;
-  let flushTimer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
-  const idle = new Set<() => void>();
-  const dirtyAcks = new Set<string>();
-  let presence = Promise.resolve();
   let pruneTimer: ReturnType<typeof setInterval> | undefined;
   const prune = () =>
     pruneInbox(sql, options.inboxRetentionDays ?? 30).then(
       (n) => n > 0 && log.info("Inbox pruned", { rows: n }),
       (err) => log.warn("Inbox prune failed", { error: err }),
     );
-  let ackTimer: ReturnType<typeof setTimeout> | undefined;
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
+  const acks = new AckPublisher({
+    sql,
+    session,
+    log,
+    metrics,
+    debounceMs: ackDebounceMs,
+    timeoutMs: writeTimeoutMs,
+  });
+  const presence = new PresenceRecorder({ sql, log, timeoutMs: writeTimeoutMs });
+  const queue = new BatchQueue({
+    write,
+    onFailure,
+    batchDelayMs,
+    maxBatch,
+    concurrency,
+    maxBuffered,
+    maxPerVessel: maxBufferedPerVessel,
+  });
   const gapMonitor = new GapMonitor({
     sql,
     log,
@@ -132,118 +145,75 @@ export function createShore(options: ShoreOptions): Shore {
     if (closed) return;
     const m = classify(topic, payload);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
-    if (m.kind === "presence") {
-      // One at a time, in arrival order: an `offline` must not overtake the `online` before it.
-      presence = presence.then(() => within(recordPresence(sql, m.presence), writeTimeoutMs))
-        .catch((err) =>
-          log.warn("Presence not recorded", { vesselId: m.presence.vesselId, error: err })
-        );
-      return;
-    }
+    if (m.kind === "presence") return presence.record(m.presence);
     if (m.kind !== "envelope") return;
-    if (buffered >= maxBuffered) {
-      metrics.shed.inc();
-      return;
-    }
-    const key = `${m.envelope.vesselId}|${m.envelope.epoch}`;
-    let list = buffer.get(key);
-    if (!list) buffer.set(key, list = []);
-    list.push(m.envelope);
-    buffered++;
-    flushTimer ??= setTimeout(flush, buffered >= maxBatch ? 0 : batchDelayMs);
+    if (!queue.push(m.envelope)) metrics.shed.inc();
   }
 
-  function flush() {
-    flushTimer = undefined;
-    for (const [key, list] of buffer) {
-      if (running >= concurrency) break;
-      if (inFlight.has(key)) continue;
-      const batch = list.splice(0, maxBatch);
-      if (list.length === 0) buffer.delete(key);
-      buffered -= batch.length;
-      inFlight.add(key);
-      running++;
-      write(key, batch).finally(() => {
-        inFlight.delete(key);
-        running--;
-        if (buffered > 0 && !closed) flushTimer ??= setTimeout(flush, 0);
-        if (running === 0) { for (const fn of idle) fn(); }
-      });
-    }
-  }
-
-  async function write(key: string, batch: Envelope[]) {
+  /**
+   * Writes one batch. Serialization failures and deadlocks are retried at once (another
+   * transaction won a race; nothing is wrong with the batch); anything else goes back to the
+   * queue, which retries this vessel alone after a back-off.
+   */
+  async function write(batch: Envelope[]) {
     const { vesselId, epoch } = batch[0]!;
     for (let attempt = 1;; attempt++) {
       try {
         const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
-        failures.delete(key);
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
+        for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
+        for (const f of result.forgeries) {
+          // Never rate-limited: each one is a security event an operator must be able to trace.
+          metrics.forgeries.inc();
+          log.error("Forged change refused: seq held under another messageId", {
+            vesselId,
+            epoch,
+            seq: f.seq,
+            keptMessageId: f.kept,
+            refusedMessageId: f.refused,
+          });
+        }
+        const [first] = result.deadLettered;
+        if (first) {
+          // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
+          log.error("Changes dead-lettered: the database refuses them", {
+            vesselId,
+            epoch,
+            count: result.deadLettered.length,
+            first,
+          });
+        }
         // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
-        if (result.applied > 0 || result.duplicates > 0) scheduleAck(vesselId);
+        if (result.applied + result.duplicates + result.deadLettered.length > 0) {
+          acks.schedule(vesselId);
+        }
         return;
       } catch (err) {
         const code = (err as { code?: string }).code ?? "";
         if (TRANSIENT.has(code) && attempt < 5) continue;
-        const failed = (failures.get(key) ?? 0) + 1;
-        failures.set(key, failed);
-        const unavailable = err instanceof DeadlineError || isDatabaseUnavailable(err);
-        if (!unavailable && failed >= 5) {
-          // Dropping is safe: nothing was acked, so the vessel re-sends and the gap is asked for.
-          log.error("Batch dropped after repeated failures", { vesselId, error: err });
-          failures.delete(key);
-          return;
-        }
-        log.warn("Batch not written, retrying", { vesselId, attempt: failed, error: err });
-        const list = buffer.get(key) ?? [];
-        buffer.set(key, [...batch, ...list]);
-        buffered += batch.length;
-        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** failed, 10_000)));
-        return;
+        throw err;
       }
     }
   }
 
-  function scheduleAck(vesselId: string) {
-    dirtyAcks.add(vesselId);
-    if (!closed) ackTimer ??= setTimeout(publishAcks, ackDebounceMs);
-  }
-
-  async function publishAcks(all = false) {
-    ackTimer = undefined;
-    const vessels = all ? undefined : [...dirtyAcks];
-    if (!all) dirtyAcks.clear();
-    if (!session.connected) return; // the next connect publishes every vessel's ack
-    try {
-      const positions = await within(ackPositions(sql, vessels), writeTimeoutMs);
-      await Promise.all(positions.map(async ({ vesselId, epoch, seq }) => {
-        await session.publish(topicsOf(vesselId).ack, ackPayload({ epoch, seq }), {
-          qos: 1,
-          retain: true,
-        });
-        metrics.acksPublished.inc();
-      }));
-      // Another instance may have applied more and published its ack before ours landed,
-      // leaving ours, the older, retained. Re-read after the PUBACKs: whatever moved meanwhile
-      // is published again, so the last retained ack is never behind the database.
-      const sent = new Map(positions.map((p) => [p.vesselId, `${p.epoch}/${p.seq}`]));
-      const now = await within(ackPositions(sql, [...sent.keys()]), writeTimeoutMs);
-      for (const p of now) {
-        if (sent.get(p.vesselId) !== `${p.epoch}/${p.seq}`) scheduleAck(p.vesselId);
-      }
-    } catch (err) {
-      log.warn("Acks not published, retrying", { error: err });
-      for (const v of vessels ?? []) dirtyAcks.add(v);
-      if (!closed && vessels) ackTimer ??= setTimeout(publishAcks, ackDebounceMs * 4);
+  function onFailure(batch: Envelope[], err: unknown, failures: number): FailurePlan {
+    const { vesselId } = batch[0]!;
+    const unavailable = err instanceof DeadlineError || isDatabaseUnavailable(err);
+    if (!unavailable && failures >= 5) {
+      // Dropping is safe: nothing was acked, so the vessel re-sends and the gap is asked for.
+      log.error("Batch dropped after repeated failures", { vesselId, error: err });
+      return "drop";
     }
+    log.warn("Batch not written, retrying", { vesselId, attempt: failures, error: err });
+    return { retryInMs: Math.min(250 * 2 ** failures, 10_000) };
   }
 
   const offMessage = session.onMessage(receive);
   const offEvent = session.onEvent((event) => {
     if (event.type === "connected" && !closed) {
       // A new broker (or a lost session) has no retained acks: restate every vessel's.
-      publishAcks(true);
+      acks.publish(true);
     }
   });
 
@@ -256,27 +226,20 @@ export function createShore(options: ShoreOptions): Shore {
       gapMonitor.start();
       pruneTimer = setInterval(prune, 3_600_000);
       prune();
-      if (session.connected) await publishAcks(true);
+      if (session.connected) await acks.publish(true);
     },
     get buffered() {
-      return buffered;
+      return queue.buffered;
     },
     async close() {
       offMessage();
       closed = true;
       gapMonitor.stop();
       clearInterval(pruneTimer);
-      clearTimeout(flushTimer);
       // Write what is buffered, for a few seconds at most: anything left is re-sent by vessels.
-      const deadline = Date.now() + 5_000;
-      while ((buffered > 0 || running > 0) && Date.now() < deadline) {
-        flush();
-        if (running > 0) await new Promise<void>((resolve) => idle.add(resolve));
-        idle.clear();
-      }
-      clearTimeout(ackTimer);
-      if (dirtyAcks.size > 0) await publishAcks();
-      await presence;
+      await queue.close(5_000);
+      await acks.close();
+      await presence.settled();
       offEvent();
     },
   };

@@ -70,6 +70,8 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         lastSeq: 2,
         lastSeenAt: undefined,
         gaps: 0,
+        deadLetters: 0,
+        forgeries: 0,
       });
     });
 
@@ -119,7 +121,8 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ title: "x", equipmentId: "e" }),
       });
-      assert.equal(post.status, 404, "the shore serves no writes");
+      assert.equal(post.status, 405, "the shore serves no writes");
+      assert.equal(post.headers.get("allow"), "GET");
       await post.body?.cancel();
       assert.equal((await get("/api/vessels", false)).status, 401);
       assert.equal((await get("/api/work_orders", false)).status, 401);

@@ -31,6 +31,8 @@ export interface TestAppOptions {
   tokens?: string[];
   /** Receives every log line (JSON text) at debug level and above. */
   logLines?: string[];
+  /** More environment for the configuration (`CORS_ORIGINS`, …). */
+  env?: Record<string, string>;
 }
 
 /** Builds the app over `sql`; log lines go to `logLines` when given. */
@@ -44,6 +46,7 @@ export async function testApp(sql: Sql, options: TestAppOptions = {}): Promise<T
     LOCAL_MODE: "false",
     DATABASE_URL: "postgres://unused",
     OUTBOX_MAX_PENDING: String(options.outboxMaxPending ?? 1_000_000),
+    ...options.env,
   });
   const role = await createVesselRole({ config, sql, log, metrics });
   const app = gatewayApp({ config, role, log, metrics, tokens });

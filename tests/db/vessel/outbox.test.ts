@@ -27,7 +27,7 @@ Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to
     vesselId: "vessel-1",
   });
   const rows = await db.sql<ChangeRow[]>`
-    select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq
+    select entity, operation, data, changed_at, message_id, epoch::text as epoch, seq, sync
     from changes order by seq`;
   const expected = rows.map((r) => toEnvelope(r, "vessel-1"));
   for (const built of [claimed, reread]) {

@@ -201,7 +201,7 @@ Deno.test("two processes migrating one empty PostgreSQL at once apply each migra
       migrate(a as unknown as Sql),
       migrate(b as unknown as Sql),
     ]);
-    assert.deepEqual([...ra, ...rb].sort(), MIGRATIONS.map((m) => m.version));
+    assert.deepEqual([...ra, ...rb].sort((x, y) => x - y), MIGRATIONS.map((m) => m.version));
     const rows = await db.sql`select count(*)::int as n from vessel_state`;
     assert.equal(rows[0]!.n, 1, "the singleton row was inserted once");
   } finally {

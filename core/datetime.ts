@@ -1,0 +1,53 @@
+/**
+ * Date-times as the contract (§3) takes them: ISO 8601 with a zone (`Z` or any offset), seconds
+ * and fractional seconds optional; stored and returned in UTC, `2026-12-01T04:30:00.000Z`.
+ */
+import { z } from "zod";
+
+// Offsets as ISO 8601 writes them: ±hh:mm, ±hhmm or ±hh. Fractions beyond nine digits are
+// nanoseconds of nanoseconds: nobody means them, and they would only make a long string longer.
+const DATE_TIME =
+  /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)$/i;
+
+/**
+ * `value` in UTC as `Date#toISOString()` writes it, or `undefined` when it is not an ISO 8601
+ * date-time with a zone, names a day or time that does not exist (Feb 30, 24:00), or lands
+ * outside the years 0001–9999 in UTC (PostgreSQL has no year 0; past 9999 the form changes).
+ */
+export function toUtc(value: string): string | undefined {
+  const m = DATE_TIME.exec(value);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s = "0", frac = "", z, sign, oh = "0", om = "0"] = m;
+  const local = new Date(0);
+  local.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  local.setUTCHours(Number(h), Number(mi), Number(s), Number(frac.padEnd(3, "0").slice(0, 3)));
+  // Date rolls Feb 30 over into March and 24:00 into the next day; the fields must survive.
+  if (
+    local.getUTCFullYear() !== Number(y) || local.getUTCMonth() !== Number(mo) - 1 ||
+    local.getUTCDate() !== Number(d) || local.getUTCHours() !== Number(h) ||
+    local.getUTCMinutes() !== Number(mi) || local.getUTCSeconds() !== Number(s)
+  ) return undefined;
+  if (!z && (Number(oh) > 23 || Number(om) > 59)) return undefined;
+  const offsetMs = z ? 0 : (sign === "-" ? -1 : 1) * (Number(oh) * 60 + Number(om)) * 60_000;
+  const utc = new Date(local.getTime() - offsetMs);
+  const year = utc.getUTCFullYear();
+  if (year < 1 || year > 9999) return undefined;
+  return utc.toISOString();
+}
+
+/** What every date-time field expects, said once for error messages and the OpenAPI document. */
+export const DATE_TIME_WANT =
+  "an ISO 8601 date-time with a zone (Z or an offset), such as 2026-12-01T10:00Z or " +
+  "2026-12-01T10:00:00.000+05:30; returned in UTC";
+
+/**
+ * A date-time field: refuses a value without a zone or a date alone, and normalises to UTC.
+ * `overwrite` (not `transform`) keeps it a string schema, so JSON Schema can describe it.
+ */
+export const dateTime = () =>
+  z.string().refine((v) => toUtc(v) !== undefined, `Must be ${DATE_TIME_WANT}`).overwrite((v) =>
+    toUtc(v) ?? v
+  ).meta({
+    description: DATE_TIME_WANT[0]!.toUpperCase() + DATE_TIME_WANT.slice(1),
+    format: "date-time",
+  });

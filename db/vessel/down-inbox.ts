@@ -1,0 +1,155 @@
+/**
+ * The vessel's inbox of the shore's changes (contract §6): db/inbox.ts mirrored for one peer.
+ * Exactly once and in seq order per epoch, each change goes through the merge
+ * (sync/merge.ts) into the record, with the conflicts it met, in one transaction. No change
+ * row is written: what the shore wrote it already has (no echo).
+ */
+import type postgres from "postgres";
+import type { Sql } from "../connection.ts";
+import type { ApiRecord, Entity } from "../../core/entities.ts";
+import type { Hlc } from "../../core/hlc.ts";
+import { applyRemote } from "../../sync/merge.ts";
+import { recordConflicts } from "../conflicts.ts";
+import { type ChangeSync, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+
+type Tx = postgres.TransactionSql;
+
+/** Inbox rows applied per step; a long backlog is applied in steps of this size. */
+const APPLY_STEP = 500;
+
+/** One change of the shore's stream to this vessel, as its envelope carries it. */
+export interface DownChange {
+  seq: number;
+  messageId: string;
+  entity: Entity;
+  operation: "create" | "update" | "delete";
+  data: ApiRecord;
+  sync: ChangeSync;
+}
+
+/** What one batch did. */
+export interface DownIngestResult {
+  duplicates: number;
+  applied: number;
+  /** Highest contiguous seq applied in this epoch after the batch: the down ack. */
+  lastSeq: number;
+  waiting: boolean;
+  conflicts: number;
+  /** Changes whose clock ran further ahead of this vessel's than the HLC accepts. */
+  clockAhead: number;
+}
+
+/**
+ * Ingests changes of one epoch of the shore's stream (any order, duplicates allowed) in one
+ * transaction and applies whatever has become contiguous.
+ */
+export function ingestDown(
+  sql: Sql,
+  options: { vesselId: string; epoch: string; changes: readonly DownChange[]; hlc: Hlc },
+): Promise<DownIngestResult> {
+  const { vesselId, epoch, changes, hlc } = options;
+  const bySeq = new Map<number, DownChange>();
+  for (const c of changes) if (!bySeq.has(c.seq)) bySeq.set(c.seq, c);
+  const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+  return sql.begin(async (tx) => {
+    // The position row is the stream's lock: two ingests of one epoch run one after another.
+    const [position] = await tx<{ last_seq: number }[]>`
+      insert into down_positions (epoch, last_received_at) values (${epoch}, now())
+      on conflict (epoch) do update set last_received_at = now()
+      returning last_seq`;
+    let last = position!.last_seq;
+    const rows = unique.filter((c) => c.seq > last).map((c) => ({
+      seq: c.seq,
+      message_id: c.messageId,
+      entity: c.entity,
+      operation: c.operation,
+      envelope: c,
+    }));
+    const inserted = await tx<{ seq: number }[]>`
+      insert into down_inbox (epoch, seq, message_id, entity, operation, envelope)
+      select ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
+      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+        seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
+      order by x.seq
+      on conflict do nothing
+      returning seq`;
+    const result: DownIngestResult = {
+      duplicates: changes.length - inserted.length,
+      applied: 0,
+      lastSeq: last,
+      waiting: false,
+      conflicts: 0,
+      clockAhead: 0,
+    };
+    for (;;) {
+      const next = await tx<{ seq: number; envelope: DownChange }[]>`
+        select seq, envelope from down_inbox
+        where epoch = ${epoch} and applied_at is null and seq > ${last}
+        order by seq limit ${APPLY_STEP}`;
+      let end = last;
+      for (const { seq, envelope } of next) {
+        if (seq !== end + 1) break;
+        const applied = await applyOne(tx, vesselId, envelope, hlc);
+        result.conflicts += applied.conflicts;
+        if (applied.ahead) result.clockAhead++;
+        end = seq;
+      }
+      result.waiting = next.length > end - last;
+      if (end === last) break;
+      await tx`update down_inbox set applied_at = now()
+        where epoch = ${epoch} and seq > ${last} and seq <= ${end}`;
+      result.applied += end - last;
+      last = end;
+      if (result.waiting || next.length < APPLY_STEP) break;
+    }
+    if (result.applied > 0) {
+      await tx`update down_positions set last_seq = ${last},
+          applied_count = applied_count + ${result.applied}, updated_at = now()
+        where epoch = ${epoch}`;
+    }
+    result.lastSeq = last;
+    return result;
+  }) as Promise<DownIngestResult>;
+}
+
+interface RecordRow {
+  data: ApiRecord;
+  sync: StoredSync | null;
+  deleted: boolean;
+  version: number;
+}
+
+/** Merges one shore change into its record under the record's row lock. */
+async function applyOne(
+  tx: Tx,
+  vesselId: string,
+  envelope: DownChange,
+  hlc: Hlc,
+): Promise<{ conflicts: number; ahead: boolean }> {
+  const { entity } = envelope;
+  const change = toChange(entity, envelope, "shore");
+  const id = change.recordId;
+  const ahead = hlc.receive(change.clock).aheadMs > 0;
+  const [row] = await tx<RecordRow[]>`
+    select data, sync, deleted_at is not null as deleted, version from ${tx(entity)}
+    where id = ${id} for update`;
+  const current = row ? toSyncRecord(entity, row, { self: "vessel", recordId: id }) : undefined;
+  const { record, conflicts, duplicate } = applyRemote(current, change, "vessel");
+  if (duplicate) return { conflicts: 0, ahead };
+  const createdAt = row?.data.createdAt ?? String(envelope.data.createdAt);
+  const image = toRow(record, { id, createdAt, version: (row?.version ?? 0) + 1 });
+  const deletedAt = image.deleted ? image.updatedAt : null;
+  if (row) {
+    await tx`
+      update ${tx(entity)} set version = ${image.data.version},
+        data = ${tx.json(image.data as never)}, sync = ${tx.json(image.sync as never)},
+        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}
+      where id = ${id}`;
+  } else {
+    await tx`
+      insert into ${tx(entity)} (id, version, data, created_at, updated_at, deleted_at, sync)
+      values (${id}, ${image.data.version}, ${tx.json(image.data as never)}, ${createdAt},
+        ${image.updatedAt}, ${deletedAt}, ${tx.json(image.sync as never)})`;
+  }
+  return { conflicts: await recordConflicts(tx, vesselId, conflicts), ahead };
+}
