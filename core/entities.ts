@@ -24,9 +24,12 @@ export type Entity = typeof ENTITIES[number];
 
 /**
  * The `:entity` route parameter, constrained to the five names: a path with any other name
- * matches no route, so it is a 404 and never a 405.
+ * matches no route, so it is a 404 and never a 405. The alternation is grouped: Hono splices
+ * the pattern into one regular expression with the other routes, where a bare `a|b` leaked
+ * out of its segment (`GET /api/work_orders/<id>/parts` matched the list route once a static
+ * `/api/conflicts` route stood beside it).
  */
-export const ENTITY_PARAM = `:entity{${ENTITIES.join("|")}}`;
+export const ENTITY_PARAM = `:entity{(?:${ENTITIES.join("|")})}`;
 
 /** True when `name` is one of the five entities. */
 export function isEntity(name: string): name is Entity {

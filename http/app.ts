@@ -22,7 +22,9 @@ export interface AppDeps {
   metrics: Metrics;
   tokens: string[];
   /** Mounted under `/api`, behind the bearer token. */
-  api: Hono;
+  /** Mounted under `/api` one by one (a sub-app nesting others would blur which methods a
+   * path takes: Hono then matches `GET /:entity` for `/:entity/:id`). */
+  api: Hono[];
   /** Mounted under `/catchup`, behind the bearer token (vessel role). */
   catchup?: Hono;
   health: Hono;
@@ -97,7 +99,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.use("/catchup", auth, limitBodies);
   app.use("/catchup/*", auth, limitBodies);
 
-  app.route("/api", deps.api);
+  for (const api of deps.api) app.route("/api", api);
   if (deps.catchup) app.route("/catchup", deps.catchup);
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);

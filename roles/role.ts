@@ -25,8 +25,8 @@ export interface RoleDeps {
 
 /** A role, built but not started: nothing connects until `start()`. */
 export interface Role {
-  /** Mounted under `/api`. */
-  api: Hono;
+  /** Mounted under `/api`, in order. */
+  api: Hono[];
   /** Mounted under `/catchup` (vessel role). */
   catchup?: Hono;
   /** The live `/health` fields; throws when the database does not answer. */

@@ -1,7 +1,6 @@
 /**
  * The shore role: ingests the fleet's changes exactly once and serves what was applied.
  */
-import { Hono } from "hono";
 import { fleetSummary, vesselProgress } from "../db/shore/fleet.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
@@ -40,11 +39,12 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     inboxRetentionDays: config.catchupRetentionDays,
   });
 
-  const api = new Hono();
-  api.route("/", vesselRoutes({ sql }));
-  api.route("/", conflictRoutes({ sql }));
   const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
-  api.route("/", shoreRecordRoutes({ sql, writes }));
+  const api = [
+    vesselRoutes({ sql }),
+    conflictRoutes({ sql }),
+    shoreRecordRoutes({ sql, writes }),
+  ];
 
   return {
     api,

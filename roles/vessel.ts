@@ -8,7 +8,6 @@ import { countPending, outboxHealth, outboxStats } from "../db/vessel/outbox.ts"
 import { createRecordStore } from "../db/vessel/records.ts";
 import { recordRoutes } from "../routes/records.ts";
 import { conflictRoutes } from "../routes/conflicts.ts";
-import { Hono } from "hono";
 import { Hlc } from "../core/hlc.ts";
 import { catchupRoutes } from "../routes/catchup.ts";
 import { ENTITIES } from "../core/entities.ts";
@@ -53,7 +52,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
   return {
     gate,
     engine,
-    api: new Hono().route("/", conflictRoutes({ sql })).route("/", recordRoutes({ records })),
+    api: [conflictRoutes({ sql }), recordRoutes({ records })],
     catchup: engine && catchupRoutes({ catchup: engine.catchup }),
     async report() {
       const s = session();
