@@ -5,6 +5,8 @@
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
+import { claimDataDir } from "./core/data-dir.ts";
+import { StartupError } from "./core/errors.ts";
 import { createMetrics } from "./core/metrics.ts";
 import { openDatabase } from "./db/connection.ts";
 import { migrate } from "./db/migrations.ts";
@@ -37,6 +39,30 @@ export async function start(
   config: Config,
   log: Logger,
   options: StartOptions = {},
+): Promise<Gateway> {
+  // First of all, before the embedded database or the token file is opened: one process owns
+  // a DATA_DIR (README, "Configuration").
+  const usesDataDir = config.databaseUrl === undefined || config.apiTokens === undefined;
+  const lock = usesDataDir ? await claimDataDir(config.dataDir) : undefined;
+  try {
+    const gateway = await startClaimed(config, log, options);
+    return {
+      port: gateway.port,
+      async close() {
+        await gateway.close();
+        lock?.release();
+      },
+    };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+async function startClaimed(
+  config: Config,
+  log: Logger,
+  options: StartOptions,
 ): Promise<Gateway> {
   // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
   // variable (a ConfigError), rather than surfacing later as a reconnect loop.
@@ -136,6 +162,11 @@ if (import.meta.main) {
     if (abort.signal.aborted) {
       log.info("Stopped during start-up");
       Deno.exit(0);
+    }
+    if (err instanceof StartupError) {
+      // Waiting would not help (DATA_DIR held, unknown database, refused login): one line.
+      console.error(`bosun: ${err.message}`);
+      Deno.exit(1);
     }
     if (err instanceof ConfigError) {
       // A TLS file that cannot be read or parsed: named like any other bad variable.

@@ -5,6 +5,14 @@
  */
 import { z } from "zod";
 
+/**
+ * A start-up that waiting cannot fix (`DATA_DIR` held by another process, an unknown
+ * database, refused credentials): main.ts prints its message as one line and exits 1.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
 /** An error with an HTTP status and a snake_case code, as the contract's error JSON. */
 export class HttpError extends Error {
   override name = "HttpError";
@@ -71,17 +79,36 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 /**
+ * True when the server answered and refused us for good: the database does not exist
+ * (3D000) or the login is refused (class 28: no such role, wrong password, no pg_hba entry).
+ * At start-up these are fatal, since waiting cannot fix them; a running gateway still answers
+ * them 503 ({@linkcode isDatabaseUnavailable}), as a database dropped under it may come back.
+ */
+export function isPermanentDatabaseError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(3D000|28[0-9A-Z]{3})$/.test(code);
+}
+
+/**
  * Maps any thrown value to an HttpError, or `undefined` when it is a bug (a 500).
  * zod errors become 400, PostgreSQL unique violations 409, lost connections 503.
  */
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof z.ZodError) {
+    // An unknown key is reported where it is, one detail each, so a client can point at it.
+    const details = err.issues.flatMap((i) =>
+      i.code === "unrecognized_keys"
+        ? i.keys.map((k) => ({ path: [...i.path, k].join("."), message: i.message }))
+        : [{ path: i.path.join("."), message: i.message }]
+    );
+    const n = err.issues.length - 1;
+    const more = n > 0 ? `; ${n} more in details` : "";
     return new HttpError(
       400,
       "validation_failed",
-      "Request failed validation",
-      err.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+      `${err.issues[0]?.message ?? "Request failed validation"}${more}`,
+      details,
     );
   }
   const code = (err as { code?: unknown } | null)?.code;

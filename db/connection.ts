@@ -6,6 +6,7 @@
 import postgres from "postgres";
 import type { Logger } from "../core/log.ts";
 import { restrictToOwner } from "../core/data-dir.ts";
+import { isPermanentDatabaseError, StartupError } from "../core/errors.ts";
 
 /** The tagged-template SQL client used everywhere. */
 export type Sql = postgres.Sql;
@@ -65,6 +66,8 @@ function client(url: string, max: number): Sql {
 /**
  * Opens the database and waits until it answers, retrying with back-off (0.5 s doubling to
  * 30 s) while it is unreachable, so a gateway started before its database does not crash-loop.
+ * A server that answers but refuses (unknown database, refused login) throws a
+ * {@linkcode StartupError} at once: retrying it only hid the mistake behind "unreachable".
  */
 export async function openDatabase(options: OpenOptions): Promise<Database> {
   const { url, dataDir, log, max = 16, signal } = options;
@@ -87,6 +90,15 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
         await close();
         throw err;
       }
+      if (url !== undefined && isPermanentDatabaseError(err)) {
+        await close();
+        const { message, code } = err as Error & { code: string };
+        throw new StartupError(
+          `The database at "DATABASE_URL" ${
+            redacted(url)
+          } refused the connection: ${message} (${code})`,
+        );
+      }
       log.warn("Database unreachable, retrying", { attempt, retryInMs: delay, error: err });
       await sleep(delay, signal);
       // A stop during the wait ends the loop now rather than after one more connect attempt.
@@ -96,6 +108,17 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
       }
       delay = Math.min(delay * 2, 30_000);
     }
+  }
+}
+
+/** `url` as it may be shown: the password replaced. */
+function redacted(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return `"${u.toString()}"`;
+  } catch {
+    return "(unparsable)";
   }
 }
 

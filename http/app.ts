@@ -29,6 +29,8 @@ export interface AppDeps {
   catchup?: Hono;
   health: Hono;
   metricsRoute: Hono;
+  /** The OpenAPI document, built on first request (`GET /openapi.json`, open). */
+  openapi?: () => unknown;
   /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
   corsOrigins?: string[];
 }
@@ -103,6 +105,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.catchup) app.route("/catchup", deps.catchup);
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
+  if (deps.openapi) {
+    let document: unknown;
+    const build = deps.openapi;
+    app.get("/openapi.json", (c) => c.json(document ??= build()));
+  }
 
   app.notFound((c) => {
     // A path some route serves, with a method none of them does: 405 with what it takes.

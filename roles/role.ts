@@ -10,6 +10,7 @@ import type { Logger } from "../core/log.ts";
 import type { Metrics } from "../core/metrics.ts";
 import { VERSION } from "../core/version.ts";
 import { createApp } from "../http/app.ts";
+import { openApiDocument } from "../http/openapi.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import type { TlsFiles } from "../sync/tls.ts";
@@ -63,5 +64,6 @@ export function gatewayApp(
     }),
     metricsRoute: metricsRoutes({ metrics, refresh: role.refresh, log }),
     corsOrigins: config.corsOrigins,
+    openapi: () => openApiDocument({ role: config.role, catchup: role.catchup !== undefined }),
   });
 }

@@ -197,7 +197,9 @@ export const MAX_CATCHUP_LIMIT = 10_000;
 
 /** The catch-up request: `since` is a seq (exclusive) or an ISO 8601 time. */
 export const catchupRequestSchema = z.strictObject({
-  since: z.union([seqSchema, dateTime()]),
+  since: z.union([seqSchema, dateTime()]).meta({
+    description: "A seq (a whole number; exclusive) or an ISO 8601 date-time with a zone",
+  }),
   entity: z.enum(ENTITIES).optional(),
   limit: z.number().int().min(1).max(MAX_CATCHUP_LIMIT).optional(),
 });

@@ -22,11 +22,8 @@ const DOCUMENTED = [
   "bosun_link_bytes_total",
   "bosun_build_info",
 ];
-/**
- * Series that two-way sync (conflicts, both roles) and the shore's poison-change handling (dead
- * letters) count under these names; listed until their code registers them.
- */
-const ANNOUNCED = ["bosun_conflicts_total", "bosun_shore_dead_letters_total"];
+/** Two-way sync's conflict counter (both roles), listed until core/metrics.ts registers it. */
+const ANNOUNCED = ["bosun_conflicts_total"];
 /** Prometheus's own per-target series. */
 const PROMETHEUS = ["up"];
 
@@ -217,7 +214,7 @@ Deno.test("the dashboard has the operator's panels, laid out without overlap", (
       "Link bytes",
       "Reconnects",
       "Shore fleet lag",
-      "Dead letters",
+      "Dead letters and forgeries",
       "Conflicts recorded",
     ]
   ) {

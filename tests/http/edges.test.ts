@@ -127,7 +127,8 @@ Deno.test("data exceptions from PostgreSQL and invalid UTF-8 bodies answer 400, 
       assert.equal(res.status, 400);
       assert.equal((await res.json()).error.code, "invalid_encoding");
       const got = await fetch(`${base}/api/crew/${rec.id}`, { headers: auth });
-      assert.equal((await got.json()).name, "Kept");
+      const body = await got.json();
+      assert.equal(body.name, "Kept", JSON.stringify({ rec, body }));
     });
 
     await t.step("POST /catchup whose body is not UTF-8 is refused", async () => {

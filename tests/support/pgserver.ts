@@ -40,10 +40,15 @@ async function run(program: string, args: string[]): Promise<void> {
 
 /** Creates a cluster on a free port; `started: false` leaves it stopped. */
 export async function createPgServer(
-  options: { started?: boolean; fsync?: boolean } = {},
+  options: {
+    started?: boolean;
+    fsync?: boolean;
+    /** pg_hba.conf lines put ahead of initdb's `trust` ones (a role that needs a password). */
+    hba?: string[];
+  } = {},
 ): Promise<PgServer> {
   // fsync off by default: tests want speed; a bench wants commits that cost what they cost.
-  const { started = true, fsync = false } = options;
+  const { started = true, fsync = false, hba = [] } = options;
   const bin = binDir();
   const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "bosun-pg-" });
@@ -51,6 +56,10 @@ export async function createPgServer(
     await new Deno.Command("chown", { args: ["postgres", dir], stdout: "null" }).output();
   }
   await run(`${bin}/initdb`, ["-D", `${dir}/data`, "-A", "trust", "-U", "postgres", "-E", "UTF8"]);
+  if (hba.length) {
+    const conf = `${dir}/data/pg_hba.conf`;
+    await Deno.writeTextFile(conf, hba.join("\n") + "\n" + await Deno.readTextFile(conf));
+  }
   let running = false;
   const start = async () => {
     await run(`${bin}/pg_ctl`, [
