@@ -1,0 +1,125 @@
+/**
+ * A backlog drained over an emulated satellite link (tests/support/proxy.ts: 432 kbit/s each
+ * way, 300 ms one way, 1 % loss) between the vessel and the broker, in frames mode, to a shore
+ * ingest on the broker's side: the time until every change is acknowledged ashore against the
+ * time the link needs to carry the bytes that crossed it; and the apply delay of alerts
+ * committed during that drain (record `createdAt` on the vessel to `applied_at` ashore, one
+ * PostgreSQL clock).
+ *
+ *   deno run -A bench/satellite.ts     (BENCH_SAT_N=20000 for a smaller backlog;
+ *                                       or BENCH_ONLY=satellite deno task bench)
+ */
+import type { BenchRow } from "./types.ts";
+import { percentile } from "./types.ts";
+import { fillChangeLog } from "./common.ts";
+import { freshDatabase } from "../tests/support/pg.ts";
+import { startMosquitto } from "../tests/support/mosquitto.ts";
+import { startProxy, type Throttle } from "../tests/support/proxy.ts";
+import { startShore } from "../tests/support/fleet.ts";
+import { startVessel } from "../tests/support/vessel.ts";
+import { waitUntil } from "../tests/support/wait.ts";
+
+/** The issue's link: 432 kbit/s each way, 600 ms round trip, 1 % loss. */
+const LINK: Throttle = { bitsPerSecond: 432_000, latencyMs: 300, loss: 0.01 };
+const ALERT_EVERY_MS = 500;
+
+/** Drains the backlog over the link; returns the two rows. */
+export async function run(): Promise<BenchRow[]> {
+  const n = Number(Deno.env.get("BENCH_SAT_N") ?? 100_000);
+  await using vesselDb = await freshDatabase();
+  await using shoreDb = await freshDatabase();
+  await using broker = await startMosquitto();
+  await using proxy = startProxy({ target: { port: broker.port } });
+  const shore = await startShore(broker.url, shoreDb.sql, { ackDebounceMs: 250 });
+  try {
+    proxy.setMode({ kind: "cut" });
+    await using vessel = await startVessel({
+      sql: vesselDb.sql,
+      brokerUrl: proxy.url(),
+      env: { ACK_TIMEOUT_S: "30", LINK_MODE: "frames", OUTBOX_MAX_PENDING: "2000000" },
+    });
+    await fillChangeLog(vesselDb.sql, n);
+    vessel.gate.added(n);
+    const up0 = proxy.bytes.up;
+    const down0 = proxy.bytes.down;
+    const started = performance.now();
+    proxy.setMode({ kind: "throttle", throttle: LINK });
+
+    // Alerts while the backlog drains, until shore has acknowledged 90 % of it.
+    let alerts = 0;
+    let draining = true;
+    const writer = (async () => {
+      while (draining) {
+        await new Promise((r) => setTimeout(r, ALERT_EVERY_MS));
+        if (!draining) break;
+        await vessel.records.create("alerts", {
+          equipmentId: "engine-1",
+          severity: "critical",
+          message: `bilge level high ${alerts}`,
+          acknowledged: false,
+        });
+        alerts++;
+      }
+    })();
+    const ackedSeq = async () => Number((await vessel.report()).lastAckedSeq ?? 0);
+    await waitUntil(
+      async () => await ackedSeq() >= 0.9 * n,
+      "90 % of the backlog acked",
+      3_600_000,
+      200,
+    );
+    draining = false;
+    await writer;
+    await waitUntil(
+      async () => await ackedSeq() === n + alerts,
+      "everything acked ashore",
+      3_600_000,
+      50,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const up = proxy.bytes.up - up0;
+    const down = proxy.bytes.down - down0;
+    // Each direction has its own 432 kbit/s: the busier one sets what the link needs.
+    const need = Math.max(up, down) * 8 / LINK.bitsPerSecond;
+
+    const delays = (await shoreDb.sql<{ ms: number }[]>`
+      select extract(epoch from applied_at - created_at)::float8 * 1000 as ms
+      from shore_records where entity = 'alerts'`).map((r) => r.ms).sort((a, b) => a - b);
+    const p50 = percentile(delays, 0.5);
+    const p99 = percentile(delays, 0.99);
+    const max = delays.at(-1) ?? NaN;
+    console.error(
+      `satellite: ${n} changes + ${alerts} alerts acknowledged ashore in ${
+        seconds.toFixed(1)
+      } s; ` +
+        `link bytes up ${up} down ${down} (${(up / n).toFixed(1)} B/change up) need ` +
+        `${need.toFixed(1)} s at 432 kbit/s: ratio ${(seconds / need).toFixed(2)}; alert apply ` +
+        `delay (${delays.length}) p50 ${p50.toFixed(0)} ms p99 ${p99.toFixed(0)} ms max ` +
+        `${max.toFixed(0)} ms`,
+    );
+    return [
+      {
+        figure: `satellite: ${n} backlog acked ashore (s; baseline link time for its bytes)`,
+        value: seconds,
+        baseline: need,
+        ratio: seconds / need,
+        goal: "≤ 1.25×",
+        holds: seconds / need <= 1.25,
+      },
+      {
+        figure: `satellite: alert apply delay during the drain, p99 of ${delays.length} (ms)`,
+        value: p99,
+        baseline: null,
+        ratio: null,
+        goal: "≤ 2000 ms",
+        holds: p99 <= 2_000,
+      },
+    ];
+  } finally {
+    await shore.close();
+  }
+}
+
+if (import.meta.main) {
+  for (const row of await run()) console.log(JSON.stringify(row));
+}
