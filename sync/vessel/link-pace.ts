@@ -7,16 +7,23 @@
  * them. Claiming no further ahead than about a second of the link's bytes lets the alert ride
  * a frame that leaves within about a second.
  *
- * The estimate: bytes PUBACKed per second over the time something was in flight (an idle
- * link says nothing about its capacity), sampled every `SAMPLE_MS` or when in-flight drains.
- * It starts at `floorBytes` a horizon and grows quickly (half-way to a higher sample); it
- * falls slowly (an eighth of the way), and only on samples taken while the budget was
- * binding: a trickle of live writes measures the writer, not the link. While the budget
- * binds on a link faster than the horizon's round trip, each sample carries more than the
- * budget (rate ≈ budget / RTT), so the budget grows until the link, not the budget, limits.
+ * The estimate, from two kinds of sample of the last `WINDOW_MS`, the median of each (one
+ * lost segment holds a publish back and the PUBACKs behind it then come in a burst: a median
+ * shrugs that off, a maximum would not):
+ *
+ * - the spacing of PUBACKs: of publishes sent together, each queued behind the one before on
+ *   the link, so from the first one's PUBACK to the last one's the link carried the others
+ *   (their bytes over that time; PUBACKs read together are one burst's span, not several). This measures the link even while the budget, not the link, limits
+ *   what is in flight, where a delivery rate would measure the budget over the round trip
+ *   (and a budget of rate × horizon would settle at a fraction of the link whenever the round
+ *   trip is a good part of the horizon: 0.4 of it on a 600 ms satellite hop, measured).
+ * - the delivery rate (bytes PUBACKed between a publish's send and its PUBACK, over that
+ *   time): a floor for the first seconds, before spacings were seen.
+ *
+ * It starts at `floorBytes` a horizon and never goes below.
  */
 
-const SAMPLE_MS = 250;
+const WINDOW_MS = 10_000;
 
 /** Options for {@linkcode LinkPace}. */
 export interface LinkPaceOptions {
@@ -28,61 +35,69 @@ export interface LinkPaceOptions {
   now?: () => number;
 }
 
+/** What {@linkcode LinkPace.sent} hands back, for the publish's PUBACK or failure. */
+export interface Sent {
+  bytes: number;
+  at: number;
+  ackedBefore: number;
+}
+
 /** The link's measured pace and the claim budget it allows. */
 export class LinkPace {
   readonly horizonMs: number;
   readonly floorBytes: number;
-  /** Bytes per second the broker acknowledged, smoothed. */
-  rate: number;
   /** Payload bytes per change, smoothed: turns a byte budget into rows. */
   bytesPerRow = 200;
   #now: () => number;
-  #inFlightBytes = 0;
   #acked = 0;
-  #sample: { at: number; acked: number } | null = null;
-  #limited = false;
+  // Publishes sent together, as their PUBACKs come: the first PUBACK's time, and the bytes
+  // PUBACKed after it up to the latest.
+  #burst = { sentAt: -Infinity, firstAckAt: 0, lastAckAt: 0, bytes: 0 };
+  #delivery: { at: number; rate: number }[] = [];
+  #spacing: { at: number; rate: number }[] = [];
 
   constructor(options: LinkPaceOptions = {}) {
     this.horizonMs = options.horizonMs ?? 1_000;
     this.floorBytes = options.floorBytes ?? 16 * 1024;
     this.#now = options.now ?? Date.now;
-    this.rate = this.floorBytes * 1_000 / this.horizonMs;
+  }
+
+  /** Bytes per second the link carries, as measured (see the header). */
+  get rate(): number {
+    const floor = this.floorBytes * 1_000 / this.horizonMs;
+    return Math.max(floor, median(this.#delivery), median(this.#spacing));
   }
 
   /** A publish of `bytes` carrying `rows` changes left. */
-  sent(bytes: number, rows: number): void {
-    if (this.#inFlightBytes <= 0) this.#sample = { at: this.#now(), acked: this.#acked };
-    this.#inFlightBytes += bytes;
+  sent(bytes: number, rows: number): Sent {
     if (rows > 0) this.bytesPerRow += (bytes / rows - this.bytesPerRow) / 8;
+    return { bytes, at: this.#now(), ackedBefore: this.#acked };
   }
 
-  /** The broker acknowledged a publish of `bytes`. */
-  acked(bytes: number): void {
-    this.#inFlightBytes -= bytes;
-    this.#acked += bytes;
-    const idle = this.#inFlightBytes <= 0;
-    const s = this.#sample;
+  /** The broker acknowledged a publish. */
+  acked(sent: Sent): void {
+    this.#acked += sent.bytes;
     const now = this.#now();
-    if (s && (now - s.at >= SAMPLE_MS || (idle && now - s.at >= 5))) {
-      const sample = (this.#acked - s.acked) * 1_000 / (now - s.at);
-      if (sample > this.rate) this.rate += (sample - this.rate) / 2;
-      else if (this.#limited) this.rate += (sample - this.rate) / 8;
-      this.rate = Math.max(this.rate, this.floorBytes * 1_000 / this.horizonMs);
-      this.#sample = { at: now, acked: this.#acked };
-      this.#limited = false;
+    add(
+      this.#delivery,
+      now,
+      now,
+      (this.#acked - sent.ackedBefore) * 1_000 / Math.max(1, now - sent.at),
+    );
+    const burst = this.#burst;
+    if (Math.abs(sent.at - burst.sentAt) <= 2) {
+      burst.bytes += sent.bytes;
+      burst.lastAckAt = now;
+      return;
     }
-    if (idle) this.#idle();
-  }
-
-  /** A publish of `bytes` failed (a drop, a refusal): it is no longer in flight. */
-  failed(bytes: number): void {
-    this.#inFlightBytes -= bytes;
-    if (this.#inFlightBytes <= 0) this.#idle();
-  }
-
-  /** The publisher wanted to claim more than the budget allowed. */
-  limited(): void {
-    this.#limited = true;
+    // A burst is over: its later publishes took the link from its first PUBACK to its last.
+    // Over less than 20 ms the clock says little (and on such a link the budget is large).
+    const span = burst.lastAckAt - burst.firstAckAt;
+    prune(this.#spacing, now);
+    if (burst.bytes > 0 && span >= 20) {
+      add(this.#spacing, burst.lastAckAt, now, burst.bytes * 1_000 / span);
+    }
+    this.#burst = { sentAt: sent.at, firstAckAt: now, lastAckAt: now, bytes: 0 };
   }
 
   /** Changes that may be claimed and not yet PUBACKed at once. */
@@ -90,9 +105,22 @@ export class LinkPace {
     const bytes = Math.max(this.floorBytes, this.rate * this.horizonMs / 1_000);
     return Math.max(1, Math.floor(bytes / Math.max(1, this.bytesPerRow)));
   }
+}
 
-  #idle() {
-    this.#inFlightBytes = 0;
-    this.#sample = null; // the next send starts a new sample: idle time is not the link's
+/** Keeps a sample taken `at`, forgetting those older than `WINDOW_MS` (and more than 64). */
+function add(samples: { at: number; rate: number }[], at: number, now: number, rate: number) {
+  samples.push({ at, rate });
+  prune(samples, now);
+}
+
+function prune(samples: { at: number; rate: number }[], now: number) {
+  while (samples.length > 64 || (samples.length && now - samples[0]!.at > WINDOW_MS)) {
+    samples.shift();
   }
+}
+
+function median(samples: { rate: number }[]): number {
+  if (samples.length === 0) return 0;
+  const sorted = samples.map((s) => s.rate).sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }

@@ -236,10 +236,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
     noteSent(row.epoch, row.seq);
-    const bytes = payload.length;
-    pace.sent(bytes, 1);
+    const paced = pace.sent(payload.length, 1);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
-      pace.acked(bytes);
+      pace.acked(paced);
       lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
       published(row);
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
@@ -250,7 +249,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
       if (isRefusal(err) && row.epoch === mark.epoch && refused.size < maxAbove) {
         refused.add(row.seq);
       }
-      pace.failed(bytes);
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -276,11 +274,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
       for (const row of part) inFlightSeqs.add(row.seq);
       noteSent(part[0]!.epoch, frame.toSeq);
       framesInFlight++;
-      const bytes = frame.payload.length;
-      pace.sent(bytes, frame.count);
+      const paced = pace.sent(frame.payload.length, frame.count);
       session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
         .then(() => {
-          pace.acked(bytes);
+          pace.acked(paced);
           lastPublishedSeq = Math.max(lastPublishedSeq, frame.toSeq);
           for (const row of part) {
             published(row);
@@ -290,7 +287,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
           if (isRefusal(err) && part[0]!.epoch === mark.epoch && refused.size < maxAbove) {
             for (const row of part) refused.add(row.seq);
           }
-          pace.failed(bytes);
           onEvent({ type: "publish_failed", seq: frame.fromSeq, error: err });
         }).finally(() => {
           framesInFlight--;
@@ -396,14 +392,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
           const byBudget = budget - buffer.length - inFlightSeqs.size;
           const room = Math.min(highWater - buffer.length, byBudget);
           if (byBudget < highWater - buffer.length && byBudget < Math.max(1, budget / 8)) {
-            pace.limited();
             pump();
             await sleep(pollMs, "slot");
             continue;
           }
           const gen = generation;
           const rows = await nextRows(room);
-          if (rows.length === room) pace.limited();
           if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
           buffer.push(...rows);
           exhausted = rows.length === 0 && pass === null && passRequest === null;
