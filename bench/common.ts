@@ -58,8 +58,10 @@ export function benchEngine(
   sql: Sql,
   brokerUrl: string,
   vesselId: string,
+  linkMode?: "frames" | "messages",
 ): { engine: VesselEngine; gate: OutboxGate } {
   const config = parseConfig({
+    ...(linkMode ? { LINK_MODE: linkMode } : {}),
     VESSEL_ID: vesselId,
     MQTT_BROKER_URL: brokerUrl,
     ACK_TIMEOUT_S: "86400", // no re-sends during a bench: shore is absent on purpose

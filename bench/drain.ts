@@ -1,7 +1,7 @@
 /**
- * Drain bench: 100,000 changes queued while the broker is down, then drained at QoS 1 to a
- * local Mosquitto started here, against raw mqtt.js publishing the same envelopes with the
- * same in-flight window in the same run (once before the engine and once after). Then the
+ * Drain bench: 100,000 changes queued while the broker is down, then drained in frames
+ * (`LINK_MODE=frames`, QoS 1) to a local Mosquitto started here, against raw mqtt.js
+ * publishing the same envelopes one message each at QoS 1 with the same in-flight window in the same run (once before the engine and once after). Then the
  * process RSS idle and with 1,000,000 unacknowledged changes (the engine streams the change
  * log, so RSS should not follow it).
  *
@@ -108,7 +108,7 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   let rawCpu = ownCpu() - raw0;
   await broker.kill();
 
-  const { engine } = benchEngine(db.sql, `mqtt://127.0.0.1:${port}`, vesselId);
+  const { engine } = benchEngine(db.sql, `mqtt://127.0.0.1:${port}`, vesselId, "frames");
   const done = drained(engine, n);
   engine.start();
   await new Promise((r) => setTimeout(r, 500)); // the broker is down: attempts fail
@@ -138,12 +138,12 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   );
   const ratio = engineRate / rawRate;
   return [{
-    figure: `drain ${n} changes at QoS 1, window ${WINDOW} (msg/s; baseline raw mqtt.js)`,
+    figure: `drain ${n} changes in frames (changes/s; baseline raw mqtt.js, window ${WINDOW})`,
     value: engineRate,
     baseline: rawRate,
     ratio,
-    goal: "≥ 0.9 of raw",
-    holds: ratio >= 0.9,
+    goal: "≥ 3× raw",
+    holds: ratio >= 3,
   }];
 }
 
