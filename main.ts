@@ -118,7 +118,15 @@ async function startClaimed(
       aborted.abort();
       // A request still uploading its body when the stop comes gets this long to finish.
       await drain.drain(10_000);
-      await server.shutdown();
+      // shutdown() also waits for connections whose request body never finished arriving (a
+      // stalled upload answered 408 stays open, Deno does not close it), and waited for ever:
+      // past the drain, such a client gets no more of our time.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        server.shutdown(),
+        new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+      ]);
+      clearTimeout(timer);
       await role.close();
       await db.close();
     },

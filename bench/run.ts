@@ -16,6 +16,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["catchup", () => import("./catchup.ts")],
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
+  ["slow-uploads", () => import("./slow-uploads.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>
