@@ -16,6 +16,8 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["catchup", () => import("./catchup.ts")],
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
+  ["isolation", () => import("./isolation.ts")],
+  ["first-start", () => import("./first-start.ts")],
   ["slow-uploads", () => import("./slow-uploads.ts")],
 ];
 

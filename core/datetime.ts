@@ -38,16 +38,14 @@ export function toUtc(value: string): string | undefined {
 /** What every date-time field expects, said once for error messages and the OpenAPI document. */
 export const DATE_TIME_WANT =
   "an ISO 8601 date-time with a zone (Z or an offset), such as 2026-12-01T10:00Z or " +
-  "2026-12-01T10:00:00.000+05:30; returned in UTC";
+  "2026-12-01T10:00:00.000+05:30";
 
 /**
  * A date-time field: refuses a value without a zone or a date alone, and normalises to UTC.
  * `overwrite` (not `transform`) keeps it a string schema, so JSON Schema can describe it.
  */
 export const dateTime = () =>
-  z.string().refine((v) => toUtc(v) !== undefined, `Must be ${DATE_TIME_WANT}`).overwrite((v) =>
-    toUtc(v) ?? v
-  ).meta({
+  z.string().refine((v) => toUtc(v) !== undefined).overwrite((v) => toUtc(v) ?? v).meta({
     description: DATE_TIME_WANT[0]!.toUpperCase() + DATE_TIME_WANT.slice(1),
     format: "date-time",
   });

@@ -24,11 +24,11 @@ export type Entity = typeof ENTITIES[number];
 
 /**
  * The `:entity` route parameter, constrained to the five names: a path with any other name
- * matches no route, so it is a 404 and never a 405.
+ * matches no route, so it is a 404 and never a 405. The alternation is grouped: Hono splices
+ * the pattern into one regular expression with the other routes, where a bare `a|b` leaked
+ * out of its segment (`GET /api/work_orders/<id>/parts` matched the list route once a static
+ * `/api/conflicts` route stood beside it).
  */
-// The names are grouped: Hono's RegExpRouter splices the pattern into one regular expression
-// for all routes, and a bare `a|b|c` split it, so once `/conflicts` was mounted beside these
-// routes `GET /api/crew/<id>` answered the list (measured on main at 92011b4).
 export const ENTITY_PARAM = `:entity{(?:${ENTITIES.join("|")})}`;
 
 /** True when `name` is one of the five entities. */
@@ -37,9 +37,10 @@ export function isEntity(name: string): name is Entity {
 }
 
 const storable = (s: string) => !s.includes("\u0000") && s.isWellFormed();
-const text = (max = 10_000) =>
-  z.string().max(max).refine(storable, "Must not hold NUL or unpaired surrogates");
-const required = (max = 10_000) => text(max).pipe(z.string().min(1));
+// Messages come from core/validation.ts, which names the field; `must` completes its sentence.
+const storableText = { params: { must: "not hold NUL characters or unpaired surrogates" } };
+const text = (max = 10_000) => z.string().max(max).refine(storable, storableText);
+const required = (max = 10_000) => z.string().min(1).max(max).refine(storable, storableText);
 const isoTime = dateTime();
 const optional = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
 
@@ -57,7 +58,7 @@ const key = () => {
 /** Entity fields (not server fields) per entity, with defaults applied on create. */
 const fields = {
   work_orders: {
-    title: text(200).pipe(z.string().min(1)),
+    title: required(200),
     equipmentId: key(),
     description: optional(text()),
     status: z.enum(["open", "in_progress", "completed", "cancelled"]).default("open"),
@@ -117,7 +118,7 @@ export const updateSchemas = Object.fromEntries(
     e,
     z.strictObject(withoutDefaults(fields[e])).refine(
       (v) => Object.keys(v).length > 0,
-      "At least one field must be given",
+      "The body must hold at least one field to change",
     ),
   ]),
 ) as unknown as Record<Entity, z.ZodType<Record<string, unknown>>>;
@@ -165,7 +166,7 @@ function filterOf(field: z.ZodType): z.ZodType | undefined {
   if (inner instanceof z.ZodEnum) return inner;
   if (inner instanceof z.ZodBoolean) {
     return z.enum(["true", "false"]).transform((v) => v === "true").meta({
-      description: "true or false",
+      description: "True or false",
     });
   }
   if (
@@ -174,7 +175,7 @@ function filterOf(field: z.ZodType): z.ZodType | undefined {
     inner.maxValue! - inner.minValue! <= 100
   ) {
     return z.string().regex(/^-?\d{1,3}$/).transform(Number).pipe(inner).meta({
-      description: `a whole number from ${inner.minValue} to ${inner.maxValue}`,
+      description: `A whole number from ${inner.minValue} to ${inner.maxValue}`,
     });
   }
   if (keys.has(inner)) return inner;
@@ -197,12 +198,12 @@ export const filterSchemas = Object.fromEntries(
 /** `limit`: 1–500, default 50. */
 export const limitSchema = z.string().regex(/^\d{1,4}$/).transform(Number)
   .pipe(z.number().int().min(1).max(500)).default(50).meta({
-    description: "a whole number from 1 to 500 (default 50)",
+    description: "A whole number from 1 to 500 (default 50)",
   });
 
 /** `cursor`: a list's `nextCursor`, passed back for the next page. */
 export const cursorSchema = z.string().min(1).max(500).meta({
-  description: "the nextCursor of the previous page",
+  description: "The nextCursor of the previous page",
 });
 
 /**

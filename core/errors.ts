@@ -96,11 +96,19 @@ export function isPermanentDatabaseError(err: unknown): boolean {
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof z.ZodError) {
+    // An unknown key is reported where it is, one detail each, so a client can point at it.
+    const details = err.issues.flatMap((i) =>
+      i.code === "unrecognized_keys"
+        ? i.keys.map((k) => ({ path: [...i.path, k].join("."), message: i.message }))
+        : [{ path: i.path.join("."), message: i.message }]
+    );
+    const n = err.issues.length - 1;
+    const more = n > 0 ? `; ${n} more in details` : "";
     return new HttpError(
       400,
       "validation_failed",
-      "Request failed validation",
-      err.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+      `${err.issues[0]?.message ?? "Request failed validation"}${more}`,
+      details,
     );
   }
   const code = (err as { code?: unknown } | null)?.code;

@@ -8,12 +8,12 @@ import { countPending, outboxHealth, outboxStats } from "../db/vessel/outbox.ts"
 import { createRecordStore } from "../db/vessel/records.ts";
 import { recordRoutes } from "../routes/records.ts";
 import { conflictRoutes } from "../routes/conflicts.ts";
-import { Hono } from "hono";
 import { Hlc } from "../core/hlc.ts";
 import { catchupRoutes } from "../routes/catchup.ts";
 import { ENTITIES } from "../core/entities.ts";
 import { topicsOf } from "../sync/protocol.ts";
 import { createVesselEngine, type VesselEngineOptions } from "../sync/vessel/engine.ts";
+import { LinkState } from "../sync/link-state.ts";
 import type { Role, RoleDeps } from "./role.ts";
 
 /** Options for {@linkcode createVesselRole}: tests pass engine overrides. */
@@ -49,16 +49,18 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
     : undefined;
   const topics = topicsOf(config.vesselId);
   const session = () => engine?.started ? engine.session : undefined;
+  const link = new LinkState();
 
   return {
     gate,
     engine,
-    api: new Hono().route("/", conflictRoutes({ sql })).route("/", recordRoutes({ records })),
+    api: [conflictRoutes({ sql }), recordRoutes({ records })],
     catchup: engine && catchupRoutes({ catchup: engine.catchup }),
     async report() {
       const s = session();
       return {
         status: !engine ? "disabled" : s?.connected ? "connected" : "disconnected",
+        disconnectedSince: engine ? link.downSince?.toISOString() ?? null : null,
         ...outboxHealth(await outboxStats(sql)),
         reconnectAttempts: s?.reconnectAttempts ?? 0,
         activeSubscriptions: s?.connected ? s.subscriptions.length : 0,
@@ -72,9 +74,12 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
       metrics.queueDepth.set(s.queued);
       metrics.unacked.set(s.unacked);
       metrics.lastAckedSeq.set(s.lastAckedSeq);
+      metrics.oldestUnackedAge.set(s.oldestUnackedAgeSeconds ?? 0);
+      metrics.linkDown.set(engine ? link.downSeconds() : 0);
     },
     start() {
       engine?.start();
+      if (engine) link.watch(engine.session);
       return Promise.resolve();
     },
     async close() {

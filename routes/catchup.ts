@@ -2,6 +2,7 @@
  * `GET /catchup` and `POST /catchup` (vessel role), behind the bearer token.
  */
 import { Hono } from "hono";
+import { parseInput } from "../core/validation.ts";
 import { readJson } from "../http/body.ts";
 import { z } from "zod";
 import { ENTITIES } from "../core/entities.ts";
@@ -22,12 +23,12 @@ const catchupQuerySchema = z.strictObject({
 export function catchupRoutes({ catchup }: { catchup: Catchup }): Hono {
   const app = new Hono();
   app.get("/", async (c) => {
-    const query = catchupQuerySchema.parse(c.req.query());
+    const query = parseInput(catchupQuerySchema, c.req.query(), "query");
     return c.json(await catchup.list(query));
   });
   app.post("/", async (c) => {
     const body = await readJson(c);
-    return c.json(await catchup.republish(catchupRequestSchema.parse(body)));
+    return c.json(await catchup.republish(parseInput(catchupRequestSchema, body, "body")));
   });
   return app;
 }

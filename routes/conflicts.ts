@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ENTITIES } from "../core/entities.ts";
+import { parseInput } from "../core/validation.ts";
 import type { Sql } from "../db/connection.ts";
 import { listConflicts } from "../db/conflicts.ts";
 import { listQuery } from "./records.ts";
@@ -16,7 +17,7 @@ const conflictsQuery = listQuery.extend({ entity: z.enum(ENTITIES).optional() })
 export function conflictRoutes({ sql }: { sql: Sql }): Hono {
   const app = new Hono();
   app.get("/conflicts", async (c) => {
-    const query = conflictsQuery.parse(c.req.query());
+    const query = parseInput(conflictsQuery, c.req.query(), "query");
     return c.json(await listConflicts(sql, query));
   });
   return app;

@@ -6,14 +6,17 @@ import { z } from "zod";
 import type { Context } from "hono";
 import {
   createSchemas,
+  cursorSchema,
   type Entity,
   ENTITY_PARAM,
   isEntity,
+  limitSchema,
   listQuerySchemas,
   toListQuery,
   updateSchemas,
 } from "../core/entities.ts";
 import { HttpError } from "../core/errors.ts";
+import { parseInput } from "../core/validation.ts";
 import { readJson } from "../http/body.ts";
 import type { RecordStore } from "../db/vessel/records.ts";
 
@@ -23,11 +26,7 @@ export interface RecordRoutesDeps {
 }
 
 /** `limit` and `cursor` of a list that has no filters (conflicts). */
-export const listQuery = z.strictObject({
-  limit: z.string().regex(/^\d{1,4}$/, "Must be a whole number from 1 to 500").transform(Number)
-    .pipe(z.number().int().min(1).max(500)).default(50),
-  cursor: z.string().min(1).max(500).optional(),
-});
+export const listQuery = z.strictObject({ limit: limitSchema, cursor: cursorSchema.optional() });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -73,7 +72,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const input = createSchemas[entity].parse(await readJson(c));
+    const input = parseInput(createSchemas[entity], await readJson(c), "body");
     const record = await records.create(entity, input);
     c.header("Location", `/api/${entity}/${record.id}`);
     c.header("ETag", etag(record.version));
@@ -82,7 +81,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
 
   app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const query = toListQuery(listQuerySchemas[entity].parse(c.req.query()));
+    const query = toListQuery(parseInput(listQuerySchemas[entity], c.req.query(), "query"));
     return c.json(await records.list(entity, query));
   });
 
@@ -99,7 +98,7 @@ export function recordRoutes({ records }: RecordRoutesDeps): Hono {
     const entity = entityOf(c);
     const id = idOf(c);
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await readJson(c));
+    const patch = parseInput(updateSchemas[entity], await readJson(c), "body");
     const record = await records.update(entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);

@@ -16,6 +16,7 @@ import {
   updateSchemas,
 } from "../core/entities.ts";
 import { NotFoundError } from "../core/errors.ts";
+import { parseInput } from "../core/validation.ts";
 import { readJson } from "../http/body.ts";
 import { VESSEL_ID_PATTERN } from "../config.ts";
 import type { Sql } from "../db/connection.ts";
@@ -29,23 +30,23 @@ export interface ShoreRecordRoutesDeps {
   writes: ShoreWriteStore;
 }
 
-/** The vessel's list query plus `vesselId`. */
-export const shoreListQuerySchema = (entity: Entity) =>
-  listQuerySchemas[entity].extend({
-    vesselId: z.string().regex(VESSEL_ID_PATTERN).optional().meta({
-      description: "a vessel id ([A-Za-z0-9_-]{1,64}); without it, every vessel's records",
-    }),
-  });
+const vesselIdSchema = z.string().regex(VESSEL_ID_PATTERN).meta({
+  description: "A vessel id ([A-Za-z0-9_-]{1,64})",
+});
 
-const vesselIdSchema = z.string().regex(VESSEL_ID_PATTERN, "Must match [A-Za-z0-9_-]{1,64}");
-const vesselQuery = z.strictObject({ vesselId: vesselIdSchema });
+/** The vessel's list query plus `vesselId` (without it, every vessel's records). */
+export const shoreListQuerySchema = (entity: Entity) =>
+  listQuerySchemas[entity].extend({ vesselId: vesselIdSchema.optional() });
+
+/** The query of a shore write or read by id: the vessel it is for. */
+export const vesselQuery = z.strictObject({ vesselId: vesselIdSchema });
 
 /** The shore records routes, mounted under `/api` in the shore role. */
 export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono {
   const app = new Hono();
   app.get(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const parsed = shoreListQuerySchema(entity).parse(c.req.query());
+    const parsed = parseInput(shoreListQuerySchema(entity), c.req.query(), "query");
     const query = toListQuery(parsed, ["vesselId"]);
     return c.json(
       await listShoreRecords(sql, entity, { ...query, vesselId: parsed.vesselId as string }),
@@ -54,8 +55,8 @@ export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono 
 
   app.post(`/${ENTITY_PARAM}`, async (c) => {
     const entity = entityOf(c);
-    const { vesselId } = vesselQuery.parse(c.req.query());
-    const input = createSchemas[entity].parse(await readJson(c));
+    const { vesselId } = parseInput(vesselQuery, c.req.query(), "query");
+    const input = parseInput(createSchemas[entity], await readJson(c), "body");
     const record = await writes.create(vesselId, entity, input);
     c.header("Location", `/api/${entity}/${record.id}?vesselId=${vesselId}`);
     c.header("ETag", etag(record.version));
@@ -65,7 +66,7 @@ export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono 
   app.get(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
-    const { vesselId } = vesselQuery.parse(c.req.query());
+    const { vesselId } = parseInput(vesselQuery, c.req.query(), "query");
     const record = await writes.get(vesselId, entity, id);
     if (!record) throw new NotFoundError(entity, id);
     c.header("ETag", etag(record.version));
@@ -75,9 +76,9 @@ export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono 
   app.patch(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
-    const { vesselId } = vesselQuery.parse(c.req.query());
+    const { vesselId } = parseInput(vesselQuery, c.req.query(), "query");
     const ifMatch = ifMatchOf(c);
-    const patch = updateSchemas[entity].parse(await readJson(c));
+    const patch = parseInput(updateSchemas[entity], await readJson(c), "body");
     const record = await writes.update(vesselId, entity, id, patch, ifMatch);
     c.header("ETag", etag(record.version));
     return c.json(record);
@@ -86,7 +87,7 @@ export function shoreRecordRoutes({ sql, writes }: ShoreRecordRoutesDeps): Hono 
   app.delete(`/${ENTITY_PARAM}/:id`, async (c) => {
     const entity = entityOf(c);
     const id = idOf(c);
-    const { vesselId } = vesselQuery.parse(c.req.query());
+    const { vesselId } = parseInput(vesselQuery, c.req.query(), "query");
     await writes.remove(vesselId, entity, id, ifMatchOf(c));
     return c.body(null, 204);
   });

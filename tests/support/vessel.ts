@@ -2,6 +2,7 @@
  * A vessel engine on a fresh database and a broker URL of the test's choosing, plus a
  * "shore" observer that records every envelope it receives (with its QoS).
  */
+import { isAckProbe } from "../../sync/vessel/ack-probe.ts";
 import mqtt from "mqtt";
 import { parseConfig } from "../../config.ts";
 import type { Sql } from "../../db/connection.ts";
@@ -90,6 +91,8 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   const received: Received[] = [];
   const waiters = new Set<() => void>();
   client.on("message", (topic, payload, packet) => {
+    // The vessel's start-up probe of its ack topic (sync/vessel/ack-probe.ts) is no change.
+    if (isAckProbe(payload)) return;
     let envelope: Envelope;
     try {
       envelope = JSON.parse(payload.toString());

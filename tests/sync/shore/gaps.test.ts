@@ -56,7 +56,16 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
       assert.equal(await monitor.check(t0 + 71_000), 1);
       assert.deepEqual(sent.at(-1), ["vessel-gap", { since: 2, limit: 2 }]);
       const result = await ingest(db.sql, v.vesselId, v.epoch, [changes[3]!, changes[2]!]);
-      assert.deepEqual(result, { duplicates: 0, applied: 4, lastSeq: 6, waiting: false });
+      assert.deepEqual(result, {
+        duplicates: 0,
+        applied: 4,
+        lastSeq: 6,
+        waiting: false,
+        conflicts: 0,
+        deadLettered: [],
+        forgeries: [],
+        refused: {},
+      });
       assert.equal(await monitor.check(t0 + 200_000), 0);
     },
   );
