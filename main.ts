@@ -209,9 +209,6 @@ if (import.meta.main) {
   // DATA_DIR itself, like the token file, must not be readable by other local users.
   Deno.umask(0o077);
   const recent = new RecentEvents();
-  // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
-  // DATA_DIR itself, like the token file, must not be readable by other local users.
-  Deno.umask(0o077);
   const log = createLogger({ level: config.logLevel, observe: (e) => recent.record(e) });
   guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
