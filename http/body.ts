@@ -20,7 +20,7 @@ export interface BodyReaderOptions {
 
 /**
  * Reads every request body whole before the route runs, so that no client holds more than
- * the bounds allow, and hands the route a request holding the buffered copy.
+ * the bounds allow, and leaves it where the route's `c.req.arrayBuffer()` finds it.
  *
  * Measured before (bench/slow-uploads.ts): 1,000 connections each declaring a 1 MiB body and
  * sending 5 bytes took the gateway from 96 MiB to 1,148 MiB RSS and `/health` from 9 ms to
@@ -33,9 +33,13 @@ export function bodyReader(options: BodyReaderOptions): MiddlewareHandler {
   const { maxBytes, slots = 32, waitMs = 2_000, timeoutMs = 10_000 } = options;
   const gate = new Slots(slots);
   const tooLarge = () => new HttpError(413, "payload_too_large", `Body exceeds ${maxBytes} bytes`);
+  // Requests already read: `/catchup` and `/catchup/*` both match `POST /catchup`, and the
+  // second pass would find the stream locked.
+  const read = new WeakSet<Request>();
   return async (c, next) => {
     const raw = c.req.raw;
-    if (!raw.body) return next();
+    if (!raw.body || read.has(raw)) return next();
+    read.add(raw);
     const declared = raw.headers.get("content-length");
     if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
     if (!await gate.acquire(waitMs)) {
@@ -45,8 +49,11 @@ export function bodyReader(options: BodyReaderOptions): MiddlewareHandler {
     }
     try {
       const body = await readWithin(raw.body, { maxBytes, timeoutMs, tooLarge });
-      // As Hono's bodyLimit does: the route reads the buffered copy.
-      c.req.raw = new Request(raw, { body });
+      // The route's `c.req.arrayBuffer()` answers from Hono's body cache, which holds the
+      // promise of each body read (typed as the value). Not `new Request(raw, { body })` as
+      // Hono's bodyLimit does: copying the request reads its signal, and Deno then prints a
+      // warning about that signal's legacy behaviour on stderr, a line that is not a log record.
+      (c.req.bodyCache as Record<string, unknown>).arrayBuffer = Promise.resolve(body);
     } finally {
       gate.release();
     }
