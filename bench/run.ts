@@ -18,6 +18,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["fleet", () => import("./fleet.ts")],
   ["isolation", () => import("./isolation.ts")],
   ["first-start", () => import("./first-start.ts")],
+  ["link", () => import("./link-bytes.ts")],
   ["slow-uploads", () => import("./slow-uploads.ts")],
 ];
 
