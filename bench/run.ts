@@ -20,6 +20,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["first-start", () => import("./first-start.ts")],
   ["link", () => import("./link-bytes.ts")],
   ["satellite", () => import("./satellite.ts")],
+  ["slow-uploads", () => import("./slow-uploads.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>
