@@ -15,6 +15,8 @@ export interface Metrics {
   publishFailures: client.Counter;
   reconnectAttempts: client.Counter;
   lastAckedSeq: client.Gauge;
+  /** Conflicts two-way sync recorded on this side (docs/two-way-sync.md). */
+  conflicts: client.Counter;
   shore: ShoreMetrics;
 }
 
@@ -30,12 +32,19 @@ export interface ShoreMetrics {
   forgeries: client.Counter;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
+  /** The role-wide conflicts counter (Metrics.conflicts), for the ingest to count into. */
+  conflicts: client.Counter;
 }
 
 /** Builds a fresh registry (one per gateway, so tests never share counters). */
 export function createMetrics(): Metrics {
   const registry = new client.Registry();
   const registers = [registry];
+  const conflicts = new client.Counter({
+    name: "bosun_conflicts_total",
+    help: "Conflicts two-way sync recorded on this side",
+    registers,
+  });
   return {
     registry,
     httpRequests: new client.Counter({
@@ -80,7 +89,9 @@ export function createMetrics(): Metrics {
       help: "Highest seq acknowledged by shore in the current epoch",
       registers,
     }),
+    conflicts,
     shore: {
+      conflicts,
       applied: new client.Counter({
         name: "bosun_shore_applied_total",
         help: "Changes applied at shore by this process",

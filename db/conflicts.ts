@@ -6,20 +6,11 @@ import type postgres from "postgres";
 import type { Sql } from "./connection.ts";
 import type { Entity } from "../core/entities.ts";
 import type { Conflict } from "../sync/merge.ts";
+import type { ConflictMessage } from "../sync/protocol.ts";
 import { decodeCursor, encodeCursor } from "./paging.ts";
 
-/** A conflict as `GET /api/conflicts` shows it. */
-export interface ConflictView {
-  id: string;
-  entity: string;
-  recordId: string;
-  vesselId: string;
-  fields: string[];
-  vessel: Record<string, unknown> | null;
-  shore: Record<string, unknown> | null;
-  resolved: Record<string, unknown> | null;
-  at: string;
-}
+/** A conflict as `GET /api/conflicts` shows it and `<root>/conflicts` carries it. */
+export type ConflictView = ConflictMessage;
 
 /**
  * Records conflicts of `vesselId`; one already on record (the same two changes) is left as it
@@ -61,7 +52,7 @@ export async function listConflicts(
 ): Promise<{ items: ConflictView[]; nextCursor: string | null }> {
   const { entity, limit, cursor } = options;
   const before = cursor === undefined ? undefined : decodeCursor(cursor);
-  const rows = await sql<(ConflictView & { atDate: Date })[]>`
+  const rows = await sql<(Omit<ConflictView, "at"> & { atDate: Date })[]>`
     select id, entity, record_id as "recordId", vessel_id as "vesselId", fields,
       vessel, shore, resolved, at as "atDate"
     from conflicts
@@ -78,4 +69,25 @@ export async function listConflicts(
       ? encodeCursor(last.atDate.toISOString(), last.id)
       : null,
   };
+}
+
+/**
+ * The oldest conflicts not yet published on `<root>/conflicts`, for the vessel's engine to
+ * publish; {@linkcode markConflictsPublished} once the broker has them.
+ */
+export async function unpublishedConflicts(sql: Sql, limit: number): Promise<ConflictView[]> {
+  const rows = await sql<(Omit<ConflictView, "at"> & { atDate: Date })[]>`
+    select id, entity, record_id as "recordId", vessel_id as "vesselId", fields,
+      vessel, shore, resolved, at as "atDate"
+    from conflicts where published_at is null
+    order by at, id limit ${limit}`;
+  return rows.map(({ atDate, ...c }) => ({ ...c, at: atDate.toISOString() }));
+}
+
+/** Marks conflicts published; returns how many were not already. */
+export async function markConflictsPublished(sql: Sql, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const r = await sql`update conflicts set published_at = now()
+    where id = any(${ids}::uuid[]) and published_at is null`;
+  return r.count;
 }

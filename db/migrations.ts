@@ -200,7 +200,7 @@ alter table changes add column sync jsonb;
 
 -- Conflicts on either role (contract §6), identified by the two changes that met, so applying
 -- the same change twice can never record its conflicts twice. at is truncated to milliseconds
--- so the (at, id) keyset cursor of db/records.ts round-trips.
+-- so the (at, id) keyset cursor of db/paging.ts round-trips.
 create table conflicts (
   id uuid primary key default gen_random_uuid(),
   entity text not null,

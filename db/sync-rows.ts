@@ -8,13 +8,7 @@ import { type Clock, decodeClock, encodeClock, type Origin } from "../core/hlc.t
 import type { ChangeSync } from "../core/change.ts";
 import type { ApiRecord, Entity } from "../core/entities.ts";
 import { createSchemas } from "../core/entities.ts";
-import {
-  type Change,
-  latestClock,
-  type RecordState,
-  type SyncRecord,
-  visible,
-} from "../sync/merge.ts";
+import { type Change, latestClock, type RecordState, type SyncRecord } from "../sync/merge.ts";
 
 export type { ChangeSync };
 
@@ -160,5 +154,11 @@ export function toChange(
   };
 }
 
-/** True when the record holds values a reader may see. */
-export const isVisible = (record: SyncRecord) => visible(record.state) !== null;
+/**
+ * The creation time a record keeps when both sides created it (the same id, concurrently):
+ * the earlier of the two, on both sides alike. Both are `toISOString` texts, so the string
+ * order is the time order.
+ */
+export function earlierCreatedAt(held: string, incoming: string): string {
+  return incoming < held ? incoming : held;
+}

@@ -170,11 +170,20 @@ export function applyLocal(
     record: {
       state: joinStates(current.state, stateOf(change)),
       seen: current.seen,
-      pending: [...current.pending, change],
+      // Bounded: on a record only this side edits, nothing from the other side ever prunes the
+      // list, and it grew with every edit (each update rewrote a longer row). Past the bound the
+      // oldest entries go: values still converge (they depend on clocks alone); only a conflict
+      // between one of those old edits and a concurrent edit from the other side would go
+      // unrecorded, after more than MAX_PENDING edits of one record without a word from the
+      // other side about it (docs/two-way-sync.md).
+      pending: [...current.pending, change].slice(-MAX_PENDING),
     },
     change,
   };
 }
+
+/** How many of its own unseen edits a record remembers for conflict detection. */
+export const MAX_PENDING = 64;
 
 /**
  * Applies a change from the other side: returns the record after it, the conflicts it met

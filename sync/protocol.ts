@@ -209,3 +209,42 @@ export type CatchupRequest = z.infer<typeof catchupRequestSchema>;
 
 /** The catch-up request's payload. */
 export const catchupRequestPayload = (r: CatchupRequest): string => JSON.stringify(r);
+
+// ---- a conflict: vessel → shore on <root>/conflicts, and GET /api/conflicts --------------------
+
+const fieldValues = z.record(z.string().max(100), z.unknown()).nullable();
+
+/**
+ * A conflict two-way sync recorded (docs/two-way-sync.md): both sides changed `fields` of one
+ * record concurrently, or one deleted what the other changed. `vessel`/`shore` hold each
+ * side's values (null for the side that deleted), `resolved` the winning ones (null when the
+ * delete won).
+ */
+export const conflictSchema = z.strictObject({
+  id: z.uuid(),
+  entity: z.enum(ENTITIES),
+  recordId: z.uuid(),
+  vesselId: z.string().regex(VESSEL_ID_PATTERN),
+  fields: z.array(z.string().max(100)).min(1).max(100),
+  vessel: fieldValues,
+  shore: fieldValues,
+  resolved: fieldValues,
+  at: z.iso.datetime({ offset: true }),
+});
+
+/** A conflict as its schema parses it. */
+export type ConflictMessage = z.infer<typeof conflictSchema>;
+
+/** The conflict's payload: one JSON object per message. */
+export const conflictPayload = (c: ConflictMessage): string =>
+  JSON.stringify({
+    id: c.id,
+    entity: c.entity,
+    recordId: c.recordId,
+    vesselId: c.vesselId,
+    fields: c.fields,
+    vessel: c.vessel,
+    shore: c.shore,
+    resolved: c.resolved,
+    at: c.at,
+  });

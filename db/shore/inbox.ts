@@ -15,7 +15,7 @@ import type { ChangeSync, Envelope } from "../../core/change.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
 
 type Tx = postgres.TransactionSql;
 
@@ -53,6 +53,8 @@ export interface IngestResult {
   lastSeq: number;
   /** Whether rows still wait past a gap. */
   waiting: boolean;
+  /** Conflicts the applied changes met (docs/two-way-sync.md), recorded now. */
+  conflicts: number;
   /** Changes dead-lettered by this transaction. */
   deadLettered: DeadLetter[];
   /** Messages refused for a seq held under another messageId. */
@@ -154,6 +156,7 @@ function ingestOnce(
     }
 
     let applied = 0;
+    let conflicts = 0;
     let waiting = false;
     for (;;) {
       // Dead letters count as contiguous: the position steps over them.
@@ -175,11 +178,11 @@ function ingestOnce(
       waiting = next.length > end - last;
       if (end === last) break;
       const changes = await changesOf(tx, vesselId, epoch, last, end, bySeq, dead);
-      if (!oneByOne) await applyChanges(tx, vesselId, changes);
+      if (!oneByOne) conflicts += await applyChanges(tx, vesselId, changes);
       else {
         for (const c of changes) {
           try {
-            await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
+            conflicts += await tx.savepoint((sp) => applyChanges(sp, vesselId, [c]));
           } catch (err) {
             if (!isDataError(err)) throw err;
             const envelope = bySeq.get(c.seq) ?? await storedEnvelope(tx, vesselId, epoch, c.seq);
@@ -209,7 +212,7 @@ function ingestOnce(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting, deadLettered, forgeries };
+    return { duplicates, applied, lastSeq: last, waiting, conflicts, deadLettered, forgeries };
   });
 }
 
@@ -328,7 +331,7 @@ async function changesOf(
  * newer one already held (an old change applied late stays a no-op); a delete keeps the row
  * as a tombstone with `deleted_at`.
  */
-async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<void> {
+async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<number> {
   // A vessel's changes written before two-way sync precede its first change with a clock.
   const changes = all.filter((c) => !c.sync);
   const newest = new Map<string, Change>();
@@ -340,7 +343,7 @@ async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<vo
   // In key order, so two transactions touching the same records lock them in one order.
   const keys = [...newest.keys()].sort();
   if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
-  await mergeChanges(tx, vesselId, all);
+  return await mergeChanges(tx, vesselId, all);
 }
 
 /** The pre-two-way rule: a version never overwrites a newer one already held. */
@@ -374,17 +377,18 @@ async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise
  * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
  * down change: what the vessel wrote it already has (no echo).
  */
-async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<void> {
-  const merged = changes.flatMap((c) =>
-    c.sync
-      ? [toChange(c.entity as Entity, {
-        operation: c.operation as "create" | "update" | "delete",
-        data: c.data,
-        sync: c.sync,
-      }, "vessel")]
-      : []
+async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<number> {
+  const withSync = changes.filter((c) => c.sync);
+  const createdAts = withSync.map((c) => String(c.data.createdAt));
+  const merged = withSync.map((c) =>
+    toChange(c.entity as Entity, {
+      operation: c.operation as "create" | "update" | "delete",
+      data: c.data,
+      sync: c.sync!,
+    }, "vessel")
   );
-  if (merged.length === 0) return;
+  if (merged.length === 0) return 0;
+  const createdOf = new Map(merged.map((m, i) => [m, createdAts[i]!]));
   const keyOf = (entity: string, id: string) => `${entity}/${id}`;
   const createdAtOf = new Map<string, string>();
   for (const c of changes) {
@@ -423,6 +427,10 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
     const result = applyRemote(current.record, change, "shore");
     state.set(key, {
       ...current,
+      // Both sides created it (the same id, concurrently): the earlier creation time stays.
+      createdAt: change.op === "create" && current.record
+        ? earlierCreatedAt(current.createdAt, createdOf.get(change)!)
+        : current.createdAt,
       record: result.record,
       version: current.version + (result.duplicate ? 0 : 1),
     });
@@ -455,9 +463,10 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promis
         updated_at timestamptz, deleted_at timestamptz, sync jsonb)
       on conflict (entity, vessel_id, id) do update set
         version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
-        deleted_at = excluded.deleted_at, sync = excluded.sync, applied_at = now()`;
+        deleted_at = excluded.deleted_at, sync = excluded.sync, created_at = excluded.created_at,
+        applied_at = now()`;
   }
-  await recordConflicts(tx, vesselId, conflicts);
+  return await recordConflicts(tx, vesselId, conflicts);
 }
 
 interface StoredRow {

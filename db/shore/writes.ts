@@ -1,17 +1,16 @@
 /**
  * Changes made ashore for a vessel (contract §5, §6): the shore's copy of the record is merged
  * (sync/merge.ts) and the change committed in the same transaction as its row in that vessel's
- * down outbox (db/shore/down-outbox.ts), the mirror of db/records.ts on board.
+ * down outbox (db/shore/down-outbox.ts), the mirror of db/vessel/records.ts on board.
  */
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { HttpError, VersionMismatchError } from "../../core/errors.ts";
-import type { Hlc } from "../../core/hlc.ts";
+import { decodeClock, type Hlc } from "../../core/hlc.ts";
 import { applyLocal, type Write } from "../../sync/merge.ts";
 import { priorityOf } from "../vessel/records.ts";
 import { changeSync, entityFields, type StoredSync, toRow, toSyncRecord } from "../sync-rows.ts";
-import { decodeClock } from "../../core/hlc.ts";
 
 /** A shore record of one vessel, as the shore's API answers it. */
 export type VesselRecord = ApiRecord & { vesselId: string };

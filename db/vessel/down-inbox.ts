@@ -6,26 +6,22 @@
  */
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
-import type { ApiRecord, Entity } from "../../core/entities.ts";
+import type { ApiRecord } from "../../core/entities.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import { applyRemote } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { type ChangeSync, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import type { ChangeSync, Envelope } from "../../core/change.ts";
 
 type Tx = postgres.TransactionSql;
 
 /** Inbox rows applied per step; a long backlog is applied in steps of this size. */
 const APPLY_STEP = 500;
 
-/** One change of the shore's stream to this vessel, as its envelope carries it. */
-export interface DownChange {
-  seq: number;
-  messageId: string;
-  entity: Entity;
-  operation: "create" | "update" | "delete";
-  data: ApiRecord;
-  sync: ChangeSync;
-}
+/** One change of the shore's stream to this vessel: its envelope, which must carry `sync`. */
+export type DownChange =
+  & Pick<Envelope, "seq" | "messageId" | "entity" | "operation" | "data">
+  & { sync: ChangeSync };
 
 /** What one batch did. */
 export interface DownIngestResult {
@@ -136,14 +132,19 @@ async function applyOne(
   const current = row ? toSyncRecord(entity, row, { self: "vessel", recordId: id }) : undefined;
   const { record, conflicts, duplicate } = applyRemote(current, change, "vessel");
   if (duplicate) return { conflicts: 0, ahead };
-  const createdAt = row?.data.createdAt ?? String(envelope.data.createdAt);
+  const incoming = String(envelope.data.createdAt);
+  const createdAt = !row
+    ? incoming
+    : change.op === "create"
+    ? earlierCreatedAt(row.data.createdAt, incoming)
+    : row.data.createdAt;
   const image = toRow(record, { id, createdAt, version: (row?.version ?? 0) + 1 });
   const deletedAt = image.deleted ? image.updatedAt : null;
   if (row) {
     await tx`
       update ${tx(entity)} set version = ${image.data.version},
         data = ${tx.json(image.data as never)}, sync = ${tx.json(image.sync as never)},
-        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}
+        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}, created_at = ${createdAt}
       where id = ${id}`;
   } else {
     await tx`
@@ -152,4 +153,27 @@ async function applyOne(
         ${image.updatedAt}, ${deletedAt}, ${tx.json(image.sync as never)})`;
   }
   return { conflicts: await recordConflicts(tx, vesselId, conflicts), ahead };
+}
+
+/**
+ * The vessel's down ack: the epoch of the shore's stream it last received a change of, and the
+ * highest contiguous seq applied in it (null before the first down change).
+ */
+export async function downAckPosition(sql: Sql): Promise<{ epoch: string; seq: number } | null> {
+  const [row] = await sql<{ epoch: string; seq: number }[]>`
+    select epoch::text, last_seq as seq from down_positions
+    order by last_received_at desc, epoch limit 1`;
+  return row ?? null;
+}
+
+/**
+ * Deletes down inbox rows applied more than `days` ago. Safe for exactly-once: a re-delivery of
+ * a pruned seq is at or below its epoch's `last_seq`, which {@linkcode ingestDown} discards
+ * without the row.
+ */
+export async function pruneDownInbox(sql: Sql, days: number): Promise<number> {
+  const result = await sql`
+    delete from down_inbox
+    where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
+  return result.count;
 }

@@ -162,6 +162,7 @@ export function createShore(options: ShoreOptions): Shore {
         const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
+        metrics.conflicts.inc(result.conflicts);
         for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
         for (const f of result.forgeries) {
           // Never rate-limited: each one is a security event an operator must be able to trace.

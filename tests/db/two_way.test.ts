@@ -17,12 +17,15 @@ import { createShoreWrites, type ShoreWriteStore } from "../../db/shore/writes.t
 import { claimDownChanges } from "../../db/shore/down-outbox.ts";
 import { ingestDown } from "../../db/vessel/down-inbox.ts";
 import { canonical } from "../../sync/merge.ts";
+import { toEnvelope } from "../../sync/protocol.ts";
 import { freshDatabase } from "../support/pg.ts";
 
 const HOUR = 3_600_000;
 
 interface Sides {
   vesselId: string;
+  /** Conflicts the shore's ingest reported (what its metrics count). */
+  shoreConflicts: number;
   vessel: RecordStore;
   shore: ShoreWriteStore;
   vesselSql: Sql;
@@ -35,7 +38,8 @@ async function up(s: Sides, limit = 1_000): Promise<number> {
   const rows = await claimChanges(s.vesselSql, limit, s.vesselId);
   if (rows.length === 0) return 0;
   const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
-  await ingest(s.shoreSql, s.vesselId, rows[0]!.epoch, envelopes);
+  const result = await ingest(s.shoreSql, s.vesselId, rows[0]!.epoch, envelopes);
+  s.shoreConflicts += result.conflicts;
   return rows.length;
 }
 
@@ -47,7 +51,7 @@ async function down(s: Sides, limit = 1_000): Promise<number> {
     vesselId: s.vesselId,
     epoch: rows[0]!.epoch,
     hlc: s.vesselHlc,
-    changes: rows.map((r) => ({ ...r, data: r.data as never })),
+    changes: rows.map((r) => ({ ...toEnvelope(r, s.vesselId), sync: r.sync })),
   });
   return rows.length;
 }
@@ -101,6 +105,7 @@ async function sides(
   const vesselHlc = new Hlc({ origin: "vessel", now: () => Date.now() + skew.vessel });
   return {
     vesselId: `ship-${crypto.randomUUID().slice(0, 8)}`,
+    shoreConflicts: 0,
     vesselSql,
     shoreSql,
     vesselHlc,
@@ -128,12 +133,33 @@ Deno.test("a same-field edit on both sides converges, with one identical conflic
   ];
   assert.equal(onBoard.length, 1);
   assert.deepEqual(onBoard, ashore);
+  assert.equal(s.shoreConflicts, 1, "the shore's ingest reports what it recorded");
   const held = await s.vessel.get("work_orders", rec.id);
   // Different fields both survive; the same field goes to the later (shore's) edit.
   assert.deepEqual([held?.status, held?.priority, held?.assignedTo], ["cancelled", 2, "x"]);
   assert.equal(held?.version, 3, "each side took in the same three changes");
   const [upRows] = await s.vesselSql`select count(*)::int as n from changes`;
   assert.equal(upRows!.n, 2, "the shore's change made no change on board to send back");
+});
+
+Deno.test("the same id created on both sides at once converges, creation time included", async () => {
+  await using dbs = await databases();
+  const s = await sides(dbs, { vessel: 0, shore: 0 });
+  const id = crypto.randomUUID();
+  await s.vessel.create("crew", { id, name: "Ada", rank: "Bosun" });
+  // Later by a few milliseconds at least, so the two creation times differ.
+  await new Promise((r) => setTimeout(r, 5));
+  await s.shore.create(s.vesselId, "crew", { id, name: "Ada", role: "deck" });
+  await up(s);
+  await down(s);
+  assert.equal(await snapshot(s, "vessel", [id]), await snapshot(s, "shore", [id]));
+  const held = await s.vessel.get("crew", id);
+  assert.deepEqual([held?.name, held?.rank, held?.role], ["Ada", undefined, "deck"]);
+  const [row] = await s.vesselSql`select created_at from crew where id = ${id}`;
+  assert.equal(row!.created_at.toISOString(), held?.createdAt);
+  const onBoard = await conflictsOf(s.vesselSql, s.vesselId);
+  assert.equal(onBoard.length, 1, "rank and role differ: one conflict of the two creates");
+  assert.deepEqual(onBoard, await conflictsOf(s.shoreSql, s.vesselId));
 });
 
 type Op = {

@@ -9,6 +9,7 @@ import {
   type Conflict,
   conflictBetween,
   joinStates,
+  MAX_PENDING,
   type RecordState,
   stateOf,
   type SyncRecord,
@@ -451,4 +452,20 @@ Deno.test("a change is never applied on the side that wrote it", () => {
   const { vessel } = pair();
   vessel.write("r0", false, { a: 1 });
   assert.throws(() => applyRemote(vessel.records.get("r0"), vessel.outbox[0]!.change, "vessel"));
+});
+
+Deno.test("a record edited by one side alone remembers at most MAX_PENDING of its edits", () => {
+  const hlc = new Hlc({ origin: "vessel" });
+  let { record } = applyLocal(undefined, {
+    entity: "e",
+    recordId: "r",
+    op: "create",
+    fields: { n: 0 },
+  }, hlc);
+  for (let i = 1; i <= 3 * MAX_PENDING; i++) {
+    record = applyLocal(record, { entity: "e", recordId: "r", op: "update", fields: { n: i } }, hlc)
+      .record;
+  }
+  assert.equal(record.pending.length, MAX_PENDING);
+  assert.equal(record.state.fields.n?.value, 3 * MAX_PENDING);
 });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { Hlc } from "../../../core/hlc.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
-import { claimDownChanges, downBacklog } from "../../../db/shore/down-outbox.ts";
+import {
+  applyDownAck,
+  claimDownChanges,
+  downBacklog,
+  pendingDownAfter,
+  pruneDownAcked,
+} from "../../../db/shore/down-outbox.ts";
 import { HttpError } from "../../../core/errors.ts";
 import { freshDatabase } from "../../support/pg.ts";
 
@@ -117,4 +123,39 @@ Deno.test("shore writes for a vessel commit each change in that vessel's down ou
       assert.deepEqual(versions, versions.map((_, i) => i + 1));
     },
   );
+});
+
+Deno.test("a vessel's down ack releases its rows; re-sends start past the ack", async () => {
+  await using db = await freshDatabase();
+  const { sql } = db;
+  const store = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
+  for (let i = 0; i < 5; i++) await store.create(V1, "crew", { name: `c${i}` });
+  await store.create(V2, "crew", { name: "other" });
+  const rows = await claimDownChanges(sql, V1, 10);
+  const epoch = rows[0]!.epoch;
+  assert.deepEqual(await applyDownAck(sql, V1, { epoch: crypto.randomUUID(), seq: 2 }), {
+    kind: "ignored",
+  });
+  assert.deepEqual(await applyDownAck(sql, V1, { epoch, seq: 3 }), {
+    kind: "acked",
+    released: 3,
+  });
+  const again = await pendingDownAfter(sql, { vesselId: V1, epoch, afterSeq: 0, limit: 10 });
+  assert.deepEqual(again.map((r) => r.seq), [4, 5]);
+  assert.deepEqual([...await downBacklog(sql)], [{ vesselId: V1, backlog: 2 }, {
+    vesselId: V2,
+    backlog: 1,
+  }]);
+  await sql`update shore_down_changes set acked_at = acked_at - interval '40 days'
+    where acked_at is not null`;
+  assert.equal(await pruneDownAcked(sql, 30), 3, "only acknowledged rows are pruned");
+  // An ack past the stream's end: this database was restored from an older backup.
+  const restored = await applyDownAck(sql, V1, { epoch, seq: 9 });
+  assert.equal(restored.kind, "new_epoch");
+  await store.create(V1, "crew", { name: "after" });
+  const next = await claimDownChanges(sql, V1, 10);
+  assert.deepEqual(next.map((r) => [r.epoch, r.seq]), [[
+    (restored as { epoch: string }).epoch,
+    1,
+  ]]);
 });

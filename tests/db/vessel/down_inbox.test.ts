@@ -4,21 +4,34 @@ import { Hlc } from "../../../core/hlc.ts";
 import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { createShoreWrites } from "../../../db/shore/writes.ts";
-import { claimDownChanges, type DownRow } from "../../../db/shore/down-outbox.ts";
-import { type DownChange, ingestDown } from "../../../db/vessel/down-inbox.ts";
-import { listConflicts } from "../../../db/conflicts.ts";
+import { claimDownChanges, type DownRow, pendingDownAfter } from "../../../db/shore/down-outbox.ts";
+import {
+  downAckPosition,
+  type DownChange,
+  ingestDown,
+  pruneDownInbox,
+} from "../../../db/vessel/down-inbox.ts";
+import {
+  conflictPayload,
+  conflictSchema,
+  envelopeSchema,
+  toEnvelope,
+} from "../../../sync/protocol.ts";
+import {
+  listConflicts,
+  markConflictsPublished,
+  unpublishedConflicts,
+} from "../../../db/conflicts.ts";
 import { freshDatabase } from "../../support/pg.ts";
 
 const VESSEL = "ship-1";
 
-const toDown = (r: DownRow): DownChange => ({
-  seq: r.seq,
-  messageId: r.messageId,
-  entity: r.entity,
-  operation: r.operation,
-  data: r.data as DownChange["data"],
-  sync: r.sync,
-});
+// The envelope the down stream will carry, built and checked as the up stream's are.
+const toDown = (r: DownRow): DownChange => {
+  const envelope = envelopeSchema.parse(toEnvelope(r, r.vesselId));
+  assert.ok(envelope.sync, "a down change carries its clock");
+  return { ...envelope, sync: envelope.sync };
+};
 
 async function changeCount(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select count(*)::int8 as n from changes`;
@@ -79,6 +92,7 @@ Deno.test("the vessel applies the shore's changes exactly once, in order, throug
     assert.equal(await vessel.get("crew", rec.id), undefined);
     const filled = await deliver([create!]);
     assert.deepEqual([filled.applied, filled.waiting, filled.lastSeq], [2, false, 3]);
+    assert.deepEqual(await downAckPosition(vesselDb.sql), { epoch, seq: 3 });
     assert.equal((await vessel.get("crew", rec.id))?.rank, "Bosun");
   });
 
@@ -147,11 +161,42 @@ Deno.test("the vessel applies the shore's changes exactly once, in order, throug
     );
   });
 
+  await t.step(
+    "after the inbox is pruned, a re-delivered old change is still a duplicate",
+    async () => {
+      await vesselDb.sql`update down_inbox set applied_at = applied_at - interval '40 days'`;
+      assert.ok(await pruneDownInbox(vesselDb.sql, 30) > 0);
+      const [left] = await vesselDb.sql`select count(*)::int as n from down_inbox`;
+      assert.equal(left!.n, 0);
+      const old = await pendingDownAfter(shoreDb.sql, {
+        vesselId: VESSEL,
+        epoch,
+        afterSeq: 0,
+        limit: 1,
+      });
+      const before = await vesselDb.sql`select data from work_orders order by id`;
+      const again = await deliver(old);
+      assert.deepEqual([again.applied, again.duplicates], [0, 1]);
+      assert.deepEqual(await vesselDb.sql`select data from work_orders order by id`, before);
+    },
+  );
+
   await t.step("conflicts page newest first", async () => {
     const page1 = await listConflicts(vesselDb.sql, { limit: 1 });
     assert.equal(page1.items[0]?.entity, "alerts");
     const page2 = await listConflicts(vesselDb.sql, { limit: 1, cursor: page1.nextCursor! });
     assert.equal(page2.items[0]?.entity, "work_orders");
     assert.equal(page2.nextCursor, null);
+  });
+
+  await t.step("each conflict is published once, as a message its schema accepts", async () => {
+    const waiting = await unpublishedConflicts(vesselDb.sql, 10);
+    assert.deepEqual(waiting.map((c) => c.entity), ["work_orders", "alerts"]);
+    for (const c of waiting) {
+      assert.deepEqual(conflictSchema.parse(JSON.parse(conflictPayload(c))), c);
+    }
+    assert.equal(await markConflictsPublished(vesselDb.sql, waiting.map((c) => c.id)), 2);
+    assert.equal(await markConflictsPublished(vesselDb.sql, waiting.map((c) => c.id)), 0);
+    assert.deepEqual(await unpublishedConflicts(vesselDb.sql, 10), []);
   });
 });

@@ -209,3 +209,25 @@ Deno.test("two processes migrating one empty PostgreSQL at once apply each migra
     await b.end();
   }
 });
+
+Deno.test("concurrent updates of one record each merge over the last: versions and clocks follow change order", async () => {
+  await using db = await freshDatabase();
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(1_000) });
+  const rec = await store.create("work_orders", { title: "t", equipmentId: "e" });
+  const fields = ["priority", "assignedTo", "description"] as const;
+  await Promise.all(Array.from({ length: 24 }, (_, i) => {
+    const field = fields[i % 3]!;
+    return store.update("work_orders", rec.id, {
+      [field]: field === "priority" ? (i % 5) + 1 : `v${i}`,
+    });
+  }));
+  const rows = await db.sql<{ data: { version: number }; sync: { clock: string } }[]>`
+    select data, sync from changes where record_id = ${rec.id} order by id`;
+  assert.deepEqual(rows.map((r) => r.data.version), rows.map((_, i) => i + 1));
+  const clocks = rows.map((r) => r.sync.clock);
+  assert.deepEqual(clocks, [...clocks].sort());
+  assert.equal(new Set(clocks).size, clocks.length);
+  const held = await store.get("work_orders", rec.id);
+  assert.equal(held?.version, 25);
+  assert.deepEqual(held, rows.at(-1)!.data, "the record is its last change's data");
+});

@@ -61,6 +61,7 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
         applied: 4,
         lastSeq: 6,
         waiting: false,
+        conflicts: 0,
         deadLettered: [],
         forgeries: [],
       });
