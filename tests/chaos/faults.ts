@@ -249,11 +249,15 @@ export interface KindsOptions {
 /** The kinds a run draws from. */
 export function kindsFor(options: KindsOptions = {}): readonly FaultKind[] {
   const { satellite = false, vesselDb = "postgres", broker = "mosquitto" } = options;
-  return FAULT_KINDS.filter((k) => {
+  const kinds = FAULT_KINDS.filter((k) => {
     if (satellite && k === "satellite_spell") return false;
     if (vesselDb === "embedded" && k.startsWith("pg_vessel_")) return false;
     if (broker === "nats" && k.startsWith("kill_broker_")) return false;
     if (broker === "mosquitto" && k === "nats_node_kill") return false;
     return true;
   });
+  // The node kill is what a NATS run is for: drawn three times as often as any other kind
+  // (about one fault in five), where a single Mosquitto's two restart kinds are two in fourteen.
+  // Seen: at equal weight, 60 faults held 4 node kills.
+  return broker === "nats" ? [...kinds, "nats_node_kill", "nats_node_kill"] : kinds;
 }
