@@ -2,20 +2,30 @@
  * bosun: parses flags and config, opens the database, builds one role, serves, handles
  * signals. Nothing else connects, reads the environment or starts a timer.
  */
-import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { type Config, ConfigError, parseConfig, redactConfig, redactUrl } from "./config.ts";
 import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
+import { RecentEvents } from "./core/recent-events.ts";
 import { claimDataDir } from "./core/data-dir.ts";
 import { StartupError } from "./core/errors.ts";
-import { createMetrics } from "./core/metrics.ts";
-import { openDatabase } from "./db/connection.ts";
-import { migrate } from "./db/migrations.ts";
-import { resolveApiTokens } from "./http/auth.ts";
-import { Drain } from "./http/request-drain.ts";
-import { readTlsFiles } from "./sync/tls.ts";
-import { gatewayApp, type Role } from "./roles/role.ts";
-import { createVesselRole } from "./roles/vessel.ts";
-import { createShoreRole } from "./roles/shore.ts";
+import { parseArgs, usageText, versionText } from "./core/usage.ts";
+import type { Role } from "./roles/role.ts";
+
+// Everything that opens, connects or pulls in a driver is imported inside start(): `--help`
+// then loads no npm package (mqtt.js's readable-stream reads the environment at import and
+// would need --allow-env), and the first log line comes before the heavy modules load.
+const load = () =>
+  Promise.all([
+    import("./core/metrics.ts"),
+    import("./db/connection.ts"),
+    import("./db/migrations.ts"),
+    import("./http/auth.ts"),
+    import("./http/request-drain.ts"),
+    import("./sync/tls.ts"),
+    import("./roles/role.ts"),
+    import("./roles/vessel.ts"),
+    import("./roles/shore.ts"),
+  ]);
 
 /** A running gateway. */
 export interface Gateway {
@@ -29,6 +39,8 @@ export interface Gateway {
 export interface StartOptions {
   /** Aborting it during start-up (a SIGTERM while the database is unreachable) stops start. */
   signal?: AbortSignal;
+  /** The recent warnings and errors for the status page, fed by the same logger. */
+  recent?: RecentEvents;
 }
 
 /**
@@ -64,6 +76,27 @@ async function startClaimed(
   log: Logger,
   options: StartOptions,
 ): Promise<Gateway> {
+  // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
+  // is never a silent wait. (A PostgreSQL that refuses bosun is told in one line by itself,
+  // tests/db/start-errors.test.ts; the "Started" line names the database in use.)
+  if (config.databaseUrl === undefined) {
+    const created = await exists(`${config.dataDir}/pgdata/PG_VERSION`);
+    log.info(
+      created ? "Opening embedded database" : "Opening embedded database (first start creates it)",
+      { dataDir: config.dataDir },
+    );
+  }
+  const [
+    { createMetrics },
+    { openDatabase },
+    { migrate },
+    { resolveApiTokens },
+    { Drain },
+    { readTlsFiles },
+    { gatewayApp },
+    { createVesselRole },
+    { createShoreRole },
+  ] = await load();
   // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
   // variable (a ConfigError), rather than surfacing later as a reconnect loop.
   const tls = await readTlsFiles(config.mqtt);
@@ -77,7 +110,7 @@ async function startClaimed(
   });
   let role: Role;
   let tokens: string[];
-  const metrics = createMetrics();
+  const metrics = createMetrics({ role: config.role });
   try {
     const applied = await migrate(db.sql);
     if (applied.length) log.info("Migrations applied", { versions: applied });
@@ -93,7 +126,7 @@ async function startClaimed(
     throw err;
   }
 
-  const app = gatewayApp({ config, role, log, metrics, tokens });
+  const app = gatewayApp({ config, role, log, metrics, tokens, recent: options.recent });
   const drain = new Drain();
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -111,6 +144,13 @@ async function startClaimed(
     );
   }
   await role.start();
+  log.info("Started", {
+    role: config.role,
+    vesselId: config.vesselId,
+    broker: redactUrl(config.mqtt.url),
+    port: server.addr.port,
+    config: redactConfig(config),
+  });
 
   return {
     port: server.addr.port,
@@ -125,7 +165,30 @@ async function startClaimed(
   };
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 if (import.meta.main) {
+  // Flags first: `--help` and `--version` answer before anything is read or opened.
+  const invocation = parseArgs(Deno.args);
+  if (invocation.kind === "help") {
+    console.log(usageText());
+    Deno.exit(0);
+  }
+  if (invocation.kind === "version") {
+    console.log(versionText());
+    Deno.exit(0);
+  }
+  if (invocation.kind === "bad") {
+    console.error(`bosun: ${invocation.message} (try --help)`);
+    Deno.exit(2);
+  }
   let config: Config;
   try {
     config = parseConfig(Deno.env.toObject());
@@ -137,7 +200,11 @@ if (import.meta.main) {
   // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
   // DATA_DIR itself, like the token file, must not be readable by other local users.
   Deno.umask(0o077);
-  const log = createLogger({ level: config.logLevel });
+  const recent = new RecentEvents();
+  // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
+  // DATA_DIR itself, like the token file, must not be readable by other local users.
+  Deno.umask(0o077);
+  const log = createLogger({ level: config.logLevel, observe: (e) => recent.record(e) });
   guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the
   // database ends the retry loop instead of being ignored until the database answers.
@@ -157,7 +224,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   try {
-    gateway = await start(config, log, { signal: abort.signal });
+    gateway = await start(config, log, { signal: abort.signal, recent });
   } catch (err) {
     if (abort.signal.aborted) {
       log.info("Stopped during start-up");
@@ -173,9 +240,9 @@ if (import.meta.main) {
       console.error(`bosun: ${err.message}`);
       Deno.exit(2);
     }
-    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a trace.
+    // A start-up failure (port taken, DATA_DIR not writable) is told in one line, not a
+    // trace: the message names what to fix, and a stack would only bury it.
     console.error(`bosun: start-up failed: ${(err as Error).message ?? err}`);
-    log.error("Start-up failed", { error: err, stack: (err as Error).stack });
     Deno.exit(1);
   }
   if (stopping) {

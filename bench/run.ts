@@ -16,6 +16,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["catchup", () => import("./catchup.ts")],
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
+  ["first-start", () => import("./first-start.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

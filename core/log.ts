@@ -21,6 +21,8 @@ export interface LoggerOptions {
   level?: Level;
   fields?: Record<string, unknown>;
   write?: (line: string) => void;
+  /** Sees every event written (core/recent-events.ts keeps the warnings for the status page). */
+  observe?: (event: { t: string; level: Level; msg: string; error?: string }) => void;
 }
 
 const encoder = new TextEncoder();
@@ -42,7 +44,7 @@ function describe(value: unknown): unknown {
 
 /** Builds a logger; `level` below which lines are dropped defaults to `info`. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const { level = "info", fields = {}, write = writeStderr } = options;
+  const { level = "info", fields = {}, write = writeStderr, observe } = options;
   const min = ORDER[level];
   const emit = (lvl: Level, msg: string, extra?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
@@ -50,13 +52,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     for (const [k, v] of Object.entries(fields)) line[k] = v;
     if (extra) { for (const [k, v] of Object.entries(extra)) line[k] = describe(v); }
     write(JSON.stringify(line));
+    if (observe) {
+      const error = line.error === undefined ? undefined : String(line.error);
+      observe({ t: line.t as string, level: lvl, msg, error });
+    }
   };
   return {
     debug: (m, f) => emit("debug", m, f),
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    child: (more) => createLogger({ level, write, fields: { ...fields, ...more } }),
+    child: (more) => createLogger({ level, write, observe, fields: { ...fields, ...more } }),
   };
 }
 

@@ -1,8 +1,14 @@
 /**
  * The Prometheus series the README lists, in one registry built by `main.ts` and passed down.
  * prom-client runs on Deno unchanged, so it is used rather than a hand-written exposition.
+ *
+ * A series is registered only in the role where it can move: a vessel exposes no
+ * `bosun_shore_*` series stuck at zero, a shore no outbox gauges. The objects exist in both
+ * (the code that counts needs no role test); unregistered ones are simply never exposed.
  */
+import process from "node:process";
 import client from "prom-client";
+import { VERSION } from "./version.ts";
 
 /** Every series bosun exports; the gauges are set from real state at scrape time. */
 export interface Metrics {
@@ -15,12 +21,17 @@ export interface Metrics {
   publishFailures: client.Counter;
   reconnectAttempts: client.Counter;
   lastAckedSeq: client.Gauge;
+  oldestUnackedAge: client.Gauge;
+  /** Seconds since the broker link went down, 0 while up. */
+  linkDown: client.Gauge;
+  /** MQTT payload bytes, `direction` "sent" or "received" (counted in sync/session.ts). */
+  linkBytes: client.Counter<"direction">;
   /** Conflicts two-way sync recorded on this side (docs/two-way-sync.md). */
   conflicts: client.Counter;
   shore: ShoreMetrics;
 }
 
-/** The shore role's series (registered in every role; they stay at zero on a vessel). */
+/** The shore role's series (registered only in the shore role). */
 export interface ShoreMetrics {
   applied: client.Counter;
   duplicates: client.Counter;
@@ -36,10 +47,26 @@ export interface ShoreMetrics {
   conflicts: client.Counter;
 }
 
+/** Options for {@linkcode createMetrics}. */
+export interface MetricsOptions {
+  /** Registers only the series this role moves; unset registers every series (tests). */
+  role?: "vessel" | "shore";
+}
+
 /** Builds a fresh registry (one per gateway, so tests never share counters). */
-export function createMetrics(): Metrics {
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const { role } = options;
   const registry = new client.Registry();
   const registers = [registry];
+  const vesselOnly = role === "shore" ? [] : registers;
+  const shoreOnly = role === "vessel" ? [] : registers;
+  new client.Gauge({
+    name: "bosun_build_info",
+    help: "Always 1; the labels say which bosun runs",
+    labelNames: ["version"],
+    registers,
+  }).set({ version: VERSION }, 1);
+  registerProcessMetrics(registry);
   const conflicts = new client.Counter({
     name: "bosun_conflicts_total",
     help: "Conflicts two-way sync recorded on this side",
@@ -56,12 +83,12 @@ export function createMetrics(): Metrics {
     queueDepth: new client.Gauge({
       name: "bosun_queue_depth",
       help: "Committed changes not yet published",
-      registers,
+      registers: vesselOnly,
     }),
     unacked: new client.Gauge({
       name: "bosun_unacked_changes",
       help: "Published changes not yet acknowledged by shore",
-      registers,
+      registers: vesselOnly,
     }),
     mqttConnected: new client.Gauge({
       name: "bosun_mqtt_connected",
@@ -72,12 +99,12 @@ export function createMetrics(): Metrics {
       name: "bosun_messages_published_total",
       help: "Changes published and acknowledged by the broker (PUBACK/PUBCOMP)",
       labelNames: ["entity", "qos"],
-      registers,
+      registers: vesselOnly,
     }),
     publishFailures: new client.Counter({
       name: "bosun_publish_failures_total",
       help: "Publishes that failed and will be retried",
-      registers,
+      registers: vesselOnly,
     }),
     reconnectAttempts: new client.Counter({
       name: "bosun_reconnect_attempts_total",
@@ -87,6 +114,22 @@ export function createMetrics(): Metrics {
     lastAckedSeq: new client.Gauge({
       name: "bosun_last_acked_seq",
       help: "Highest seq acknowledged by shore in the current epoch",
+      registers: vesselOnly,
+    }),
+    oldestUnackedAge: new client.Gauge({
+      name: "bosun_oldest_unacked_age_seconds",
+      help: "Age of the oldest change shore has not acknowledged, 0 when none",
+      registers: vesselOnly,
+    }),
+    linkDown: new client.Gauge({
+      name: "bosun_link_down_seconds",
+      help: "Seconds since the broker link went down (or since start, never up), 0 while up",
+      registers,
+    }),
+    linkBytes: new client.Counter({
+      name: "bosun_link_bytes_total",
+      help: "Bytes of MQTT payload sent and received",
+      labelNames: ["direction"],
       registers,
     }),
     conflicts,
@@ -95,58 +138,99 @@ export function createMetrics(): Metrics {
       applied: new client.Counter({
         name: "bosun_shore_applied_total",
         help: "Changes applied at shore by this process",
-        registers,
+        registers: shoreOnly,
       }),
       duplicates: new client.Counter({
         name: "bosun_shore_duplicates_total",
         help: "Changes received again and discarded",
-        registers,
+        registers: shoreOnly,
       }),
       malformed: new client.Counter({
         name: "bosun_shore_malformed_total",
         help: "Messages dropped as malformed, by reason",
         labelNames: ["reason"],
-        registers,
+        registers: shoreOnly,
       }),
       acksPublished: new client.Counter({
         name: "bosun_shore_acks_published_total",
         help: "Acks published to vessels",
-        registers,
+        registers: shoreOnly,
       }),
       catchupRequests: new client.Counter({
         name: "bosun_shore_catchup_requests_total",
         help: "Catch-up requests published for gaps",
-        registers,
+        registers: shoreOnly,
       }),
       shed: new client.Counter({
         name: "bosun_shore_shed_total",
         help: "Changes dropped unapplied because the ingest buffer was full (re-sent by vessels)",
-        registers,
+        registers: shoreOnly,
       }),
       deadLetters: new client.Counter({
         name: "bosun_shore_dead_letters_total",
         help:
           "Changes the shore's database refused on their own, kept and stepped over, by SQLSTATE",
         labelNames: ["reason"],
-        registers,
+        registers: shoreOnly,
       }),
       forgeries: new client.Counter({
         name: "bosun_shore_forgeries_total",
         help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
-        registers,
+        registers: shoreOnly,
       }),
       vesselAppliedSeq: new client.Gauge({
         name: "bosun_shore_vessel_applied_seq",
         help: "Highest contiguous seq applied, per vessel (current epoch)",
         labelNames: ["vessel"],
-        registers,
+        registers: shoreOnly,
       }),
       vesselLag: new client.Gauge({
         name: "bosun_shore_vessel_lag",
         help: "Seqs received past the applied one and waiting on a gap, per vessel",
         labelNames: ["vessel"],
-        registers,
+        registers: shoreOnly,
       }),
     },
   };
+}
+
+/**
+ * The process series Prometheus's own exporters name the same way. prom-client's
+ * collectDefaultMetrics runs under Deno, but its event-loop series come out as NaN and a
+ * minimum of 9.2e9 s there, so the few that mean something are read here at scrape time.
+ */
+function registerProcessMetrics(registry: client.Registry): void {
+  const registers = [registry];
+  const startedAt = Date.now() / 1000 - performance.now() / 1000;
+  new client.Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new client.Gauge({
+    name: "process_heap_bytes",
+    help: "JavaScript heap in use, in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().heapUsed);
+    },
+  });
+  new client.Counter({
+    name: "process_cpu_seconds_total",
+    help: "User and system CPU time spent, in seconds",
+    registers,
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
+  });
+  new client.Gauge({
+    name: "process_start_time_seconds",
+    help: "Start time of the process since the Unix epoch, in seconds",
+    registers,
+  }).set(Math.round(startedAt));
 }

@@ -1,7 +1,7 @@
 /**
  * The database connection: a `postgres` pool on `DATABASE_URL`, or an embedded PostgreSQL
- * (PGlite, persisted under `DATA_DIR`) served over a loopback socket so that one SQL path
- * serves both.
+ * (PGlite, persisted under `DATA_DIR`) served over a loopback socket (db/pglite-wire.ts) so
+ * that one SQL path serves both.
  */
 import postgres from "postgres";
 import type { Logger } from "../core/log.ts";
@@ -133,24 +133,23 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 async function openEmbedded(dataDir: string, log: Logger) {
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  const { openPglite } = await import("./pglite-template.ts");
+  const { serveWire } = await import("./pglite-wire.ts");
   const path = `${dataDir.replace(/\/$/, "")}/pgdata`;
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const started = performance.now();
-  const pglite = await PGlite.create(path);
+  const pglite = await openPglite(path, log);
   // Record text sits in these files (the WAL): owner-only, as PostgreSQL keeps its own.
   const repaired = await restrictToOwner(dataDir);
   if (repaired) log.debug("DATA_DIR made owner-only", { path: dataDir, changed: repaired });
-  const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0 });
-  await server.start();
+  const server = serveWire(pglite);
   log.info("Embedded PostgreSQL open", {
     path,
     ms: Math.round(performance.now() - started),
   });
-  // pglite-socket serves one session at a time: a larger pool deadlocks (measured: a pool of 4
+  // PGlite runs one backend: a larger pool deadlocks (measured with pglite-socket: a pool of 4
   // running 8 concurrent transactions finished nothing in 90 s; a pool of 1 took 0.5 s).
-  const sql = client(`postgres://postgres@${server.getServerConn()}/postgres`, 1);
+  const sql = client(server.url, 1);
   return {
     sql,
     kind: "pglite" as const,

@@ -29,6 +29,8 @@ export interface AppDeps {
   catchup?: Hono;
   health: Hono;
   metricsRoute: Hono;
+  /** `GET /`, the status page (routes/status.ts). */
+  statusPage?: Hono;
   /** The OpenAPI document, built on first request (`GET /openapi.json`, open). */
   openapi?: () => unknown;
   /** Origins a browser may call from (`CORS_ORIGINS`); none means no CORS headers at all. */
@@ -78,15 +80,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Any token is a valid HTTP method: a client inventing them must not grow the series.
     const method = METHODS.has(c.req.method) ? c.req.method : "other";
     metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
-    const fields = {
+    const fields: Record<string, unknown> = {
       requestId: c.get("requestId"),
       method: c.req.method,
       route,
       status: c.res.status,
       ms: Math.round((performance.now() - started) * 10) / 10,
+      // Deno.serve hands its connection info over as the env (absent under app.request()).
+      client: (c.env as Partial<Deno.ServeHandlerInfo<Deno.NetAddr>> | undefined)?.remoteAddr
+        ?.hostname,
     };
-    if (c.res.status >= 400) log.info("Request", fields);
-    else log.debug("Request", fields);
+    if (c.res.status >= 400) {
+      fields.code = await errorCode(c.res);
+      log.info("Request", fields);
+    } else log.debug("Request", fields);
   });
 
   if (deps.corsOrigins?.length) app.use(allowOrigins(deps.corsOrigins));
@@ -105,6 +112,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   if (deps.catchup) app.route("/catchup", deps.catchup);
   app.route("/health", deps.health);
   app.route("/metrics", deps.metricsRoute);
+  if (deps.statusPage) app.route("/", deps.statusPage);
   if (deps.openapi) {
     let document: unknown;
     const build = deps.openapi;
@@ -164,6 +172,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/** The `error.code` of an error answer (every one is JSON, core/errors.ts), for the log. */
+async function errorCode(res: Response): Promise<string | undefined> {
+  if (!res.headers.get("content-type")?.includes("json")) return undefined;
+  try {
+    const body = await res.clone().json();
+    return typeof body?.error?.code === "string" ? body.error.code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -13,6 +13,9 @@ import { createApp } from "../http/app.ts";
 import { openApiDocument } from "../http/openapi.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
+import { statusRoutes } from "../routes/status.ts";
+import type { FleetRow } from "../http/status-page.ts";
+import type { RecentEvents } from "../core/recent-events.ts";
 import type { TlsFiles } from "../sync/tls.ts";
 
 /** What both roles are built from (constructed in `main.ts`, or by a test). */
@@ -32,6 +35,8 @@ export interface Role {
   catchup?: Hono;
   /** The live `/health` fields; throws when the database does not answer. */
   report(): Promise<Record<string, unknown>>;
+  /** The shore role's fleet, for the status page. */
+  fleet?(): Promise<FleetRow[]>;
   /** Sets the `/metrics` gauges from live state before a scrape. */
   refresh(): Promise<void>;
   /** Connects sync; called once the HTTP port is bound. */
@@ -42,9 +47,17 @@ export interface Role {
 
 /** The gateway's HTTP app for `role`: the role's routes, health, metrics, auth, errors. */
 export function gatewayApp(
-  options: { config: Config; role: Role; log: Logger; metrics: Metrics; tokens: string[] },
+  options: {
+    config: Config;
+    role: Role;
+    log: Logger;
+    metrics: Metrics;
+    tokens: string[];
+    /** The recent warnings and errors the status page lists (main.ts's logger feeds them). */
+    recent?: RecentEvents;
+  },
 ) {
-  const { config, role, log, metrics, tokens } = options;
+  const { config, role, log, metrics, tokens, recent } = options;
   return createApp({
     log,
     metrics,
@@ -57,12 +70,23 @@ export function gatewayApp(
         vesselId: config.vesselId,
         broker: redactUrl(config.mqtt.url),
         version: VERSION,
+        linkMode: config.linkMode,
       },
       startedAt: Date.now(),
       report: role.report,
       log,
     }),
     metricsRoute: metricsRoutes({ metrics, refresh: role.refresh, log }),
+    statusPage: statusRoutes({
+      role: config.role,
+      vesselId: config.vesselId,
+      version: VERSION,
+      broker: redactUrl(config.mqtt.url),
+      report: role.report,
+      fleet: role.fleet,
+      recent,
+      log,
+    }),
     corsOrigins: config.corsOrigins,
     openapi: () => openApiDocument({ role: config.role, catchup: role.catchup !== undefined }),
   });

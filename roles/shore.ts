@@ -1,7 +1,8 @@
 /**
  * The shore role: ingests the fleet's changes exactly once and serves what was applied.
  */
-import { fleetSummary, vesselProgress } from "../db/shore/fleet.ts";
+import { fleetSummary, lastAckAt, listVessels, vesselProgress } from "../db/shore/fleet.ts";
+import { LinkState } from "../sync/link-state.ts";
 import { vesselRoutes } from "../routes/vessels.ts";
 import { shoreRecordRoutes } from "../routes/shore-records.ts";
 import { conflictRoutes } from "../routes/conflicts.ts";
@@ -39,6 +40,9 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     inboxRetentionDays: config.catchupRetentionDays,
   });
 
+  const link = new LinkState();
+  if (session) link.watch(session);
+
   const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
   const api = [
     vesselRoutes({ sql }),
@@ -51,6 +55,8 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     async report() {
       return {
         status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
+        disconnectedSince: session ? link.downSince?.toISOString() ?? null : null,
+        lastAckAt: await lastAckAt(sql),
         fleet: await fleetSummary(sql),
         // Received from the fleet and not yet written. The shore publishes no changes of its
         // own yet, so nothing of its own is unacknowledged.
@@ -66,8 +72,14 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
         qosLevel: 1,
       };
     },
+    async fleet() {
+      const [vessels, progress] = await Promise.all([listVessels(sql), vesselProgress(sql)]);
+      const lag = new Map(progress.map((p) => [p.vesselId, p.lag]));
+      return vessels.map((v) => ({ ...v, lag: lag.get(v.vesselId) ?? 0 }));
+    },
     async refresh() {
       metrics.mqttConnected.set(session?.connected ? 1 : 0);
+      metrics.linkDown.set(session ? link.downSeconds() : 0);
       const progress = await vesselProgress(sql);
       metrics.shore.vesselAppliedSeq.reset();
       metrics.shore.vesselLag.reset();

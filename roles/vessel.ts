@@ -13,6 +13,7 @@ import { catchupRoutes } from "../routes/catchup.ts";
 import { ENTITIES } from "../core/entities.ts";
 import { topicsOf } from "../sync/protocol.ts";
 import { createVesselEngine, type VesselEngineOptions } from "../sync/vessel/engine.ts";
+import { LinkState } from "../sync/link-state.ts";
 import type { Role, RoleDeps } from "./role.ts";
 
 /** Options for {@linkcode createVesselRole}: tests pass engine overrides. */
@@ -48,6 +49,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
     : undefined;
   const topics = topicsOf(config.vesselId);
   const session = () => engine?.started ? engine.session : undefined;
+  const link = new LinkState();
 
   return {
     gate,
@@ -58,6 +60,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
       const s = session();
       return {
         status: !engine ? "disabled" : s?.connected ? "connected" : "disconnected",
+        disconnectedSince: engine ? link.downSince?.toISOString() ?? null : null,
         ...outboxHealth(await outboxStats(sql)),
         reconnectAttempts: s?.reconnectAttempts ?? 0,
         activeSubscriptions: s?.connected ? s.subscriptions.length : 0,
@@ -71,9 +74,12 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
       metrics.queueDepth.set(s.queued);
       metrics.unacked.set(s.unacked);
       metrics.lastAckedSeq.set(s.lastAckedSeq);
+      metrics.oldestUnackedAge.set(s.oldestUnackedAgeSeconds ?? 0);
+      metrics.linkDown.set(engine ? link.downSeconds() : 0);
     },
     start() {
       engine?.start();
+      if (engine) link.watch(engine.session);
       return Promise.resolve();
     },
     async close() {

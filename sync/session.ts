@@ -76,8 +76,14 @@ export interface SessionOptions {
   random?: () => number;
   /** The change-log depth, quoted in reconnect log lines. */
   queueDepth?: () => number;
-  /** Counts every reconnect attempt (`bosun_reconnect_attempts_total`). */
-  metrics?: { reconnectAttempts: { inc(): void } };
+  /**
+   * Counts every reconnect attempt (`bosun_reconnect_attempts_total`) and the payload bytes
+   * that cross the link (`bosun_link_bytes_total`): this is the one place all of them pass.
+   */
+  metrics?: {
+    reconnectAttempts: { inc(): void };
+    linkBytes?: { inc(labels: { direction: "sent" | "received" }, value: number): void };
+  };
   /** How long a clean close waits for the DISCONNECT to flush before forcing. */
   closeTimeoutMs?: number;
 }
@@ -186,6 +192,7 @@ class MqttSession implements Session {
       }
     });
     this.#client.on("message", (topic, payload) => {
+      this.#opts.metrics?.linkBytes?.inc({ direction: "received" }, payload.length);
       for (const fn of this.#messageFns) {
         try {
           fn(topic, payload);
@@ -239,6 +246,7 @@ class MqttSession implements Session {
       const go = () => {
         if (!this.#pending.has(fail) || !this.#connected) return; // rejected while waiting
         if (counted) this.#inFlight++;
+        this.#opts.metrics?.linkBytes?.inc({ direction: "sent" }, Buffer.byteLength(body));
         this.#client.publish(
           topic,
           body,

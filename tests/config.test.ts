@@ -192,3 +192,10 @@ Deno.test("main.ts with an invalid value exits non-zero naming the variable", as
     });
   }
 });
+
+Deno.test("LINK_MODE defaults to frames under ACK_MODE=shore and to messages under broker", () => {
+  assert.equal(parseConfig({}).linkMode, "frames");
+  assert.equal(parseConfig({ ACK_MODE: "broker" }).linkMode, "messages");
+  assert.equal(parseConfig({ ACK_MODE: "broker", LINK_MODE: "frames" }).linkMode, "frames");
+  assert.throws(() => parseConfig({ LINK_MODE: "packets" }), /"LINK_MODE"/);
+});

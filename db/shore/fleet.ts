@@ -101,6 +101,12 @@ export async function fleetSummary(sql: Sql): Promise<FleetSummary> {
   return row!;
 }
 
+/** When shore last advanced a vessel's applied position (and so acked it), or null. */
+export async function lastAckAt(sql: Sql): Promise<string | null> {
+  const [row] = await sql<{ at: Date | null }[]>`select max(updated_at) as at from shore_positions`;
+  return row?.at?.toISOString() ?? null;
+}
+
 /** Per vessel, current epoch: the applied seq and the seqs received past it. */
 export function vesselProgress(
   sql: Sql,

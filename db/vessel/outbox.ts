@@ -13,6 +13,8 @@ export interface OutboxStats {
   oldestUnackedAgeSeconds: number | null;
   lastPublishedSeq: number;
   lastAckedSeq: number;
+  /** When shore's last acknowledgement was applied here (survives restarts), or null. */
+  lastAckAt: Date | null;
 }
 
 /**
@@ -39,7 +41,8 @@ export async function outboxStats(sql: Sql): Promise<OutboxStats> {
           order by priority, id limit 1)) o) as "oldestUnackedAgeSeconds",
       s.published_seq as "lastPublishedSeq",
       coalesce((select max(seq) from changes where epoch = s.epoch
-        and acked_at is not null), 0)::int8 as "lastAckedSeq"
+        and acked_at is not null), 0)::int8 as "lastAckedSeq",
+      (select max(acked_at) from changes where acked_at is not null) as "lastAckAt"
     from vessel_state s`;
   if (!row) throw new Error("vessel_state holds no row: the migrations did not run");
   return row;
@@ -54,6 +57,7 @@ export function outboxHealth(s: OutboxStats) {
     oldestUnackedAgeSeconds: s.oldestUnackedAgeSeconds,
     lastPublishedSeq: s.lastPublishedSeq,
     lastAckedSeq: s.lastAckedSeq,
+    lastAckAt: s.lastAckAt?.toISOString() ?? null,
   };
 }
 

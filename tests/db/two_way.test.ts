@@ -4,7 +4,7 @@
  * the merge. The MQTT transport between them is replaced by handing the claimed rows over.
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@4.11.0";
 import type { Sql } from "../../db/connection.ts";
 import { Hlc } from "../../core/hlc.ts";
 import { ENTITIES } from "../../core/entities.ts";

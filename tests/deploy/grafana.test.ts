@@ -22,8 +22,6 @@ const DOCUMENTED = [
   "bosun_link_bytes_total",
   "bosun_build_info",
 ];
-/** Two-way sync's conflict counter (both roles), listed until core/metrics.ts registers it. */
-const ANNOUNCED = ["bosun_conflicts_total"];
 /** Prometheus's own per-target series. */
 const PROMETHEUS = ["up"];
 
@@ -174,7 +172,8 @@ Deno.test("the series-name reader finds names and skips functions, labels and va
 });
 
 Deno.test("every PromQL expression under deploy/ reads only series bosun exports", async () => {
-  const known = new Set([...DOCUMENTED, ...ANNOUNCED, ...PROMETHEUS, ...await registered()]);
+  const now = await registered();
+  const known = new Set([...DOCUMENTED, ...PROMETHEUS, ...now]);
   const alerts = await alertExprs();
   const rules = await Deno.readTextFile(`${DEPLOY}/prometheus/alerts.yml`);
   assert.equal(alerts.length, rules.match(/- alert: /g)?.length, "an alert's expr was not read");
@@ -186,9 +185,9 @@ Deno.test("every PromQL expression under deploy/ reads only series bosun exports
     for (const n of names) if (!known.has(n)) unknown.push(`${where}: ${n}`);
   }
   assert.deepEqual(unknown, [], "series bosun does not export");
-  const now = await registered();
-  const pending = ANNOUNCED.filter((n) => !now.includes(n));
-  if (pending.length) console.log(`Not registered yet, expected later: ${pending.join(", ")}`);
+  // README "Metrics" series the code does not register yet leave their panels empty for now.
+  const pending = DOCUMENTED.filter((n) => !now.includes(n));
+  if (pending.length) console.log(`Documented, not registered yet: ${pending.join(", ")}`);
 });
 
 Deno.test("the dashboard takes its Prometheus from a data-source variable", () => {

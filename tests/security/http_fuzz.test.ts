@@ -10,7 +10,7 @@
  * replays one, and `FUZZ_PATH` (printed by fast-check on failure) narrows to the failing case.
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@4.11.0";
 import { ENTITIES, type Entity } from "../../core/entities.ts";
 import { encodeCursor } from "../../db/paging.ts";
 import { buildTestApp, TEST_TOKEN } from "../support/app.ts";

@@ -11,7 +11,7 @@
  * regenerates the same ones. On a failure the messages the count disagrees about are listed.
  */
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@4.11.0";
 import { startShoreRig } from "../support/shore-rig.ts";
 import { ENTITIES, type Entity } from "../../core/entities.ts";
 import type { Envelope } from "../../sync/protocol.ts";
