@@ -16,7 +16,9 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["catchup", () => import("./catchup.ts")],
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
+  ["isolation", () => import("./isolation.ts")],
   ["first-start", () => import("./first-start.ts")],
+  ["link", () => import("./link-bytes.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

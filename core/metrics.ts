@@ -41,6 +41,7 @@ export interface ShoreMetrics {
   shed: client.Counter;
   deadLetters: client.Counter<"reason">;
   forgeries: client.Counter;
+  refused: client.Counter<"reason">;
   vesselAppliedSeq: client.Gauge<"vessel">;
   vesselLag: client.Gauge<"vessel">;
   /** The role-wide conflicts counter (Metrics.conflicts), for the ingest to count into. */
@@ -177,6 +178,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         name: "bosun_shore_forgeries_total",
         help: "Messages refused: their (vessel, epoch, seq) is held under another messageId",
         registers: shoreOnly,
+      }),
+      refused: new client.Counter({
+        name: "bosun_shore_refused_total",
+        help: "Changes refused past a vessel's bounds (seq window, live epochs, parked rows)",
+        labelNames: ["reason"],
+        registers,
       }),
       vesselAppliedSeq: new client.Gauge({
         name: "bosun_shore_vessel_applied_seq",

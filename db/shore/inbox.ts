@@ -43,6 +43,33 @@ export interface Forgery {
   refused: string;
 }
 
+/** What one vessel may park ashore; past these, envelopes are refused (and re-sent later). */
+export interface IngestLimits {
+  /** Seqs further than this ahead of the position are refused (a forged 2^53 - 1 would sit
+   * in the inbox for good, its gap asked for for ever). */
+  seqWindow: number;
+  /** Epochs of one vessel received in the last day; a new epoch beyond them is refused. */
+  maxLiveEpochs: number;
+  /** Rows of one vessel waiting past gaps, every epoch; a batch that would leave more is refused. */
+  maxParked: number;
+}
+
+/** The production limits. */
+export const DEFAULT_LIMITS: IngestLimits = {
+  seqWindow: 100_000,
+  maxLiveEpochs: 4,
+  maxParked: 100_000,
+};
+
+/** Why envelopes were refused (the `reason` label of `bosun_shore_refused_total`). */
+export type RefusalReason = "seq_window" | "epoch_limit" | "inbox_full";
+
+class Refused extends Error {
+  constructor(readonly reason: RefusalReason) {
+    super(reason);
+  }
+}
+
 /** What one batch did. */
 export interface IngestResult {
   /** Envelopes already in the inbox (or twice in the batch): re-deliveries. */
@@ -59,6 +86,8 @@ export interface IngestResult {
   deadLettered: DeadLetter[];
   /** Messages refused for a seq held under another messageId. */
   forgeries: Forgery[];
+  /** Envelopes refused past a bound, by reason. */
+  refused: Partial<Record<RefusalReason, number>>;
 }
 
 interface Change {
@@ -95,12 +124,28 @@ export async function ingest(
   vesselId: string,
   epoch: string,
   envelopes: readonly Envelope[],
+  limits: IngestLimits = DEFAULT_LIMITS,
 ): Promise<IngestResult> {
   try {
-    return await ingestOnce(sql, vesselId, epoch, envelopes, false);
+    try {
+      return await ingestOnce(sql, vesselId, epoch, envelopes, false, limits);
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      return await ingestOnce(sql, vesselId, epoch, envelopes, true, limits);
+    }
   } catch (err) {
-    if (!isDataError(err)) throw err;
-    return await ingestOnce(sql, vesselId, epoch, envelopes, true);
+    if (!(err instanceof Refused)) throw err;
+    // The whole batch is refused and its transaction rolled back: nothing of it is kept.
+    return {
+      duplicates: 0,
+      applied: 0,
+      lastSeq: 0,
+      waiting: false,
+      conflicts: 0,
+      deadLettered: [],
+      forgeries: [],
+      refused: { [err.reason]: envelopes.length },
+    };
   }
 }
 
@@ -110,6 +155,7 @@ function ingestOnce(
   epoch: string,
   envelopes: readonly Envelope[],
   oneByOne: boolean,
+  limits: IngestLimits,
 ): Promise<IngestResult> {
   const bySeq = new Map<number, Envelope>();
   for (const e of envelopes) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
@@ -117,14 +163,28 @@ function ingestOnce(
   const unique = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   return sql.begin(async (tx) => {
     const deadLettered: DeadLetter[] = [];
-    const [position] = await tx<{ last_seq: number }[]>`
+    const [position] = await tx<{ last_seq: number; created: boolean }[]>`
       insert into shore_positions (vessel_id, epoch, last_received_at)
       values (${vesselId}, ${epoch}, now())
       on conflict (vessel_id, epoch) do update set last_received_at = now()
-      returning last_seq`;
+      returning last_seq, xmax = 0 as created`;
+    if (position!.created) {
+      // New epochs of one vessel arriving at once would each count the others uncommitted:
+      // one at a time per vessel (only new epochs pay for this; the key is the vessel's).
+      await tx`select pg_advisory_xact_lock(hashtext(${"bosun.shore.epochs/" + vesselId}))`;
+      const [live] = await tx<{ n: number }[]>`
+        select count(*)::int as n from shore_positions
+        where vessel_id = ${vesselId} and epoch <> ${epoch}
+          and last_received_at > now() - interval '1 day'`;
+      if (live!.n >= limits.maxLiveEpochs) throw new Refused("epoch_limit");
+    }
     let last = position!.last_seq;
+    const refused: Partial<Record<RefusalReason, number>> = {};
+    const inWindow = unique.filter((e) => e.seq <= last + limits.seqWindow);
+    const outside = envelopes.filter((e) => e.seq > last + limits.seqWindow).length;
+    if (outside > 0) refused.seq_window = outside;
     // At or below last_seq is applied already: a duplicate even if its inbox row were gone.
-    const rows = unique.filter((e) => e.seq > last).map((e) => ({
+    const rows = inWindow.filter((e) => e.seq > last).map((e) => ({
       seq: e.seq,
       message_id: e.messageId,
       entity: e.entity,
@@ -145,8 +205,15 @@ function ingestOnce(
         }
       }
     }
-    let duplicates = envelopes.length - inserted - deadLettered.length;
-    const forgeries = duplicates > 0 ? await forgeriesOf(tx, vesselId, epoch, envelopes) : [];
+    let duplicates = envelopes.length - outside - inserted - deadLettered.length;
+    const forgeries = duplicates > 0
+      ? await forgeriesOf(
+        tx,
+        vesselId,
+        epoch,
+        envelopes.filter((e) => e.seq <= last + limits.seqWindow),
+      )
+      : [];
     duplicates -= forgeries.length;
     if (forgeries.length > 0) {
       await tx`
@@ -203,6 +270,12 @@ function ingestOnce(
       last = end;
       if (waiting || next.length < APPLY_STEP) break;
     }
+    if (waiting && inserted > 0) {
+      const [parked] = await tx<{ n: number }[]>`
+        select count(*)::int as n from (select 1 from shore_inbox
+          where vessel_id = ${vesselId} and applied_at is null limit ${limits.maxParked + 1}) p`;
+      if (parked!.n > limits.maxParked) throw new Refused("inbox_full");
+    }
     if (last > position!.last_seq) {
       await tx`
         update shore_positions
@@ -212,7 +285,16 @@ function ingestOnce(
     await tx`
       insert into shore_vessels (vessel_id, last_seen_at) values (${vesselId}, now())
       on conflict (vessel_id) do update set last_seen_at = now()`;
-    return { duplicates, applied, lastSeq: last, waiting, conflicts, deadLettered, forgeries };
+    return {
+      duplicates,
+      applied,
+      lastSeq: last,
+      waiting,
+      conflicts,
+      deadLettered,
+      forgeries,
+      refused,
+    };
   });
 }
 
@@ -525,14 +607,17 @@ export function gaps(sql: Sql): Promise<Gap[]> {
  * applied yet (nothing past it may have arrived, so the inbox shows no gap). `firstWaiting`
  * is the seq after the announced one.
  */
-export function reportedGaps(sql: Sql): Promise<Gap[]> {
+export function reportedGaps(sql: Sql, seqWindow = DEFAULT_LIMITS.seqWindow): Promise<Gap[]> {
   return sql<Gap[]>`
     select v.vessel_id as "vesselId", v.reported_epoch::text as epoch,
       coalesce(p.last_seq, 0)::int8 as "lastSeq", v.reported_seq + 1 as "firstWaiting",
       v.reported_seq as "lastWaiting", 0::int8 as waiting
     from shore_vessels v
     left join shore_positions p on p.vessel_id = v.vessel_id and p.epoch = v.reported_epoch
-    where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)`;
+    where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)
+      -- A status may claim any seq: past the window nothing would be stored if sent, so it is
+      -- not asked for (a forged 2^53 - 1 would be asked for for ever).
+      and v.reported_seq <= coalesce(p.last_seq, 0) + ${seqWindow}`;
 }
 
 /**
@@ -543,5 +628,16 @@ export async function pruneInbox(sql: Sql, days: number): Promise<number> {
   const result = await sql`
     delete from shore_inbox
     where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
-  return result.count;
+  // Rows waiting past a gap in an epoch that is no longer the vessel's current one can never
+  // be applied: only the current epoch is re-sent (its database is the one on board).
+  const stale = await sql`
+    with current as (
+      select distinct on (vessel_id) vessel_id, epoch
+      from shore_positions order by vessel_id, last_received_at desc, epoch
+    )
+    delete from shore_inbox i
+    where i.applied_at is null
+      and not exists (select 1 from current c where c.vessel_id = i.vessel_id
+        and c.epoch = i.epoch)`;
+  return result.count + stale.count;
 }

@@ -2,7 +2,8 @@
  * Batching and scheduling of the shore's writes, with every vessel's failures kept to itself.
  *
  * Envelopes wait in one lane per (vessel, epoch) for a few milliseconds and are written in
- * batches, one batch of a lane at a time, at most `concurrency` at once fleet-wide. Lanes take
+ * batches, one batch of a vessel at a time (whatever its epochs: a vessel inventing epochs
+ * gets one slot, not one per epoch), at most `concurrency` at once fleet-wide. Lanes take
  * turns: a lane that was just written goes to the back. A failed batch goes back to the front
  * of its lane and the lane waits out its own back-off with no slot held (a slot is a database
  * connection's worth of work: sleeping in one took capacity from every other vessel), so a
@@ -30,7 +31,6 @@ export interface BatchQueueOptions {
 interface Lane {
   vesselId: string;
   items: Envelope[];
-  writing: boolean;
   failures: number;
   /** Not written again before this time (ms since the epoch). */
   retryAt: number;
@@ -41,6 +41,7 @@ export class BatchQueue {
   #o: BatchQueueOptions;
   #lanes = new Map<string, Lane>();
   #perVessel = new Map<string, number>();
+  #writing = new Set<string>(); // vessels with a batch in flight
   #buffered = 0;
   #running = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -59,17 +60,27 @@ export class BatchQueue {
 
   /** Queues an envelope; false when it was shed (its vessel, or the shore, holds too many). */
   push(e: Envelope): boolean {
+    return this.pushAll([e]);
+  }
+
+  /**
+   * Queues changes of one vessel and epoch (a frame's) whole, or none of them: a frame is
+   * admitted while the bounds are not yet reached, so it may overshoot them by its own size.
+   */
+  pushAll(es: Envelope[]): boolean {
+    const e = es[0];
+    if (!e) return true;
     const held = this.#perVessel.get(e.vesselId) ?? 0;
     if (this.#buffered >= this.#o.maxBuffered || held >= this.#o.maxPerVessel) return false;
     const key = `${e.vesselId}|${e.epoch}`;
     let lane = this.#lanes.get(key);
     if (!lane) {
-      lane = { vesselId: e.vesselId, items: [], writing: false, failures: 0, retryAt: 0 };
+      lane = { vesselId: e.vesselId, items: [], failures: 0, retryAt: 0 };
       this.#lanes.set(key, lane);
     }
-    lane.items.push(e);
-    this.#perVessel.set(e.vesselId, held + 1);
-    this.#buffered++;
+    for (const x of es) lane.items.push(x);
+    this.#perVessel.set(e.vesselId, held + es.length);
+    this.#buffered += es.length;
     if (!this.#closed) {
       this.#wake(this.#buffered >= this.#o.maxBatch ? 0 : this.#o.batchDelayMs);
     }
@@ -81,7 +92,7 @@ export class BatchQueue {
     let nextRetry = Infinity;
     for (const [key, lane] of [...this.#lanes]) {
       if (this.#running >= this.#o.concurrency) break;
-      if (lane.writing || lane.items.length === 0) continue;
+      if (lane.items.length === 0 || this.#writing.has(lane.vesselId)) continue;
       if (lane.retryAt > now) {
         nextRetry = Math.min(nextRetry, lane.retryAt);
         continue;
@@ -97,7 +108,7 @@ export class BatchQueue {
   #start(key: string, lane: Lane) {
     const batch = lane.items.splice(0, this.#o.maxBatch);
     this.#take(lane.vesselId, batch.length);
-    lane.writing = true;
+    this.#writing.add(lane.vesselId);
     this.#running++;
     this.#o.write(batch).then(
       () => {
@@ -116,7 +127,7 @@ export class BatchQueue {
         lane.retryAt = Date.now() + plan.retryInMs;
       },
     ).finally(() => {
-      lane.writing = false;
+      this.#writing.delete(lane.vesselId);
       this.#running--;
       if (lane.items.length === 0 && lane.failures === 0) this.#lanes.delete(key);
       if (this.#buffered > 0 && !this.#closed) this.#wake(0);

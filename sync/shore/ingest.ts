@@ -9,7 +9,7 @@
  * database, so they are right across restarts and with several shore processes.
  */
 import type { Sql } from "../../db/connection.ts";
-import type { Session } from "../session.ts";
+import type { MessageMeta, Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import {
@@ -21,7 +21,7 @@ import {
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import { ingest, pruneInbox } from "../../db/shore/inbox.ts";
+import { DEFAULT_LIMITS, ingest, type IngestLimits, pruneInbox } from "../../db/shore/inbox.ts";
 import { isDatabaseUnavailable } from "../../core/errors.ts";
 import { GapMonitor } from "./gaps.ts";
 import { DeadlineError, within } from "../deadline.ts";
@@ -57,6 +57,8 @@ export interface ShoreOptions {
   inboxRetentionDays?: number;
   /** A database call still unanswered after this is given up (and retried where it matters). */
   writeTimeoutMs?: number;
+  /** What one vessel may park ashore (db/shore/inbox.ts). */
+  limits?: IngestLimits;
 }
 
 /** A running shore ingest. */
@@ -86,6 +88,7 @@ export function createShore(options: ShoreOptions): Shore {
     maxBufferedPerVessel = 20_000,
     ackDebounceMs = 250,
     writeTimeoutMs = 30_000,
+    limits = DEFAULT_LIMITS,
   } = options;
   let closed = false;
   let pruneTimer: ReturnType<typeof setInterval> | undefined;
@@ -95,6 +98,11 @@ export function createShore(options: ShoreOptions): Shore {
       (err) => log.warn("Inbox prune failed", { error: err }),
     );
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
+  // Per vessel, the epochs last written without refusal (a few), and until when a vessel at
+  // its epoch limit has any other epoch refused here, before it costs a transaction: a vessel
+  // inventing an epoch per message would otherwise cost the database one rollback each.
+  const liveEpochs = new Map<string, string[]>();
+  const epochLimited = new Map<string, number>();
   const acks = new AckPublisher({
     sql,
     session,
@@ -141,13 +149,22 @@ export function createShore(options: ShoreOptions): Shore {
     lastWarned.set(reason, { at: now, suppressed: 0 });
   }
 
-  function receive(topic: string, payload: Uint8Array) {
+  function receive(topic: string, payload: Uint8Array, meta: MessageMeta = {}) {
     if (closed) return;
-    const m = classify(topic, payload);
+    const m = classify(topic, payload, meta);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") return presence.record(m.presence);
-    if (m.kind !== "envelope") return;
-    if (!queue.push(m.envelope)) metrics.shed.inc();
+    const envelopes = m.kind === "envelope" ? [m.envelope] : m.kind === "frame" ? m.envelopes : [];
+    const first = envelopes[0];
+    if (!first) return;
+    const { vesselId, epoch } = first;
+    if ((epochLimited.get(vesselId) ?? 0) > Date.now()) {
+      if (!liveEpochs.get(vesselId)?.includes(epoch)) {
+        metrics.refused.inc({ reason: "epoch_limit" });
+        return;
+      }
+    }
+    if (!queue.pushAll(envelopes)) metrics.shed.inc(envelopes.length);
   }
 
   /**
@@ -159,7 +176,16 @@ export function createShore(options: ShoreOptions): Shore {
     const { vesselId, epoch } = batch[0]!;
     for (let attempt = 1;; attempt++) {
       try {
-        const result = await within(ingest(sql, vesselId, epoch, batch), writeTimeoutMs);
+        const result = await within(ingest(sql, vesselId, epoch, batch, limits), writeTimeoutMs);
+        if (result.refused.epoch_limit) epochLimited.set(vesselId, Date.now() + 10_000);
+        else {
+          const known = (liveEpochs.get(vesselId) ?? []).filter((x) => x !== epoch);
+          liveEpochs.set(vesselId, [epoch, ...known].slice(0, limits.maxLiveEpochs + 1));
+        }
+        for (const [reason, n] of Object.entries(result.refused)) {
+          metrics.refused.inc({ reason }, n);
+          log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
+        }
         metrics.applied.inc(result.applied);
         metrics.duplicates.inc(result.duplicates);
         metrics.conflicts.inc(result.conflicts);

@@ -2,6 +2,7 @@
  * The vessel sync engine: one MQTT session, the publisher draining the change log, shore's
  * acks, presence, catch-up, retention, and the figures behind `/health` and `/metrics`.
  */
+import { isAckProbe, probeAckTopic } from "./ack-probe.ts";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/connection.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
@@ -90,6 +91,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
 
   // Acks are applied one at a time, in arrival order.
   let ackChain = Promise.resolve();
+  let probed = false;
   let lastAck: { epoch: string; seq: number } | undefined;
   const onAck = (payload: Uint8Array) => {
     const parsed = parsePayload(payload, ackSchema);
@@ -115,6 +117,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         void birth();
         return;
       }
+      publisher?.acked(parsed.epoch, parsed.seq);
       const progress = !lastAck || lastAck.epoch !== parsed.epoch || parsed.seq > lastAck.seq;
       if (progress) publisher?.ackProgress();
       lastAck = parsed;
@@ -190,6 +193,8 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         ackTimeoutMs: config.ackTimeoutS * 1000,
         ackMode: config.ackMode,
         pollMs: options.pollMs,
+        linkMode: config.linkMode,
+        lingerMs: config.linkLingerMs,
         onEvent: (e) => {
           if (e.type === "published") {
             metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
@@ -206,17 +211,24 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         sql,
         session,
         vesselId: config.vesselId,
+        linkMode: config.linkMode,
         onPublished: (r) => emit({ type: "catchup_published", ...r }),
       });
 
       offs.push(gate.onAdded(() => publisher?.wake()));
       offs.push(session.onMessage((topic, payload) => {
-        if (topic === topics.ack) onAck(payload);
-        else if (topic === topics.catchupRequest) onCatchupRequest(payload);
+        if (topic === topics.ack) {
+          if (!isAckProbe(payload)) onAck(payload);
+        } else if (topic === topics.catchupRequest) onCatchupRequest(payload);
       }));
       offs.push(session.onEvent((e) => {
         if (e.type === "connected") {
           void birth();
+          // Under MQTT 3.1.1 a refused publish is dropped silently: nothing to tell apart.
+          if (!probed && session && config.mqtt.protocolVersion === 5) {
+            probed = true;
+            void probeAckTopic(session, topics.ack, log);
+          }
           emit(e);
         } else if (e.type === "disconnected") emit(e);
       }));

@@ -9,29 +9,13 @@ import { waitUntil } from "../../support/wait.ts";
 import type { Sql } from "../../../db/connection.ts";
 import type { Envelope } from "../../../sync/protocol.ts";
 import { listVessels } from "../../../db/shore/fleet.ts";
+import { refusePoison } from "../../support/poison.ts";
 
 const lastSeq = async (sql: Sql, vesselId: string) => {
   const [row] = await sql<{ last_seq: number }[]>`
     select last_seq from shore_positions where vessel_id = ${vesselId}`;
   return row?.last_seq ?? 0;
 };
-
-/**
- * Makes the shore's database refuse, with a data error, every record titled "poison": a
- * stand-in for any value validation lets through and PostgreSQL refuses (22009 was one).
- */
-export async function refusePoison(sql: Sql, code = "22023"): Promise<void> {
-  await sql.unsafe(`
-    create function refuse_poison() returns trigger language plpgsql as $$
-    begin
-      if new.data->>'title' = 'poison' then
-        raise exception 'poison refused for the test' using errcode = '${code}';
-      end if;
-      return new;
-    end $$;
-    create trigger refuse_poison before insert or update on shore_records
-      for each row execute function refuse_poison()`);
-}
 
 async function retainedAck(url: string, vesselId: string): Promise<{ seq: number }> {
   const client = await rawClient(url);
@@ -65,6 +49,7 @@ Deno.test("poison changes at seqs 5-1205 are dead-lettered and the vessel's stre
   await waitUntil(
     async () => await lastSeq(db.sql, v.vesselId) === 1_210,
     "the position passes the poison to seq 1210",
+    120_000, // 1,201 savepoints on a machine shared with other test runs
   );
 
   const letters = await db.sql<{ seq: number; message_id: string; reason: string }[]>`

@@ -64,6 +64,7 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
         conflicts: 0,
         deadLettered: [],
         forgeries: [],
+        refused: {},
       });
       assert.equal(await monitor.check(t0 + 200_000), 0);
     },
