@@ -141,7 +141,13 @@ export function gatewayProcess(options: GatewayProcessOptions): GatewayProcess {
     async metrics() {
       const res = await get("/metrics");
       if (!res) return undefined;
-      return res.ok ? await res.text() : (await res.body?.cancel(), undefined);
+      // A kill -9 can land while the body is read: that is "did not answer", not a harness crash
+      // (seed 4102 died of it at fault 237).
+      try {
+        return res.ok ? await res.text() : (await res.body?.cancel(), undefined);
+      } catch {
+        return undefined;
+      }
     },
   };
 }
