@@ -33,7 +33,7 @@ export interface PeerOptions {
   password?: string;
   /** Re-send from the ack when it has not moved for this long while changes are unacked. */
   ackTimeoutMs?: number;
-  /** Publishes awaiting PUBACK at once. */
+  /** Publishes awaiting PUBACK at once (256, as the real publisher: bench/common.ts WINDOW). */
   window?: number;
   /** Seqs whose first send is skipped (a lost message: the shore must ask for it). */
   skipFirstSend?: (seq: number) => boolean;
@@ -66,12 +66,16 @@ export class SimPeer {
   readonly #o: Required<Omit<PeerOptions, "username" | "password" | "skipFirstSend">> & PeerOptions;
 
   constructor(options: PeerOptions) {
-    this.#o = { ackTimeoutMs: 15_000, window: 32, ...options };
+    this.#o = { ackTimeoutMs: 15_000, window: 256, ...options };
     this.vessel = new SimulatedVessel(options.id);
     const topics = topicsOf(options.id);
     const servers = options.urls.map((u) => {
       const url = new URL(u);
-      return { host: url.hostname, port: Number(url.port) };
+      return {
+        host: url.hostname,
+        port: Number(url.port),
+        protocol: url.protocol.slice(0, -1) as "mqtt" | "mqtts",
+      };
     });
     this.client = mqtt.connect({
       servers,
@@ -241,8 +245,10 @@ export interface PeerKind {
 /** A fleet of peers with a driver that makes each kind's changes at its rate. */
 export interface Fleet {
   peers: { peer: SimPeer; kind: PeerKind }[];
-  /** Starts the rate driver (one timer for the whole fleet, 100 ms ticks). */
-  drive(): void;
+  /** Resolves once every peer is connected. */
+  connected(): Promise<void>;
+  /** Hands every peer its backlog and starts the rate driver (one timer, 100 ms ticks). */
+  start(): void;
   /** Stops making changes. */
   stopDriving(): void;
   /** Resolves when every peer has `acked === seq` at the moment of the call or later. */
@@ -256,12 +262,17 @@ export function createFleet(
   peerOptions: (i: number) => PeerOptions,
 ): Fleet {
   const peers = kinds.map((kind, i) => ({ peer: new SimPeer(peerOptions(i)), kind }));
-  for (const { peer, kind } of peers) if (kind.backlog) peer.change(kind.backlog);
   let timer: ReturnType<typeof setInterval> | undefined;
   const owed = new Map<SimPeer, number>();
   return {
     peers,
-    drive() {
+    async connected() {
+      while (!peers.every(({ peer }) => peer.client.connected)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    start() {
+      for (const { peer, kind } of peers) if (kind.backlog) peer.change(kind.backlog);
       // Quiet vessels start at a random phase so the fleet does not tick in step.
       for (const { peer } of peers) owed.set(peer, Math.random());
       timer = setInterval(() => {

@@ -38,7 +38,8 @@ Deno.test("20 simulated vessels through Mosquitto: every change applied exactly 
     skipFirstSend: i === LOSSY ? (seq) => seq % 25 === 0 : undefined,
   }));
   try {
-    fleet.drive();
+    await withDeadline(fleet.connected(), "every simulated vessel connects", 20_000);
+    fleet.start();
     await new Promise((r) => setTimeout(r, 5_000));
     fleet.stopDriving();
     await withDeadline(fleet.allAcknowledged(), "every simulated vessel is acknowledged", 45_000);
