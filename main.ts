@@ -10,6 +10,7 @@ import { claimDataDir } from "./core/data-dir.ts";
 import { StartupError } from "./core/errors.ts";
 import { parseArgs, usageText, versionText } from "./core/usage.ts";
 import type { Role } from "./roles/role.ts";
+import type { TlsFiles } from "./sync/tls.ts";
 
 // Everything that opens, connects or pulls in a driver is imported inside start(): `--help`
 // then loads no npm package (mqtt.js's readable-stream reads the environment at import and
@@ -21,7 +22,6 @@ const load = () =>
     import("./db/migrations.ts"),
     import("./http/auth.ts"),
     import("./http/request-drain.ts"),
-    import("./sync/tls.ts"),
     import("./roles/role.ts"),
     import("./roles/vessel.ts"),
     import("./roles/shore.ts"),
@@ -52,12 +52,16 @@ export async function start(
   log: Logger,
   options: StartOptions = {},
 ): Promise<Gateway> {
-  // First of all, before the embedded database or the token file is opened: one process owns
-  // a DATA_DIR (README, "Configuration").
+  // An unreadable or non-PEM TLS file stops start-up naming its variable (a ConfigError), as
+  // any bad setting does: before anything is written, the DATA_DIR lock included.
+  const { readTlsFiles } = await import("./sync/tls.ts");
+  const tls = await readTlsFiles(config.mqtt);
+  // Then, before the embedded database or the token file is opened: one process owns a
+  // DATA_DIR (README, "Configuration").
   const usesDataDir = config.databaseUrl === undefined || config.apiTokens === undefined;
   const lock = usesDataDir ? await claimDataDir(config.dataDir) : undefined;
   try {
-    const gateway = await startClaimed(config, log, options);
+    const gateway = await startClaimed(config, log, options, tls);
     return {
       port: gateway.port,
       async close() {
@@ -75,6 +79,7 @@ async function startClaimed(
   config: Config,
   log: Logger,
   options: StartOptions,
+  tls: TlsFiles,
 ): Promise<Gateway> {
   // Said before anything slow (loading the drivers, PGlite's first open) so that a first start
   // is never a silent wait. (A PostgreSQL that refuses bosun is told in one line by itself,
@@ -92,14 +97,10 @@ async function startClaimed(
     { migrate },
     { resolveApiTokens },
     { Drain },
-    { readTlsFiles },
     { gatewayApp },
     { createVesselRole },
     { createShoreRole },
   ] = await load();
-  // Before anything else: an unreadable or non-PEM TLS file stops start-up naming its
-  // variable (a ConfigError), rather than surfacing later as a reconnect loop.
-  const tls = await readTlsFiles(config.mqtt);
   const aborted = new AbortController();
   options.signal?.addEventListener("abort", () => aborted.abort(), { once: true });
   const db = await openDatabase({

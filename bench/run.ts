@@ -19,6 +19,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["fleet200", () => import("./fleet200.ts")],
   ["isolation", () => import("./isolation.ts")],
   ["first-start", () => import("./first-start.ts")],
+  ["link", () => import("./link-bytes.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

@@ -64,7 +64,11 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
         ...outboxHealth(await outboxStats(sql)),
         reconnectAttempts: s?.reconnectAttempts ?? 0,
         activeSubscriptions: s?.connected ? s.subscriptions.length : 0,
-        topics: engine ? [...ENTITIES.map((e) => topics.data(e)), topics.status] : [],
+        topics: !engine
+          ? []
+          : config.linkMode === "frames"
+          ? [topics.frames, topics.status]
+          : [...ENTITIES.map((e) => topics.data(e)), topics.status],
         qosLevel: 1,
       };
     },

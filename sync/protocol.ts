@@ -20,6 +20,8 @@ export function topicsOf(vesselId: string) {
   return {
     root,
     data: (entity: Entity) => `${root}/${entity}`,
+    /** LINK_MODE=frames: live, re-sent and caught-up changes, in frames (sync/frame.ts). */
+    frames: `${root}/frames`,
     catchup: (entity: Entity) => `${root}/catchup/${entity}`,
     status: `${root}/system/status`,
     catchupRequest: `${root}/catchup/request`,

@@ -17,6 +17,14 @@ import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, shouldLogAttempt } 
 export interface PublishOptions {
   qos: 0 | 1 | 2;
   retain?: boolean;
+  /** MQTT 5 content type (a frame's encoding); not sent under MQTT 3.1.1. */
+  contentType?: string;
+}
+
+/** What an incoming message carried besides topic and payload. */
+export interface MessageMeta {
+  /** The MQTT 5 content type, when the publisher set one. */
+  contentType?: string;
 }
 
 /** Session events, typed, for health, metrics and the publisher. */
@@ -42,7 +50,7 @@ export interface Session {
   /** Adds a subscription, kept across reconnects and session losses. */
   subscribe(filter: string, qos: 0 | 1 | 2): Promise<void>;
   /** Calls `fn` for every incoming message; returns the unsubscribe. */
-  onMessage(fn: (topic: string, payload: Uint8Array) => void): () => void;
+  onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void;
   /** Calls `fn` for every session event; returns the unsubscribe. */
   onEvent(fn: (event: SessionEvent) => void): () => void;
   /** Closes the connection; `offline` payloads etc. are the caller's to publish first. */
@@ -115,7 +123,8 @@ class MqttSession implements Session {
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #filters = new Map<string, 0 | 1 | 2>();
-  #messageFns = new Set<(topic: string, payload: Uint8Array) => void>();
+  #messageFns = new Set<(topic: string, payload: Uint8Array, meta: MessageMeta) => void>();
+  #v5: boolean;
   #eventFns = new Set<(event: SessionEvent) => void>();
   #pending = new Set<(err: Error) => void>();
   // mqtt.js does not honour the broker's Receive Maximum for what it sends. Mosquitto
@@ -133,6 +142,7 @@ class MqttSession implements Session {
     this.#log = opts.log;
     const { mqtt: m, tls = {}, will } = opts;
     const v5 = m.protocolVersion === 5;
+    this.#v5 = v5;
     // MQTT 3.1.1 has no QoS negotiation: the brokers bosun meets there (NATS) refuse QoS 2, so
     // nothing above 1 is sent. The end-to-end ack, not the broker's QoS, is the guarantee.
     this.#maxQos = v5 ? 2 : 1;
@@ -165,6 +175,10 @@ class MqttSession implements Session {
       // reuses an id before its exchange ends, so a QoS 2 id the broker holds awaiting PUBREL
       // is never given to a new message (which the broker would drop as a duplicate).
       messageIdProvider: new UniqueMessageIdProvider(),
+      // MQTT 5 topic aliases where the broker offers them (its CONNACK's Topic Alias Maximum):
+      // a topic's name then travels once per connection, not in every publish. mqtt.js keeps
+      // the table per connection and restores the name of a stored publish it sends again.
+      autoAssignTopicAlias: v5,
     });
     this.#client.on("connect", (connack) => {
       this.#receiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
@@ -191,11 +205,13 @@ class MqttSession implements Session {
         );
       }
     });
-    this.#client.on("message", (topic, payload) => {
+    this.#client.on("message", (topic, payload, packet) => {
       this.#opts.metrics?.linkBytes?.inc({ direction: "received" }, payload.length);
+      const contentType = packet.properties?.contentType;
+      const meta: MessageMeta = contentType === undefined ? {} : { contentType };
       for (const fn of this.#messageFns) {
         try {
-          fn(topic, payload);
+          fn(topic, payload, meta);
         } catch (err) {
           this.#log.error("Message handler failed", { topic, error: err });
         }
@@ -247,10 +263,13 @@ class MqttSession implements Session {
         if (!this.#pending.has(fail) || !this.#connected) return; // rejected while waiting
         if (counted) this.#inFlight++;
         this.#opts.metrics?.linkBytes?.inc({ direction: "sent" }, Buffer.byteLength(body));
+        const properties = options.contentType && this.#v5
+          ? { contentType: options.contentType }
+          : undefined;
         this.#client.publish(
           topic,
           body,
-          { qos, retain: options.retain ?? false },
+          { qos, retain: options.retain ?? false, properties },
           (err) => {
             if (counted) this.#release(1);
             if (!this.#pending.delete(fail)) return; // already rejected by a drop
@@ -270,7 +289,7 @@ class MqttSession implements Session {
     if (this.#connected) await this.#subscribeAll([filter]);
   }
 
-  onMessage(fn: (topic: string, payload: Uint8Array) => void): () => void {
+  onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void {
     this.#messageFns.add(fn);
     return () => this.#messageFns.delete(fn);
   }

@@ -97,6 +97,17 @@ export const envelopeSql = (t: string, vesselParam: string) =>
    || coalesce(',"sync":' || ${t}sync::text, '') || '}'`;
 
 /**
+ * `deriveMessageId` of sync/frame.ts in SQL (tests/db/vessel/outbox.test.ts holds them equal):
+ * a UUIDv8 from SHA-256 of `bosun/<vessel>/<epoch>/<seq>`. Given at claim, before the change
+ * is first published, so it is the change's one messageId; a frame then need not carry it.
+ */
+export const derivedMessageIdSql = (vessel: string, epoch: string, seq: string) =>
+  `(select encode(set_byte(set_byte(substring(h from 1 for 16), 6, (get_byte(h, 6) & 15) | 128),
+     8, (get_byte(h, 8) & 63) | 128), 'hex')::uuid
+   from (select sha256(convert_to('bosun/' || ${vessel} || '/' || ${epoch} || '/' || ${seq},
+     'UTF8')) as h) d)`;
+
+/**
  * Claims up to `limit` changes that have no seq yet, alerts first then by id, and gives them
  * the next seqs of the current epoch. The transaction holds the vessel_state row lock, so
  * claims never interleave: seq is gapless and follows publish order. "Every row without a seq"
@@ -115,7 +126,8 @@ export function claimChanges(sql: Sql, limit: number, vesselId: string): Promise
     // sort, for this transaction only, leaves it the index walk.
     await tx`set local enable_sort = off`;
     const rows = await tx.unsafe<OutboxRow[]>(
-      `update changes c set epoch = $1, seq = $2 + p.rn
+      `update changes c set epoch = $1, seq = $2 + p.rn,
+         message_id = ${derivedMessageIdSql("$4", "$1::uuid::text", "($2 + p.rn)")}
        from (select id, row_number() over (order by priority, id) as rn from changes
              where seq is null order by priority, id limit $3) p
        where c.id = p.id

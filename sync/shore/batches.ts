@@ -60,6 +60,16 @@ export class BatchQueue {
 
   /** Queues an envelope; false when it was shed (its vessel, or the shore, holds too many). */
   push(e: Envelope): boolean {
+    return this.pushAll([e]);
+  }
+
+  /**
+   * Queues changes of one vessel and epoch (a frame's) whole, or none of them: a frame is
+   * admitted while the bounds are not yet reached, so it may overshoot them by its own size.
+   */
+  pushAll(es: Envelope[]): boolean {
+    const e = es[0];
+    if (!e) return true;
     const held = this.#perVessel.get(e.vesselId) ?? 0;
     if (this.#buffered >= this.#o.maxBuffered || held >= this.#o.maxPerVessel) return false;
     const key = `${e.vesselId}|${e.epoch}`;
@@ -68,9 +78,9 @@ export class BatchQueue {
       lane = { vesselId: e.vesselId, items: [], failures: 0, retryAt: 0 };
       this.#lanes.set(key, lane);
     }
-    lane.items.push(e);
-    this.#perVessel.set(e.vesselId, held + 1);
-    this.#buffered++;
+    for (const x of es) lane.items.push(x);
+    this.#perVessel.set(e.vesselId, held + es.length);
+    this.#buffered += es.length;
     if (!this.#closed) {
       this.#wake(this.#buffered >= this.#o.maxBatch ? 0 : this.#o.batchDelayMs);
     }

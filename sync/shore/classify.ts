@@ -5,11 +5,18 @@
  * Pure and synchronous: a peer's bad message is classified here, never thrown.
  */
 import { type Envelope, envelopeSchema, parseJson, statusSchema } from "../protocol.ts";
+import { decodeFrame, type FrameRefusal } from "../frame.ts";
 import { isEntity, recordSchemas } from "../../core/entities.ts";
 import { VESSEL_ID_PATTERN } from "../../config.ts";
 
 /** The largest payload the shore reads; a record is at most a few tens of KiB. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/**
+ * The largest frame the shore reads: 256 KiB is the cap, but one change larger than that
+ * travels alone, and a record may be up to the API's 1 MiB body (compressed, less).
+ */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 /** Why a message was dropped (the `reason` label of `bosun_shore_malformed_total`). */
 export type MalformedReason =
@@ -21,7 +28,9 @@ export type MalformedReason =
   | "invalid_envelope"
   | "invalid_record"
   | "mismatch"
-  | "invalid_status";
+  | "invalid_status"
+  | "unknown_encoding"
+  | "corrupt_frame";
 
 /** A vessel's presence as its status topic states it. */
 export interface Presence {
@@ -37,6 +46,7 @@ export interface Presence {
 /** The classification of one message. */
 export type ShoreMessage =
   | { kind: "envelope"; envelope: Envelope }
+  | { kind: "frame"; vesselId: string; envelopes: Envelope[]; fromSeq: number; toSeq: number }
   | { kind: "presence"; presence: Presence }
   | { kind: "ignored" }
   | { kind: "malformed"; reason: MalformedReason; vesselId?: string; detail: string };
@@ -48,8 +58,22 @@ const malformed = (
   vesselId?: string,
 ): ShoreMessage => ({ kind: "malformed", reason, detail, vesselId });
 
-/** Classifies a message received on `vessel/+/sync/#`. */
-export function classify(topic: string, payload: Uint8Array): ShoreMessage {
+const FRAME_REASONS: Record<FrameRefusal, MalformedReason> = {
+  unknown_encoding: "unknown_encoding",
+  corrupt: "corrupt_frame",
+  too_large: "corrupt_frame",
+  wrong_vessel: "mismatch",
+};
+
+/**
+ * Classifies a message received on `vessel/+/sync/#`. `contentType`: its MQTT 5 content type,
+ * which names a frame's encoding.
+ */
+export function classify(
+  topic: string,
+  payload: Uint8Array,
+  meta: { contentType?: string } = {},
+): ShoreMessage {
   const levels = topic.split("/");
   const vesselId = levels[1] ?? "";
   if (levels.length < 4 || levels[0] !== "vessel" || levels[2] !== "sync") {
@@ -60,6 +84,7 @@ export function classify(topic: string, payload: Uint8Array): ShoreMessage {
   }
   const rest = levels.slice(3).join("/");
   if (OWN_TOPICS.has(rest)) return { kind: "ignored" };
+  if (rest === "frames") return frameOf(vesselId, payload, meta.contentType);
   if (payload.byteLength > MAX_PAYLOAD_BYTES) {
     return malformed("oversized", `Payload of ${payload.byteLength} bytes`, vesselId);
   }
@@ -77,17 +102,44 @@ export function classify(topic: string, payload: Uint8Array): ShoreMessage {
   }
   const json = parseJson(payload);
   if (!json.ok) return malformed("invalid_json", "Payload is not UTF-8 JSON", vesselId);
-  const parsed = envelopeSchema.safeParse(json.value);
+  return checkEnvelope(json.value, vesselId, entity);
+}
+
+/**
+ * A frame: decoded whole, then every envelope checked as a lone message is. One bad change
+ * refuses the whole frame (counted once, under its reason): nothing of it is applied.
+ */
+function frameOf(vesselId: string, payload: Uint8Array, contentType?: string): ShoreMessage {
+  if (payload.byteLength > MAX_FRAME_BYTES) {
+    return malformed("oversized", `Frame of ${payload.byteLength} bytes`, vesselId);
+  }
+  const frame = decodeFrame(payload, { contentType, vesselId });
+  if (!frame.ok) return malformed(FRAME_REASONS[frame.reason], frame.detail, vesselId);
+  const envelopes: Envelope[] = [];
+  for (const e of frame.envelopes) {
+    const checked = checkEnvelope(e, vesselId);
+    if (checked.kind === "malformed") {
+      return { ...checked, detail: `Frame seq ${e.seq}: ${checked.detail}` };
+    }
+    if (checked.kind !== "envelope") return malformed("invalid_envelope", "Not a change", vesselId);
+    envelopes.push(checked.envelope);
+  }
+  return { kind: "frame", vesselId, envelopes, fromSeq: frame.fromSeq, toSeq: frame.toSeq };
+}
+
+/** The envelope and record checks every change passes, alone or in a frame. */
+function checkEnvelope(value: unknown, vesselId: string, entity?: string): ShoreMessage {
+  const parsed = envelopeSchema.safeParse(value);
   if (!parsed.success) {
     const onSeq = parsed.error.issues.some((i) => i.path[0] === "seq");
     const fields = [...new Set(parsed.error.issues.map((i) => i.path.join(".")))].join(", ");
     return malformed(onSeq ? "invalid_seq" : "invalid_envelope", `Fields: ${fields}`, vesselId);
   }
   const envelope = parsed.data as Envelope;
-  if (envelope.vesselId !== vesselId || envelope.entity !== entity) {
+  if (envelope.vesselId !== vesselId || (entity !== undefined && envelope.entity !== entity)) {
     return malformed("mismatch", "Envelope vesselId or entity differs from its topic", vesselId);
   }
-  const record = recordSchemas[entity].safeParse(envelope.data);
+  const record = recordSchemas[envelope.entity].safeParse(envelope.data);
   if (!record.success) {
     const fields = [...new Set(record.error.issues.map((i) => i.path.join(".")))].join(", ");
     return malformed("invalid_record", `Record fields: ${fields}`, vesselId);

@@ -9,7 +9,7 @@
  * database, so they are right across restarts and with several shore processes.
  */
 import type { Sql } from "../../db/connection.ts";
-import type { Session } from "../session.ts";
+import type { MessageMeta, Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import {
@@ -149,20 +149,22 @@ export function createShore(options: ShoreOptions): Shore {
     lastWarned.set(reason, { at: now, suppressed: 0 });
   }
 
-  function receive(topic: string, payload: Uint8Array) {
+  function receive(topic: string, payload: Uint8Array, meta: MessageMeta = {}) {
     if (closed) return;
-    const m = classify(topic, payload);
+    const m = classify(topic, payload, meta);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
     if (m.kind === "presence") return presence.record(m.presence);
-    if (m.kind !== "envelope") return;
-    const { vesselId, epoch } = m.envelope;
+    const envelopes = m.kind === "envelope" ? [m.envelope] : m.kind === "frame" ? m.envelopes : [];
+    const first = envelopes[0];
+    if (!first) return;
+    const { vesselId, epoch } = first;
     if ((epochLimited.get(vesselId) ?? 0) > Date.now()) {
       if (!liveEpochs.get(vesselId)?.includes(epoch)) {
         metrics.refused.inc({ reason: "epoch_limit" });
         return;
       }
     }
-    if (!queue.push(m.envelope)) metrics.shed.inc();
+    if (!queue.pushAll(envelopes)) metrics.shed.inc(envelopes.length);
   }
 
   /**

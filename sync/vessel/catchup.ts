@@ -3,7 +3,8 @@
  * included (a delete is a change row like any other). `GET /catchup` returns envelopes as
  * they were published; `POST /catchup` and `<root>/catchup/request` re-publish them on
  * `<root>/catchup/<entity>` with `type: "catchup"`, their original epoch, seq and messageId,
- * and `sequence`/`total` for the batch.
+ * and `sequence`/`total` for the batch. Under `LINK_MODE=frames` they travel in frames on
+ * `<root>/frames` instead, cut where the selection skips seqs (an entity filter).
  */
 import type { Sql } from "../../db/connection.ts";
 import { changesSince } from "../../db/vessel/outbox.ts";
@@ -11,6 +12,7 @@ import type { Entity } from "../../core/entities.ts";
 import { BrokerUnavailableError } from "../../core/errors.ts";
 import type { Session } from "../session.ts";
 import { type Envelope, toEnvelope, topicsOf } from "../protocol.ts";
+import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
 
 const DEFAULT_LIMIT = 1_000;
 
@@ -37,6 +39,8 @@ export interface CatchupOptions {
   /** Publishes in flight at once while re-publishing. */
   window?: number;
   onPublished?: (result: RepublishResult) => void;
+  /** `LINK_MODE`. */
+  linkMode?: "frames" | "messages";
 }
 
 /** Reads and re-publishes the change log. */
@@ -72,6 +76,20 @@ export function createCatchup(options: CatchupOptions): Catchup {
       const rows = await select(query, query.limit ?? DEFAULT_LIMIT);
       const total = rows.length;
       let next = 0;
+      const frames = options.linkMode === "frames"
+        ? cutFrames(
+          rows.map((row, i) => toEnvelope(row, vesselId, { type: "catchup", sequence: i, total })),
+        )
+        : [];
+      const frameSender = async () => {
+        while (next < frames.length) {
+          const frame = frames[next++]!;
+          await session.publish(topics.frames, frame.payload, {
+            qos: 1,
+            contentType: FRAME_CONTENT_TYPE,
+          });
+        }
+      };
       // A small pool of senders keeps `window` publishes in flight, in seq order.
       const sender = async () => {
         while (next < total) {
@@ -82,7 +100,9 @@ export function createCatchup(options: CatchupOptions): Catchup {
         }
       };
       try {
-        await Promise.all(Array.from({ length: Math.min(window, total) }, sender));
+        if (options.linkMode === "frames") {
+          await Promise.all(Array.from({ length: Math.min(4, frames.length) }, frameSender));
+        } else await Promise.all(Array.from({ length: Math.min(window, total) }, sender));
       } catch (err) {
         throw new BrokerUnavailableError(`Re-publishing failed: ${err}`);
       }

@@ -117,6 +117,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         void birth();
         return;
       }
+      publisher?.acked(parsed.epoch, parsed.seq);
       const progress = !lastAck || lastAck.epoch !== parsed.epoch || parsed.seq > lastAck.seq;
       if (progress) publisher?.ackProgress();
       lastAck = parsed;
@@ -192,6 +193,8 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         ackTimeoutMs: config.ackTimeoutS * 1000,
         ackMode: config.ackMode,
         pollMs: options.pollMs,
+        linkMode: config.linkMode,
+        lingerMs: config.linkLingerMs,
         onEvent: (e) => {
           if (e.type === "published") {
             metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
@@ -208,6 +211,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         sql,
         session,
         vesselId: config.vesselId,
+        linkMode: config.linkMode,
         onPublished: (r) => emit({ type: "catchup_published", ...r }),
       });
 

@@ -11,6 +11,16 @@
  * unacknowledged rows are re-sent (same seq and messageId) after `ACK_TIMEOUT_S`, doubling
  * while shore stays silent, and at once from the first unacknowledged seq when the broker
  * says it holds no session for us.
+ *
+ * `LINK_MODE=frames`: the same rows, states and watermark, but a contiguous run of buffered
+ * rows leaves as one frame (sync/frame.ts) on `<root>/frames` at QoS 1, and all its rows are
+ * published on its PUBACK. A backlog fills frames at once; rows claimed from an empty backlog
+ * (live writes) wait up to `lingerMs` for company.
+ *
+ * Re-sends count from the send, not from the last ack: a row is re-sent once it went out
+ * `ACK_TIMEOUT_S` ago (connected time: the clock restarts at every connect, since shore could
+ * not ack while the link was down) with no ack covering it since. Shore's ack also raises the
+ * published watermark: a PUBACK lost to a link reset must not hold it back for ever.
  */
 import type { Sql } from "../../db/connection.ts";
 import {
@@ -23,8 +33,8 @@ import {
 } from "../../db/vessel/outbox.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
-import { qosOf } from "../protocol.ts";
-import { topicsOf } from "../protocol.ts";
+import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
+import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 
 /** What the publisher reports as it goes. */
@@ -49,6 +59,10 @@ export interface PublisherOptions {
   ackMode: "shore" | "broker";
   /** A slow safety-net wake-up, in case a signal is missed (e.g. a write by another process). */
   pollMs?: number;
+  /** `LINK_MODE`: one frame per contiguous run, or one message per change. */
+  linkMode?: "frames" | "messages";
+  /** `LINK_LINGER_MS`: how long live rows may wait to fill a frame. */
+  lingerMs?: number;
   onEvent?: (event: PublisherEvent) => void;
 }
 
@@ -58,6 +72,8 @@ export interface Publisher {
   wake(): void;
   /** Shore's ack advanced: reset the re-send back-off. */
   ackProgress(): void;
+  /** Shore acknowledged `epoch` up to `seq`: those were published, whatever PUBACKs were lost. */
+  acked(epoch: string, seq: number): void;
   /** Re-send every unacknowledged change, from the first, now (a session loss, a new epoch). */
   resendAll(): void;
   /** Publishes in flight right now. */
@@ -70,6 +86,10 @@ export interface Publisher {
 /** Starts the drain loop; it idles while the session is disconnected. */
 export function createPublisher(options: PublisherOptions): Publisher {
   const { sql, session, vesselId, log, ackMode, onEvent = () => {} } = options;
+  const frames = options.linkMode === "frames";
+  const lingerMs = options.lingerMs ?? 50;
+  // Frames in flight at once: each holds up to a buffer's worth of rows.
+  const frameWindow = 8;
   const window = options.window ?? 256;
   const pollMs = options.pollMs ?? 5_000;
   const maxResendMs = options.maxResendMs ?? options.ackTimeoutMs * 32;
@@ -78,15 +98,24 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let stopped = false;
   let lastPublishedSeq = 0;
   // A pass walks rows that already have a seq, in seq order, before any new claim.
-  let pass: { epoch: string; afterSeq: number; skipPublished: boolean } | null = null;
+  let pass: { epoch: string; afterSeq: number; skipPublished: boolean; untilSeq: number } | null =
+    null;
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
+  let passUntil = Infinity; // an "all" pass re-sends up to this seq
   let resendDelay = options.ackTimeoutMs;
-  let lastProgressAt = Date.now();
+  // What went out and when: {seq: the highest seq sent in a burst, at: the burst's start}. A
+  // burst leaves the log once shore's ack covers its seq; one older than the re-send delay
+  // is re-sent. Bursts (a second each) keep it short.
+  let sentLog: { epoch: string; seq: number; at: number }[] = [];
+  let framesInFlight = 0;
+  let lingerUntil = 0;
+  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
   // The published watermark: every seq of `epoch` up to `seq` got its PUBACK; `above` holds
   // the PUBACKed seqs past it (QoS 1 and 2 complete out of order, a refused row waits).
   let mark = { epoch: "", seq: 0, above: new Set<number>() };
   let saved = { epoch: "", seq: 0 }; // the watermark as last written
+  let ackedMark = { epoch: "", seq: 0 }; // shore's latest ack: published at least this far
   const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
   // Seqs of `mark.epoch` the broker last refused (a PUBACK reason code). The pass after a
   // reconnect skips them: a broker that drops the connection on a refusal (Mosquitto does)
@@ -109,7 +138,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (wakeUp && (kind === "work" || wakeOn === "slot")) wakeUp();
   };
   const wake = () => signal("work");
-  const requestPass = (kind: "unpublished" | "all") => {
+  const requestPass = (kind: "unpublished" | "all", untilSeq = Infinity) => {
+    if (kind === "all") {
+      passUntil = passRequest === "all" ? Math.max(passUntil, untilSeq) : untilSeq;
+    }
     if (passRequest !== "all") passRequest = kind;
     generation++;
     buffer = []; // the pass re-reads these rows
@@ -146,7 +178,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const released = await markAcked(sql, ids);
       if (released) {
         resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
-        lastProgressAt = Date.now();
         onEvent({ type: "acked_by_broker", released });
       }
     } catch (err) {
@@ -175,7 +206,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   }
 
   /** Takes the database's watermark: a new epoch starts over, the same one never goes back. */
-  function seedMark(epoch: string, publishedSeq: number) {
+  function seedMark(epoch: string, dbSeq: number) {
+    // An ack that came before the first pass read the watermark counts too.
+    const publishedSeq = ackedMark.epoch === epoch ? Math.max(dbSeq, ackedMark.seq) : dbSeq;
     if (epoch !== mark.epoch) {
       mark = { epoch, seq: publishedSeq, above: new Set() };
       refused.clear();
@@ -184,6 +217,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
       while (mark.above.delete(mark.seq + 1)) mark.seq++;
     }
+    if (publishedSeq > dbSeq) scheduleFlush(); // the ack's mark is not in the database yet
   }
 
   function send(row: OutboxRow) {
@@ -192,6 +226,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     const payload = row.json;
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
+    noteSent(row.epoch, row.seq);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
       lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
       published(row);
@@ -211,12 +246,78 @@ export function createPublisher(options: PublisherOptions): Publisher {
     });
   }
 
+  function noteSent(epoch: string, seq: number) {
+    const now = Date.now();
+    const last = sentLog.at(-1);
+    if (last && last.epoch === epoch && now - last.at < 1_000) last.seq = Math.max(last.seq, seq);
+    else sentLog.push({ epoch, seq, at: now });
+  }
+
+  /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
+  function sendFrames(rows: OutboxRow[]) {
+    const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
+    let at = 0;
+    for (const frame of cutFrames(envelopes)) {
+      const part = rows.slice(at, at + frame.count);
+      at += frame.count;
+      for (const row of part) inFlightSeqs.add(row.seq);
+      noteSent(part[0]!.epoch, frame.toSeq);
+      framesInFlight++;
+      session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
+        .then(() => {
+          lastPublishedSeq = Math.max(lastPublishedSeq, frame.toSeq);
+          for (const row of part) {
+            published(row);
+            onEvent({ type: "published", entity: row.entity, qos: 1, seq: row.seq });
+          }
+        }, (err) => {
+          if (isRefusal(err) && part[0]!.epoch === mark.epoch && refused.size < maxAbove) {
+            for (const row of part) refused.add(row.seq);
+          }
+          onEvent({ type: "publish_failed", seq: frame.fromSeq, error: err });
+        }).finally(() => {
+          framesInFlight--;
+          for (const row of part) inFlightSeqs.delete(row.seq);
+          pump();
+          if (buffer.length <= lowWater) signal("slot");
+        });
+    }
+  }
+
+  /** The longest prefix of the buffer that runs on by seq within one epoch. */
+  function takeRun(): OutboxRow[] {
+    let n = 1;
+    while (
+      n < buffer.length && buffer[n]!.epoch === buffer[0]!.epoch &&
+      buffer[n]!.seq === buffer[n - 1]!.seq + 1
+    ) n++;
+    return buffer.splice(0, n);
+  }
+
   // Called on every completion as well as by the loop: the window stays full while the
   // loop awaits the database, instead of draining during every claim.
   function pump() {
+    if (frames) {
+      if (Date.now() < lingerUntil && buffer.length < lowWater) return; // the timer pumps
+      while (buffer.length && framesInFlight < frameWindow && session.connected && !stopped) {
+        sendFrames(takeRun());
+      }
+      return;
+    }
     while (buffer.length && inFlightSeqs.size < window && session.connected && !stopped) {
       send(buffer.shift()!);
     }
+  }
+
+  /** Live rows (claimed from an empty backlog) wait up to `lingerMs` to fill a frame. */
+  function linger() {
+    if (!frames || lingerMs <= 0 || lingerUntil > Date.now()) return;
+    lingerUntil = Date.now() + lingerMs;
+    clearTimeout(lingerTimer);
+    lingerTimer = setTimeout(() => {
+      lingerUntil = 0;
+      pump();
+    }, lingerMs);
   }
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
@@ -224,15 +325,21 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const { epoch, publishedSeq } = await vesselState(sql);
       seedMark(epoch, publishedSeq);
       const skipPublished = passRequest === "unpublished";
-      pass = { epoch, afterSeq: skipPublished ? mark.seq : 0, skipPublished };
+      const untilSeq = skipPublished ? Infinity : passUntil;
+      pass = { epoch, afterSeq: skipPublished ? mark.seq : 0, skipPublished, untilSeq };
       passRequest = null;
+      // What this process did not send itself but the broker took (PUBACKed before a restart
+      // or a drop): shore gets a full delay from now to ack it before it is sent again.
+      if (skipPublished && mark.seq > 0) noteSent(epoch, mark.seq);
     }
     if (pass) {
-      const rows = await pendingAfter(sql, { ...pass, limit: room, vesselId });
+      const all = await pendingAfter(sql, { ...pass, limit: room, vesselId });
+      const rows = all.filter((r) => r.seq <= pass!.untilSeq);
       if (rows.length === 0) {
         pass = null;
       } else {
         pass.afterSeq = rows.at(-1)!.seq;
+        if (rows.length < all.length) pass.untilSeq = -1; // the next read ends the pass
         // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed or
         // the broker refused.
         const skip = pass.skipPublished && pass.epoch === mark.epoch ? mark : null;
@@ -242,7 +349,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    return claimChanges(sql, room, vesselId);
+    const claimed = await claimChanges(sql, room, vesselId);
+    // Fewer than asked for: the backlog is drained, these are live writes.
+    if (claimed.length > 0 && claimed.length < room && buffer.length === 0) linger();
+    return claimed;
   }
 
   // Rows are fetched ahead into a buffer of up to `highWater` rows while earlier publishes
@@ -276,21 +386,31 @@ export function createPublisher(options: PublisherOptions): Publisher {
     }
   }
 
-  // Shore silent past the delay while rows wait unacknowledged: walk them again, and wait
-  // twice as long before the next walk. The clock starts when something is outstanding.
+  // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
+  // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
-    if (Date.now() - lastProgressAt < resendDelay) return;
+    const now = Date.now();
+    const expired = sentLog.filter((e) => now - e.at >= resendDelay);
+    if (expired.length === 0) return;
+    sentLog = sentLog.filter((e) => now - e.at < resendDelay);
     const { epoch } = await vesselState(sql);
+    const untilSeq = Math.max(...expired.filter((e) => e.epoch === epoch).map((e) => e.seq));
     const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1, vesselId });
-    lastProgressAt = Date.now();
-    if (!waiting) return;
-    requestPass("all");
-    log.info("Re-sending unacknowledged changes", { fromSeq: waiting.seq, delayMs: resendDelay });
+    if (!waiting || waiting.seq > untilSeq) return; // acked meanwhile (or ACK_MODE=broker)
+    requestPass("all", untilSeq);
+    log.info("Re-sending unacknowledged changes", {
+      fromSeq: waiting.seq,
+      toSeq: untilSeq,
+      delayMs: resendDelay,
+    });
     resendDelay = Math.min(resendDelay * 2, maxResendMs);
   }
 
   const unsubscribe = session.onEvent((e) => {
     if (e.type === "connected") {
+      // Shore could not ack while we were away: every send's clock restarts now.
+      const now = Date.now();
+      for (const entry of sentLog) entry.at = now;
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
       requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
@@ -301,10 +421,20 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     wake,
     ackProgress() {
-      lastProgressAt = Date.now();
       resendDelay = options.ackTimeoutMs;
     },
+    acked(epoch, seq) {
+      sentLog = sentLog.filter((e) => e.epoch !== epoch || e.seq > seq);
+      // An ack covers what it acknowledges as published too: the watermark cannot stick
+      // below a row whose PUBACK was lost.
+      if (epoch !== ackedMark.epoch || seq > ackedMark.seq) ackedMark = { epoch, seq };
+      if (epoch === mark.epoch && seq > mark.seq) {
+        seedMark(epoch, seq);
+        scheduleFlush();
+      }
+    },
     resendAll() {
+      sentLog = [];
       requestPass("all");
     },
     get inFlight() {
@@ -319,6 +449,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       wake();
       await running;
       clearTimeout(flushTimer);
+      clearTimeout(lingerTimer);
       await flush();
     },
   };

@@ -111,14 +111,26 @@ Deno.test("shipped broker config: authentication and per-vessel topic ACLs", asy
   await v2.client.subscribeAsync("vessel/v2/sync/#", { qos: 1 });
 
   await t.step("a vessel cannot publish into another vessel's topics", async () => {
-    for (const topic of ["work_orders", "alerts", "system/status", "catchup/crew", "conflicts"]) {
+    const topics = [
+      "frames",
+      "work_orders",
+      "alerts",
+      "system/status",
+      "catchup/crew",
+      "conflicts",
+    ];
+    for (const topic of topics) {
       assert.equal(await tryPublish(v1, `vessel/v2/sync/${topic}`, `forged ${topic}`), "refused");
     }
     assert.equal(await tryPublish(v1, "vessel/v2/other", "forged outside sync"), "refused");
     assert.equal(await tryPublish(v1, "elsewhere/topic", "forged elsewhere"), "refused");
     assert.equal(await tryPublish(v1, "vessel/v1/sync/work_orders", "v1 sentinel"), "accepted");
-    await shore.waitFor("v1 sentinel");
-    assert.deepEqual(payloads(shore), ["vessel/v1/sync/work_orders v1 sentinel"]);
+    assert.equal(await tryPublish(v1, "vessel/v1/sync/frames", "v1 frame"), "accepted");
+    await shore.waitFor("v1 frame");
+    assert.deepEqual(payloads(shore), [
+      "vessel/v1/sync/work_orders v1 sentinel",
+      "vessel/v1/sync/frames v1 frame",
+    ]);
   });
 
   await t.step("a vessel cannot impersonate the shore's acks or catch-up requests", async () => {

@@ -133,13 +133,14 @@ export async function startShore(
   options: Partial<ShoreOptions> & { clientId?: string; env?: Record<string, string> } = {},
 ): Promise<TestShore> {
   const config = parseConfig({ MQTT_BROKER_URL: url, MQTT_KEEPALIVE_S: "5", ...options.env });
+  const metrics = createMetrics();
   const session = createSession({
     mqtt: config.mqtt,
     clientId: options.clientId ?? `bosun-shore-t-${crypto.randomUUID().slice(0, 8)}`,
     log: silentLogger,
     backoff: { baseMs: 50, ceilingMs: 500 },
+    metrics,
   });
-  const metrics = createMetrics();
   const shore = createShore({
     sql,
     session,

@@ -53,6 +53,8 @@ export interface Proxy {
   setMode(mode: ProxyMode): void;
   /** Connections currently open. */
   readonly connections: number;
+  /** Bytes delivered so far: `up` client → target, `down` target → client (a link's bill). */
+  readonly bytes: { up: number; down: number };
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -78,6 +80,7 @@ export function startProxy(options: ProxyOptions): Proxy {
   const kind = (): ProxyMode["kind"] => mode.kind;
   let closed = false;
   const pairs = new Set<Pair>();
+  const bytes = { up: 0, down: 0 };
   // Wakes everything that waits for a mode change.
   let changed = Promise.withResolvers<void>();
 
@@ -90,7 +93,7 @@ export function startProxy(options: ProxyOptions): Proxy {
     #linkFreeAt = 0;
     #eof = false;
 
-    constructor(readonly pair: Pair) {}
+    constructor(readonly pair: Pair, readonly dir: "up" | "down") {}
 
     /** Reads `src` until EOF, timing each segment as the current mode says. */
     async read(src: Deno.Conn) {
@@ -156,6 +159,7 @@ export function startProxy(options: ProxyOptions): Proxy {
           this.#room = Promise.withResolvers();
           let off = 0;
           while (off < chunk.data.length) off += await dst.write(chunk.data.subarray(off));
+          bytes[this.dir] += off;
         }
       } catch {
         // the destination went away
@@ -174,8 +178,8 @@ export function startProxy(options: ProxyOptions): Proxy {
   class Pair {
     closed = false;
     upstream?: Deno.Conn;
-    readonly up = new Pipe(this);
-    readonly down = new Pipe(this);
+    readonly up = new Pipe(this, "up");
+    readonly down = new Pipe(this, "down");
 
     constructor(readonly client: Deno.Conn) {}
 
@@ -254,6 +258,7 @@ export function startProxy(options: ProxyOptions): Proxy {
     get connections() {
       return pairs.size;
     },
+    bytes,
     close,
     [Symbol.asyncDispose]: close,
   };

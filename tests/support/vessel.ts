@@ -5,6 +5,7 @@
 import { isAckProbe } from "../../sync/vessel/ack-probe.ts";
 import mqtt from "mqtt";
 import { parseConfig } from "../../config.ts";
+import { decodeFrame } from "../../sync/frame.ts";
 import type { Sql } from "../../db/connection.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
 import { createRecordStore, type RecordStore } from "../../db/vessel/records.ts";
@@ -93,6 +94,16 @@ export async function observe(url: string, filter: string): Promise<Observer> {
   client.on("message", (topic, payload, packet) => {
     // The vessel's start-up probe of its ack topic (sync/vessel/ack-probe.ts) is no change.
     if (isAckProbe(payload)) return;
+    // A frame (LINK_MODE=frames) counts as the envelopes it carries, each under its topic.
+    if (topic.endsWith("/frames")) {
+      const frame = decodeFrame(payload);
+      if (!frame.ok) return;
+      for (const envelope of frame.envelopes) {
+        received.push({ topic, qos: packet.qos, retain: packet.retain, envelope });
+      }
+      for (const w of waiters) w();
+      return;
+    }
     let envelope: Envelope;
     try {
       envelope = JSON.parse(payload.toString());

@@ -59,7 +59,9 @@ Deno.test("a gateway announces itself retained, serves health and metrics, and i
     assert.equal(health.queuedMessages, 0);
     assert.equal(health.activeSubscriptions, 2);
     assert.equal(health.qosLevel, 1);
-    assert.ok((health.topics as string[]).includes(`vessel/${vesselId}/sync/crew`));
+    // LINK_MODE defaults to frames with ACK_MODE=shore: changes go on <root>/frames.
+    assert.equal(health.linkMode, "frames");
+    assert.ok((health.topics as string[]).includes(`vessel/${vesselId}/sync/frames`));
     for (const k of ["oldestUnackedAgeSeconds", "lastAckedSeq", "reconnectAttempts"]) {
       assert.ok(k in health, k);
     }
@@ -67,6 +69,7 @@ Deno.test("a gateway announces itself retained, serves health and metrics, and i
     assert.match(metrics, /^bosun_mqtt_connected 1$/m);
     assert.match(metrics, /^bosun_unacked_changes 1$/m);
     assert.match(metrics, /^bosun_messages_published_total\{entity="crew",qos="1"\} 1$/m);
+    assert.match(metrics, /^bosun_link_bytes_total\{direction="sent"\} [1-9]/m);
     for (const s of ["bosun_queue_depth", "bosun_publish_failures_total", "bosun_last_acked_seq"]) {
       assert.match(metrics, new RegExp(`^${s} `, "m"));
     }

@@ -5,6 +5,7 @@ import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { claimChanges, pendingAfter, vesselState } from "../../../db/vessel/outbox.ts";
 import { type ChangeRow, envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
+import { deriveMessageId } from "../../../sync/frame.ts";
 
 Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to toEnvelope's, key for key", async () => {
   await using db = await freshDatabase();
@@ -37,4 +38,17 @@ Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to
     for (const e of parsed) assert.equal(envelopeSchema.safeParse(e).success, true);
   }
   assert.deepEqual(claimed.map((r) => [r.seq, r.epoch]), rows.map((r) => [r.seq, epoch]));
+});
+
+Deno.test("a claimed change gets the messageId deriveMessageId gives, so frames need not carry it", async () => {
+  await using db = await freshDatabase();
+  const store = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
+  for (let i = 0; i < 5; i++) await store.create("crew", { name: `c${i}` });
+  const vesselId = "mv-ü_1"; // non-ASCII: both sides hash UTF-8
+  const claimed = await claimChanges(db.sql, 100, vesselId);
+  const { epoch } = await vesselState(db.sql);
+  assert.equal(claimed.length, 5);
+  for (const row of claimed) {
+    assert.equal(JSON.parse(row.json).messageId, deriveMessageId(vesselId, epoch, row.seq));
+  }
 });

@@ -30,7 +30,12 @@ const post = (body: unknown) => ({
 Deno.test("catch-up by seq and by time returns the change log in seq order, deletes included", async (t) => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url });
+  // The per-entity catch-up topics of LINK_MODE=messages; frames: tests/sync/frames.test.ts.
+  await using vessel = await startVessel({
+    sql: db.sql,
+    brokerUrl: broker.url,
+    env: { LINK_MODE: "messages" },
+  });
   const http = app(vessel);
   const a = await vessel.records.create("equipment", { name: "a" });
   await vessel.records.create("crew", { name: "b" });

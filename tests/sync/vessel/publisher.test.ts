@@ -9,6 +9,8 @@ import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { claimChanges } from "../../../db/vessel/outbox.ts";
 import type { Sql } from "../../../db/connection.ts";
 
+const MESSAGES = { LINK_MODE: "messages" };
+
 const uniqueSeqs = (r: { envelope: { seq: number } }[]) =>
   new Set(r.map((m) => m.envelope.seq)).size;
 
@@ -59,10 +61,10 @@ Deno.test("seq is gapless and per-record order holds under 20 concurrent writers
   }
 });
 
-Deno.test("alerts arrive at QoS 2 and other entities at QoS 1", async () => {
+Deno.test("alerts arrive at QoS 2 and other entities at QoS 1 (LINK_MODE=messages)", async () => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url });
+  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url, env: MESSAGES });
   await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
   await vessel.records.create("alerts", { equipmentId: "e", severity: "critical", message: "m" });
   await vessel.records.create("equipment", { name: "pump" });
@@ -138,14 +140,15 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
   assert.equal(shore.received.find((m) => m.envelope.seq === 4)!.envelope.entity, "alerts");
 });
 
-Deno.test("a change the broker refuses is counted and retried later, and never blocks the changes behind it", async () => {
+Deno.test("a change the broker refuses is counted and retried later, and never blocks the changes behind it (LINK_MODE=messages)", async () => {
   await using db = await freshDatabase();
   const dir = await Deno.makeTempDir({ prefix: "bosun-acl-" });
   await Deno.chmod(dir, 0o755); // Mosquitto started as root reads it as its own user
   await Deno.writeTextFile(`${dir}/acl`, "topic deny vessel/+/sync/crew\ntopic readwrite #\n");
   try {
     await using broker = await startMosquitto({ extraConfig: `acl_file ${dir}/acl` });
-    await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url });
+    // Per-entity topics are what the ACL can refuse one change on.
+    await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url, env: MESSAGES });
     await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
     await vessel.records.create("crew", { name: "refused" });
     await vessel.records.create("equipment", { name: "behind it" });
