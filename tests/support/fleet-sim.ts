@@ -7,8 +7,11 @@
  * SimulatedVessel); follows its retained ack (ackSchema) and re-sends from the ack when it
  * stalls for `ackTimeoutMs`; answers the shore's catch-up requests from what is unacknowledged.
  *
- * Frames (issue 15) are not used yet: the simulator speaks the envelope topics, which the
- * shore accepts beside frames.
+ * By default changes travel as the real publisher sends them under `LINK_MODE=frames`
+ * (sync/vessel/publisher.ts): contiguous runs of up to 1,024 changes cut by sync/frame.ts's
+ * `cutFrames` onto `<root>/frames` at QoS 1, 8 frames in flight, message ids derived from
+ * (vessel, epoch, seq); `linkMode: "messages"` sends one envelope per change instead, on the
+ * per-entity topics, 256 in flight.
  */
 import mqtt from "mqtt";
 import {
@@ -20,6 +23,7 @@ import {
   statusPayload,
   topicsOf,
 } from "../../sync/protocol.ts";
+import { cutFrames, deriveMessageId, FRAME_CONTENT_TYPE } from "../../sync/frame.ts";
 import { SimulatedVessel, topicOf } from "./fleet.ts";
 
 /** One peer's settings. */
@@ -33,8 +37,10 @@ export interface PeerOptions {
   password?: string;
   /** Re-send from the ack when it has not moved for this long while changes are unacked. */
   ackTimeoutMs?: number;
-  /** Publishes awaiting PUBACK at once (256, as the real publisher: bench/common.ts WINDOW). */
+  /** Messages awaiting PUBACK at once (256, as the real publisher; frames: 8 as it has). */
   window?: number;
+  /** frames (the default, as LINK_MODE=frames) or one message per change. */
+  linkMode?: "frames" | "messages";
   /** Seqs whose first send is skipped (a lost message: the shore must ask for it). */
   skipFirstSend?: (seq: number) => boolean;
 }
@@ -66,7 +72,8 @@ export class SimPeer {
   readonly #o: Required<Omit<PeerOptions, "username" | "password" | "skipFirstSend">> & PeerOptions;
 
   constructor(options: PeerOptions) {
-    this.#o = { ackTimeoutMs: 15_000, window: 256, ...options };
+    const frames = (options.linkMode ?? "frames") === "frames";
+    this.#o = { ackTimeoutMs: 15_000, window: frames ? 8 : 256, linkMode: "frames", ...options };
     this.vessel = new SimulatedVessel(options.id);
     const topics = topicsOf(options.id);
     const servers = options.urls.map((u) => {
@@ -142,6 +149,9 @@ export class SimPeer {
   change(n = 1): void {
     for (let i = 0; i < n; i++) {
       const e = this.vessel.mixed();
+      if (this.#o.linkMode === "frames") {
+        e.messageId = deriveMessageId(this.#o.id, e.epoch, e.seq);
+      }
       this.#log.set(e.seq, e);
       this.stats.made++;
     }
@@ -152,7 +162,25 @@ export class SimPeer {
     return this.#o.protocolVersion === 5 ? qosOf(e.entity) : 1;
   }
 
+  #publishFrames(envelopes: Envelope[]): void {
+    const topic = topicsOf(this.#o.id).frames;
+    const v5 = this.#o.protocolVersion === 5;
+    for (const frame of cutFrames(envelopes)) {
+      this.#inFlight++;
+      this.client.publish(
+        topic,
+        frame.payload as never,
+        { qos: 1, ...(v5 ? { properties: { contentType: FRAME_CONTENT_TYPE } } : {}) },
+        () => {
+          this.#inFlight--;
+          this.#pump();
+        },
+      );
+    }
+  }
+
   #pump(): void {
+    if (this.#o.linkMode === "frames") return this.#pumpFrames();
     while (
       !this.#closed && this.client.connected && this.#inFlight < this.#o.window &&
       this.#nextToSend <= this.vessel.seq
@@ -169,6 +197,27 @@ export class SimPeer {
         this.#inFlight--;
         this.#pump();
       });
+    }
+  }
+
+  /** One contiguous run of up to 1,024 unsent changes at a time, as frames. */
+  #pumpFrames(): void {
+    while (
+      !this.#closed && this.client.connected && this.#inFlight < this.#o.window &&
+      this.#nextToSend <= this.vessel.seq
+    ) {
+      const run: Envelope[] = [];
+      while (run.length < 1_024 && this.#nextToSend <= this.vessel.seq) {
+        const seq = this.#nextToSend++;
+        const e = this.#log.get(seq);
+        if (!e) continue; // acknowledged meanwhile
+        const first = seq > this.stats.sent;
+        if (first) this.stats.sent = seq;
+        else this.stats.resent++;
+        if (first && this.#o.skipFirstSend?.(seq)) break; // lost: the run ends before it
+        run.push(e);
+      }
+      if (run.length) this.#publishFrames(run);
     }
   }
 
@@ -209,10 +258,14 @@ export class SimPeer {
       const e = this.#log.get(s);
       if (e && (!req.entity || e.entity === req.entity)) page.push(e);
     }
-    page.forEach((e, i) => {
-      const out: Envelope = { ...e, type: "catchup", sequence: i, total: page.length };
-      this.client.publish(topicOf(out), JSON.stringify(out), { qos: 1 });
-    });
+    const out = page.map((e, i): Envelope => ({
+      ...e,
+      type: "catchup",
+      sequence: i,
+      total: page.length,
+    }));
+    if (this.#o.linkMode === "frames") this.#publishFrames(out);
+    else for (const e of out) this.client.publish(topicOf(e), JSON.stringify(e), { qos: 1 });
     this.stats.catchupServed += page.length;
   }
 
