@@ -15,7 +15,7 @@
  * (not the shore's), and the shore's RSS with the fleet connected vs idle. Every run checks
  * that every change was applied exactly once.
  *
- * Default: 200 vessels, 4 × 5,000 backlog (a few minutes); BENCH_FLEET_FULL=1 for 4 × 20,000.
+ * Default: 200 vessels, 4 × 5,000 backlog, 180 s per wait; BENCH_FLEET_FULL=1 for 4 × 20,000.
  * Standalone: `deno run --allow-all bench/fleet200.ts`.
  */
 import { freshDatabase } from "../tests/support/pg.ts";
@@ -34,7 +34,7 @@ const BACKLOG = envNumber("BENCH_FLEET_BACKLOG", FULL ? 20_000 : 5_000);
 const BACKLOG_VESSELS = envNumber("BENCH_FLEET_BACKLOG_VESSELS", 4);
 const CHATTY = envNumber("BENCH_FLEET_CHATTY", 20);
 /** Every wait of the bench ends here at the latest (a stuck run fails, it does not hang). */
-const DEADLINE_MS = envNumber("BENCH_FLEET_DEADLINE_S", FULL ? 1_200 : 300) * 1000;
+const DEADLINE_MS = envNumber("BENCH_FLEET_DEADLINE_S", FULL ? 1_200 : 180) * 1000;
 
 const mb = (pid: number): number => {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -200,26 +200,37 @@ export async function run(): Promise<BenchRow[]> {
     `rest 1 / 10 s)`;
   console.error(`fleet200: ${label}${FULL ? ", full size" : ""}`);
 
-  let mosq: BrokerResult;
-  {
+  // A broker whose run fails (a deadline passed) gives empty figures and says why, so the
+  // other broker's figures are still printed.
+  const failed: string[] = [];
+  const guard = async (name: string, f: () => Promise<BrokerResult>): Promise<BrokerResult> => {
+    try {
+      return await f();
+    } catch (err) {
+      failed.push(`${name}: ${(err as Error).message.split("\n")[0]}`);
+      console.error(`fleet200: ${name} failed: ${(err as Error).stack}`);
+      const none = { rate: NaN, quietP99: NaN, quietSamples: 0, seconds: NaN };
+      return { single: none, fleet: none, exactlyOnce: false, idleRss: NaN, fleetRss: NaN };
+    }
+  };
+  const mosq = await guard("Mosquitto", async () => {
     await using broker = await startMosquitto();
-    mosq = await measure({
+    return await measure({
       name: "mosq",
       shoreEnv: { MQTT_BROKER_URL: broker.url },
       peer: () => ({ urls: [broker.url], protocolVersion: 5 }),
     });
-  }
+  });
   console.error(`fleet200: mosquitto ${JSON.stringify(mosq)}`);
 
-  let nats: BrokerResult;
-  {
+  const nats = await guard("NATS", async () => {
     const ids = [
       "nats-single-0",
       ...Array.from({ length: VESSELS }, (_, i) => `nats-fleet-${i}`),
     ];
     await using cluster = await startNatsCluster({ vessels: ids, readyTimeoutMs: 120_000 });
     const urls = cluster.nodes.map((n) => n.mqttUrl);
-    nats = await measure(
+    return await measure(
       {
         name: "nats",
         shoreEnv: {
@@ -251,7 +262,7 @@ export async function run(): Promise<BenchRow[]> {
         return seconds;
       },
     );
-  }
+  });
   console.error(`fleet200: nats ${JSON.stringify(nats)}`);
 
   const row = (
@@ -277,6 +288,7 @@ export async function run(): Promise<BenchRow[]> {
       r.fleet.rate / r.single.rate >= 0.8,
     );
   return [
+    ...failed.map((why) => row(`FAILED ${why}`, NaN, null, "", false)),
     rateRow("Mosquitto", mosq),
     rateRow("NATS cluster", nats),
     row(
@@ -294,7 +306,11 @@ export async function run(): Promise<BenchRow[]> {
       nats.fleet.rate,
       mosq.fleet.rate,
     ),
-    row(`every vessel acknowledged again after kill -9 of one NATS node (s)`, nats.recovery!, null),
+    row(
+      `every vessel acknowledged again after kill -9 of one NATS node (s)`,
+      nats.recovery ?? NaN,
+      null,
+    ),
     row(
       `shore RSS, ${VESSELS} vessels connected vs idle, Mosquitto (MB)`,
       mosq.fleetRss,
