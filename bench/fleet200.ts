@@ -67,6 +67,9 @@ interface Broker {
   };
 }
 
+/** Every fleet made, so a run that fails still closes its peers (their timers hold the process). */
+const open = new Set<Fleet>();
+
 interface Drain {
   rate: number;
   quietP99: number;
@@ -86,6 +89,7 @@ async function drain(
     ...broker.peer(i, `${prefix}-${i}`),
     ackTimeoutMs: 30_000,
   }));
+  open.add(fleet);
   await withDeadline(fleet.connected(), `${kinds.length} peers connect`, DEADLINE_MS);
   const t0 = performance.now();
   const startedAt = new Date();
@@ -171,6 +175,7 @@ async function measure(
     );
     const single = one.drain;
     const onceSingle = await settle(db.sql, one.fleet, `${broker.name}-single`);
+    open.delete(one.fleet);
     await one.fleet.close();
 
     const many = await drain(db.sql, broker, mix(VESSELS), `${broker.name}-fleet`);
@@ -180,6 +185,7 @@ async function measure(
     const fleetRss = mb(shore.child.pid);
     const recovery = afterDrain ? await afterDrain(many.fleet) : undefined;
     const onceFleet = await settle(db.sql, many.fleet, `${broker.name}-fleet`);
+    open.delete(many.fleet);
     await many.fleet.close();
     return {
       single,
@@ -190,6 +196,8 @@ async function measure(
       recovery,
     };
   } finally {
+    await Promise.all([...open].map((f) => f.close()));
+    open.clear();
     await shore?.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
