@@ -16,6 +16,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["catchup", () => import("./catchup.ts")],
   ["outage", () => import("./outage.ts")],
   ["fleet", () => import("./fleet.ts")],
+  ["fleet200", () => import("./fleet200.ts")],
   ["isolation", () => import("./isolation.ts")],
   ["first-start", () => import("./first-start.ts")],
   ["link", () => import("./link-bytes.ts")],
