@@ -127,6 +127,10 @@ export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
     if (topic === topics.downFrames) {
       const frame = decodeFrame(payload, { contentType: meta.contentType, vesselId });
       if (!frame.ok) return drop(frame.reason, frame.detail);
+      // The frame's envelopes meet the schema a message's does.
+      if (!frame.envelopes.every((e) => envelopeSchema.safeParse(e).success)) {
+        return drop("envelope", "in a frame");
+      }
       return ingest(frame.envelopes);
     }
     const entity = entityTopics.get(topic);
