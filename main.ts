@@ -159,7 +159,15 @@ async function startClaimed(
       aborted.abort();
       // A request still uploading its body when the stop comes gets this long to finish.
       await drain.drain(10_000);
-      await server.shutdown();
+      // shutdown() also waits for connections whose request body never finished arriving (a
+      // stalled upload answered 408 stays open, Deno does not close it), and waited for ever:
+      // past the drain, such a client gets no more of our time.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        server.shutdown(),
+        new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+      ]);
+      clearTimeout(timer);
       await role.close();
       await db.close();
     },
@@ -202,9 +210,6 @@ if (import.meta.main) {
   // DATA_DIR itself, like the token file, must not be readable by other local users.
   Deno.umask(0o077);
   const recent = new RecentEvents();
-  // Owner-only from here on: the embedded database's files (record text sits in its WAL) and
-  // DATA_DIR itself, like the token file, must not be readable by other local users.
-  Deno.umask(0o077);
   const log = createLogger({ level: config.logLevel, observe: (e) => recent.record(e) });
   guardProcess(log);
   // Signals are handled from the first moment, so a stop while start-up still waits for the

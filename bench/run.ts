@@ -19,6 +19,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["isolation", () => import("./isolation.ts")],
   ["first-start", () => import("./first-start.ts")],
   ["link", () => import("./link-bytes.ts")],
+  ["slow-uploads", () => import("./slow-uploads.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

@@ -17,7 +17,7 @@ export class StartupError extends Error {
 export class HttpError extends Error {
   override name = "HttpError";
   constructor(
-    readonly status: 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 500 | 503,
+    readonly status: 400 | 401 | 404 | 405 | 408 | 409 | 412 | 413 | 415 | 500 | 503,
     readonly code: string,
     message: string,
     readonly details: unknown[] = [],

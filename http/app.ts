@@ -4,13 +4,13 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { requestId } from "hono/request-id";
 import { errorBody, HttpError, OutboxFullError, toHttpError } from "../core/errors.ts";
 import { isEntity } from "../core/entities.ts";
 import type { Logger } from "../core/log.ts";
+import { bodyReader } from "./body.ts";
 import type { Metrics } from "../core/metrics.ts";
 
 /** The largest request body accepted (README, "HTTP API"). */
@@ -60,12 +60,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     invalidAuthenticationHeader: { message: fail, wwwAuthenticateHeader: challenge },
     invalidToken: { message: fail, wwwAuthenticateHeader: challenge },
   });
-  const limit = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: () => {
-      throw new HttpError(413, "payload_too_large", `Body exceeds ${MAX_BODY_BYTES} bytes`);
-    },
-  });
+  // Size, concurrency and time bounds on every body read (http/body.ts).
+  const limit = bodyReader({ maxBytes: MAX_BODY_BYTES });
 
   app.use(requestId());
   app.use(secureHeaders());
@@ -98,8 +94,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.corsOrigins?.length) app.use(allowOrigins(deps.corsOrigins));
 
-  // Only bodies bosun reads are limited: on a DELETE, Deno hands over an empty body stream,
-  // which bodyLimit would read and copy into a new Request (and Deno then prints a warning).
+  // Only bodies bosun reads are read: on a DELETE, Deno hands over an empty body stream, which
+  // is left alone (reading it would only take a slot).
   const limitBodies: MiddlewareHandler = (c, next) =>
     c.req.method === "POST" || c.req.method === "PATCH" || c.req.method === "PUT"
       ? limit(c, next)

@@ -61,7 +61,7 @@ Deno.test("with no configuration the gateway runs on the embedded database and p
       "first start: /health answers with no broker, token printed, round trip",
       async () => {
         await using gw = spawnGateway({ env });
-        const base = `http://127.0.0.1:${await gw.port()}`;
+        const base = `http://127.0.0.1:${await gw.port(180_000)}`;
         const m = /generated API token.*\n([0-9a-f]{64})\n/.exec(gw.stdout());
         assert.ok(m, `token not printed: ${gw.stdout()}`);
         token = m[1]!;
@@ -106,7 +106,7 @@ Deno.test("with no configuration the gateway runs on the embedded database and p
 
     await t.step("second start: token not printed again, still accepted, data kept", async () => {
       await using gw = spawnGateway({ env });
-      const base = `http://127.0.0.1:${await gw.port()}`;
+      const base = `http://127.0.0.1:${await gw.port(180_000)}`;
       assert.equal(JSON.parse(gw.stderr().split("\n")[0]!).msg, "Opening embedded database");
       assert.doesNotMatch(gw.stdout(), /generated API token/);
       assert.ok(!gw.stdout().includes(token), "the token is shown only at first start");

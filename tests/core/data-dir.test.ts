@@ -27,7 +27,7 @@ Deno.test("a fresh DATA_DIR, its embedded database and token file are owner-only
     await using gw = spawnGateway({
       env: { DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: "0", MQTT_BROKER_URL: noBroker() },
     });
-    const base = `http://127.0.0.1:${await gw.port()}`;
+    const base = `http://127.0.0.1:${await gw.port(180_000)}`;
     const openPaths = async () => {
       const all = await modes(dataDir);
       assert.ok(
@@ -70,7 +70,7 @@ Deno.test("a second gateway on a held DATA_DIR exits 1 at once naming the holder
   const env = { DATA_DIR: dataDir, HOST: "127.0.0.1", PORT: "0", MQTT_BROKER_URL: noBroker() };
   try {
     await using first = spawnGateway({ env });
-    const base = `http://127.0.0.1:${await first.port()}`;
+    const base = `http://127.0.0.1:${await first.port(180_000)}`;
     const token = (await Deno.readTextFile(`${dataDir}/api-token`)).trim();
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const created = await fetch(`${base}/api/crew`, {
@@ -95,7 +95,7 @@ Deno.test("a second gateway on a held DATA_DIR exits 1 at once naming the holder
         assert.equal(await first.stop("SIGKILL"), 137);
         assert.ok((await Deno.stat(`${dataDir}/bosun.lock`)).isFile, "the stale lock file is left");
         await using third = spawnGateway({ env });
-        const base3 = `http://127.0.0.1:${await third.port()}`;
+        const base3 = `http://127.0.0.1:${await third.port(180_000)}`;
         const got = await fetch(`${base3}/api/crew/${id}`, { headers });
         assert.equal(got.status, 200);
         assert.equal((await got.json()).name, "Only one writer");
@@ -119,7 +119,7 @@ Deno.test("with DATABASE_URL set, the token file alone still makes DATA_DIR one 
   };
   try {
     await using first = spawnGateway({ env });
-    await first.port();
+    await first.port(180_000);
     await using second = spawnGateway({ env });
     await assertRefused(second, dataDir, first);
 
@@ -127,7 +127,7 @@ Deno.test("with DATABASE_URL set, the token file alone still makes DATA_DIR one 
     await using third = spawnGateway({
       env: { ...env, API_TOKENS: "shared-dir-token-0123456789" },
     });
-    await third.port();
+    await third.port(180_000);
     assert.equal(await third.stop(), 0);
     assert.equal(await first.stop(), 0);
   } finally {

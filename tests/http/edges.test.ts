@@ -3,9 +3,10 @@
  * what data exceptions and malformed bodies answer, and slow uploads.
  */
 import assert from "node:assert/strict";
+import type { ErrorBody } from "../../core/errors.ts";
 import { freshDatabase } from "../support/pg.ts";
 import { type GatewayProcess, spawnLocalGateway } from "../support/process.ts";
-import { waitUntil } from "../support/wait.ts";
+import { waitUntil, withDeadline } from "../support/wait.ts";
 import { startMosquitto } from "../support/mosquitto.ts";
 
 const TOKEN = "edges-token-0123456789abcdef";
@@ -144,6 +145,88 @@ Deno.test("data exceptions from PostgreSQL and invalid UTF-8 bodies answer 400, 
     assert.equal(await gw.stop(), 0);
     assert.doesNotMatch(gw.stderr(), /"status":500/);
   } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A connection that declares a 1 MiB body, sends 5 bytes of it, and stalls. */
+async function stalledUpload(port: number): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(encoder.encode(
+    `POST /api/crew HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${1024 * 1024}\r\n\r\n{"nam`,
+  ));
+  return conn;
+}
+
+/** The status and error JSON of the one response on `conn` (sized or chunked). */
+async function responseOn(conn: Deno.TcpConn): Promise<{ status: number; body: ErrorBody }> {
+  let text = "";
+  const buf = new Uint8Array(16 * 1024);
+  while (true) {
+    const head = text.indexOf("\r\n\r\n");
+    // One small JSON object: whatever framing surrounds it, it runs from the first "{" after
+    // the head to the last "}".
+    const json = head < 0 ? "" : text.slice(text.indexOf("{", head), text.lastIndexOf("}") + 1);
+    try {
+      return { status: Number(text.slice(9, 12)), body: JSON.parse(json) };
+    } catch {
+      // not all of it yet
+    }
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`Connection closed before a whole response: ${text}`);
+    text += decoder.decode(buf.subarray(0, n));
+  }
+}
+
+Deno.test("stalled uploads get 408 or 503, never hold the gateway: /health answers, writes resume", async () => {
+  await using db = await freshDatabase();
+  const dataDir = await Deno.makeTempDir({ prefix: "bosun-edges-" });
+  const conns: Deno.TcpConn[] = [];
+  try {
+    await using gw = spawnLocalGateway({ databaseUrl: db.url, dataDir, token: TOKEN });
+    const port = await gw.port();
+    const base = `http://127.0.0.1:${port}`;
+    // More than the body reader's 32 slots (http/body.ts): some read and stall, some wait.
+    for (let i = 0; i < 100; i++) conns.push(await stalledUpload(port));
+
+    const health = await withDeadline(fetch(`${base}/health`), "/health during the stall", 10_000);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+
+    const answers = await withDeadline(
+      Promise.all(conns.map(responseOn)),
+      "an answer on every stalled upload",
+      60_000,
+    );
+    const codes = answers.map((a) => `${a.status} ${a.body.error.code}`);
+    const timedOut = codes.filter((c) => c === "408 request_timeout").length;
+    const refused = codes.filter((c) => c === "503 busy").length;
+    assert.ok(timedOut > 0, `a stalled body that was being read gets 408: ${codes}`);
+    assert.equal(timedOut + refused, conns.length, `only 408 and 503: ${codes}`);
+    const busy = answers.find((a) => a.status === 503);
+    if (busy) assert.match(busy.body.error.message, /Too many request bodies/);
+
+    const created = await fetch(`${base}/api/crew`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ name: "After the stall" }),
+    });
+    assert.equal(created.status, 201);
+    await created.body?.cancel();
+    assert.equal(await gw.stop(), 0);
+    assert.doesNotMatch(gw.stderr(), /"status":500/);
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch {
+        // closed already
+      }
+    }
     await Deno.remove(dataDir, { recursive: true });
   }
 });

@@ -25,9 +25,12 @@ export interface GatewayProcess {
   /** stdout and stderr so far, one after the other. */
   output(): string;
   /** Waits until stderr matches `pattern` (or the process exits: then it throws). */
-  waitForLog(pattern: RegExp): Promise<RegExpExecArray>;
-  /** Waits for the "Listening" line and returns its port. */
-  port(): Promise<number>;
+  waitForLog(pattern: RegExp, deadlineMs?: number): Promise<RegExpExecArray>;
+  /**
+   * Waits for the "Listening" line and returns its port (60 s by default: an embedded first
+   * start on a loaded machine may need more).
+   */
+  port(deadlineMs?: number): Promise<number>;
   /** Waits for the process to end by itself (its output fully read); returns the exit code. */
   exited(): Promise<number>;
   /** Sends `signal` and returns the exit code. */
@@ -116,8 +119,8 @@ export function spawnGateway(options: SpawnOptions): GatewayProcess {
     stderr: () => err,
     output: () => out + err,
     waitForLog,
-    async port() {
-      const m = await waitForLog(/"msg":"Listening".*?"port":(\d+)/);
+    async port(deadlineMs?: number) {
+      const m = await waitForLog(/"msg":"Listening".*?"port":(\d+)/, deadlineMs);
       return Number(m[1]);
     },
     stop,
