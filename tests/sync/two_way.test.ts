@@ -141,6 +141,30 @@ for (const linkMode of ["frames", "messages"] as const) {
           return r!.n === 0;
         }, "the vessel publishes its conflict on <root>/conflicts");
       });
+
+      await t.step("a delete ashore wins over a concurrent edit on board", async () => {
+        const created = await order();
+        await waitUntil(async () => (await onBoard(created.id)) !== undefined, "it is on board");
+        await partitioned(async () => {
+          await writes.remove(vesselId, "work_orders", created.id);
+          await vessel.records.update("work_orders", created.id, { priority: 5 });
+        });
+        await waitUntil(
+          async () => (await onBoard(created.id)) === undefined,
+          "the record is deleted on board",
+        );
+        await waitUntil(
+          async () =>
+            (await conflictsOf(vesselDb.sql, created.id)).length === 1 &&
+            (await conflictsOf(shoreDb.sql, created.id)).length === 1,
+          "one delete/update conflict recorded on each side",
+        );
+        assert.equal(await ashore(created.id), undefined, "still deleted ashore");
+        const [mine] = await conflictsOf(vesselDb.sql, created.id);
+        assert.deepEqual(mine!.vessel, { priority: 5 });
+        assert.equal(mine!.shore, null);
+        assert.equal(mine!.resolved, null);
+      });
     } finally {
       await down.stop();
       await shore.close();
