@@ -146,9 +146,11 @@ export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
     }
   });
   const timer = setInterval(() => void drainConflicts(), options.pollMs ?? 5_000);
-  for (const topic of [topics.downFrames, ...entityTopics.keys()]) {
-    session.subscribe(topic, 1).catch((err) => log.warn("Subscribe failed", { topic, error: err }));
-  }
+  // One filter for the down stream; the ACL (mosquitto.acl) delivers none of this vessel's
+  // own down ack or request, and a topic other than frames or an entity is ignored above.
+  session.subscribe(`${topics.down}/#`, 1).catch((err) =>
+    log.warn("Subscribe failed", { error: err })
+  );
 
   return {
     get dropped() {
