@@ -216,6 +216,12 @@ export function applyAck(sql: Sql, ack: { epoch: string; seq: number }): Promise
     }
     const r = await tx`update changes set acked_at = now()
       where epoch = ${ack.epoch} and seq <= ${ack.seq} and acked_at is null`;
+    // What shore acknowledged was published, whatever PUBACK/PUBCOMP was lost to a link reset:
+    // without this the watermark stuck below such a change for the rest of the epoch, and
+    // /health and bosun_queue_depth counted acknowledged changes as queued (issue 15; caught by
+    // the chaos verdict, tests/chaos/verdict.ts).
+    await tx`update vessel_state set published_seq = ${ack.seq}
+      where epoch = ${ack.epoch} and published_seq < ${ack.seq}`;
     return { kind: "acked", released: r.count } as const;
   }) as Promise<AckOutcome>;
 }

@@ -91,6 +91,69 @@ export function trackRecovery(vesselUrl: string): RecoveryTracker {
   };
 }
 
+/**
+ * The same recovery clock for a vessel whose database the run cannot read while it runs (the
+ * embedded PGlite belongs to the gateway): from the vessel's own `/health`. At a fault's end
+ * the newest committed change will get seq lastPublishedSeq + queuedMessages (seqs are handed
+ * out in claim order; a change of a higher priority may overtake, which can only end the clock
+ * early by the few changes that overtook); it is recovered once lastAckedSeq reaches that, or
+ * the epoch changed. The end-of-run verdict, not this clock, checks /health against the data.
+ */
+export function trackRecoveryByHealth(vessel: GatewayProcess): RecoveryTracker {
+  const open: { endedAt: number; epoch: unknown; upTo: number }[] = [];
+  let longest = 0;
+  let stopped = false;
+
+  const poll = async () => {
+    while (!stopped) {
+      if (open.length) {
+        const h = await vessel.health();
+        if (h && typeof h.lastAckedSeq === "number") {
+          const now = Date.now();
+          for (let i = open.length - 1; i >= 0; i--) {
+            const m = open[i]!;
+            if (m.epoch !== h.epoch || h.lastAckedSeq >= m.upTo) {
+              longest = Math.max(longest, now - m.endedAt);
+              open.splice(i, 1);
+            }
+          }
+        }
+      }
+      await sleep(250);
+    }
+  };
+  const polling = poll();
+
+  return {
+    async markEnd() {
+      const endedAt = Date.now();
+      // The vessel may be down under another fault: ask until it answers.
+      while (!stopped) {
+        const h = await vessel.health();
+        const published = h?.lastPublishedSeq, queued = h?.queuedMessages;
+        if (typeof published === "number" && typeof queued === "number") {
+          open.push({ endedAt, epoch: h!.epoch, upTo: published + queued });
+          return;
+        }
+        await sleep(250);
+      }
+    },
+    async settle(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (open.length && Date.now() < deadline) await sleep(250);
+      return open.length === 0;
+    },
+    maxSeconds() {
+      const now = Date.now();
+      return Math.max(longest, ...open.map((m) => now - m.endedAt)) / 1000;
+    },
+    async close() {
+      stopped = true;
+      await polling;
+    },
+  };
+}
+
 /** Sums every sample of `name` in a Prometheus text exposition. */
 export function sumSeries(text: string, name: string): number {
   let total = 0;

@@ -1,18 +1,25 @@
 /**
- * `deno task chaos -- --seed S --faults N --minutes M [--profile satellite] [--ci]`
+ * `deno task chaos -- --seed S --faults N --minutes M [--profile satellite] [--ci]
+ *   [--vessel-db postgres|embedded] [--link-mode frames|messages] [--broker mosquitto|nats]`
  *
- * Runs a vessel gateway, a shore gateway, Mosquitto and two PostgreSQL clusters of its own,
- * with a TCP proxy between each gateway and the broker; drives concurrent writers on board;
- * injects randomized faults from the seed until N faults or M minutes, whichever comes first;
- * lets the system settle, and prints the verdict computed from both databases as one line:
+ * Runs a vessel gateway, a shore gateway, a broker (one Mosquitto, or a three-node NATS
+ * cluster with the vessel on one node and the shore on another) and PostgreSQL clusters of its
+ * own (the vessel's only with `--vessel-db postgres`; `embedded` runs it on PGlite under its
+ * DATA_DIR), with a TCP proxy between each gateway and the broker; drives concurrent writers on
+ * board; injects randomized faults from the seed until N faults or M minutes, whichever comes
+ * first; lets the system settle, and prints the verdict computed from both databases as one
+ * line:
  *
- *   faults=N changes=M lost=0 double_applied=0 diverged=0 redelivery_ratio=R max_recovery_s=S
+ *   faults=N changes=M lost=0 double_applied=0 diverged=0 reports_untrue=0 redelivery_ratio=R
+ *   max_recovery_s=S link_mode=L vessel_db=D broker=B
  *
- * Exits non-zero on any loss, double apply or divergence (or when the system never settles).
+ * Exits non-zero on any loss, double apply or divergence, on a /health or /metrics statement
+ * the vessel's database contradicts once settled, or when the system never settles.
  */
 import { parseArgs } from "node:util";
 import { createPgCluster } from "../support/pgcluster.ts";
-import { startMosquitto } from "../support/mosquitto.ts";
+import { type Mosquitto, startMosquitto } from "../support/mosquitto.ts";
+import { type NatsCluster, SHORE_USER, startNatsCluster } from "../support/nats.ts";
 import { type ProxyMode, SATELLITE, startProxy } from "../support/proxy.ts";
 import { freePort } from "../support/ports.ts";
 import { createRng } from "./prng.ts";
@@ -20,8 +27,8 @@ import { gatewayProcess } from "./process.ts";
 import { startWriters } from "./writers.ts";
 import { type FaultKind, heal, kindsFor, type World } from "./faults.ts";
 import { runSchedule } from "./schedule.ts";
-import { trackRecovery, watchCounters } from "./observe.ts";
-import { computeVerdict, type Verdict } from "./verdict.ts";
+import { trackRecovery, trackRecoveryByHealth, watchCounters } from "./observe.ts";
+import { computeVerdict, openVesselDb, type Verdict, type VesselReports } from "./verdict.ts";
 
 /** Options for {@linkcode runChaos}. */
 export interface ChaosOptions {
@@ -42,6 +49,12 @@ export interface ChaosOptions {
   concurrency?: number;
   /** Keep the working directory (logs, data) even when the run passes. */
   keep?: boolean;
+  /** The vessel's database: server PostgreSQL (default), or embedded PGlite (no DATABASE_URL). */
+  vesselDb?: "postgres" | "embedded";
+  /** LINK_MODE for both gateways; unset, each takes its own default. */
+  linkMode?: "frames" | "messages";
+  /** One Mosquitto (default), or a three-node NATS cluster with MQTT 3.1.1. */
+  broker?: "mosquitto" | "nats";
 }
 
 /** What a run found. */
@@ -74,6 +87,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs one chaos run and returns its verdict; never throws on a failed verdict. */
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const { seed, profile = "lan", ci = false, log = (l) => console.error(l) } = options;
+  const { vesselDb = "postgres", broker: brokerKind = "mosquitto" } = options;
   const satellite = profile === "satellite";
   const settleMs = (options.settleMinutes ?? (satellite ? 15 : 5)) * 60_000;
   const rng = createRng(seed);
@@ -81,7 +95,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   log(
     `chaos: seed=${seed} faults=${options.faults} minutes=${options.minutes} profile=${profile}${
       ci ? " ci" : ""
-    } dir=${workDir}`,
+    } vessel_db=${vesselDb} link_mode=${options.linkMode ?? "default"} broker=${brokerKind} ` +
+      `dir=${workDir}`,
   );
 
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -90,46 +105,71 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
   try {
     const [vesselPg, shorePg] = await Promise.all([
-      createPgCluster({ databases: ["bosun"] }),
+      vesselDb === "postgres" ? createPgCluster({ databases: ["bosun"] }) : undefined,
       createPgCluster({ databases: ["bosun"] }),
     ]);
-    cleanups.push(() => vesselPg[Symbol.asyncDispose](), () => shorePg[Symbol.asyncDispose]());
-    const brokerPersistenceDir = await Deno.makeTempDir({ prefix: "bosun-chaos-mosq-" });
-    cleanups.push(() => Deno.remove(brokerPersistenceDir, { recursive: true }));
-    // Mosquitto writes its persistence file only now and then: once a second here, so that a
-    // kill -9 "with persistence" restores a recent but stale session, as it would at sea.
-    const broker = await startMosquitto({
-      persistenceDir: brokerPersistenceDir,
-      extraConfig: "autosave_interval 1",
-    });
-    cleanups.push(() => broker[Symbol.asyncDispose]());
+    if (vesselPg) cleanups.push(() => vesselPg[Symbol.asyncDispose]());
+    cleanups.push(() => shorePg[Symbol.asyncDispose]());
+
+    let broker: Mosquitto | undefined;
+    let brokerPersistenceDir: string | undefined;
+    let nats: NatsCluster | undefined;
+    let vesselTarget: number, shoreTarget: number;
+    if (brokerKind === "nats") {
+      // The vessel on node 1, the shore on node 2, node 3 holding replicas only: each gateway
+      // takes one broker URL, so a kill of its node is a broker outage for it until restarted.
+      nats = await startNatsCluster({ vessels: [VESSEL_ID], readyTimeoutMs: 120_000 });
+      cleanups.push(() => nats![Symbol.asyncDispose]());
+      vesselTarget = nats.nodes[0]!.mqttPort;
+      shoreTarget = nats.nodes[1]!.mqttPort;
+    } else {
+      brokerPersistenceDir = await Deno.makeTempDir({ prefix: "bosun-chaos-mosq-" });
+      const dir = brokerPersistenceDir;
+      cleanups.push(() => Deno.remove(dir, { recursive: true }));
+      // Mosquitto writes its persistence file only now and then: once a second here, so that a
+      // kill -9 "with persistence" restores a recent but stale session, as it would at sea.
+      broker = await startMosquitto({
+        persistenceDir: brokerPersistenceDir,
+        extraConfig: "autosave_interval 1",
+      });
+      const b = broker;
+      cleanups.push(() => b[Symbol.asyncDispose]());
+      vesselTarget = shoreTarget = broker.port;
+    }
     const baseMode: ProxyMode = satellite ? { kind: "throttle", throttle: SATELLITE } : {
       kind: "pass",
     };
-    const vesselLink = startProxy({ target: { port: broker.port }, random: rng.fork().next });
-    const shoreLink = startProxy({ target: { port: broker.port }, random: rng.fork().next });
+    const vesselLink = startProxy({ target: { port: vesselTarget }, random: rng.fork().next });
+    const shoreLink = startProxy({ target: { port: shoreTarget }, random: rng.fork().next });
     vesselLink.setMode(baseMode);
     shoreLink.setMode(baseMode);
     cleanups.push(() => vesselLink.close(), () => shoreLink.close());
 
     const token = `chaos-${crypto.randomUUID()}`;
-    const common = {
+    const common: Record<string, string> = {
       VESSEL_ID,
       API_TOKENS: token,
       ACK_TIMEOUT_S: "2",
       MQTT_KEEPALIVE_S: "5",
       LOCAL_MODE: "true",
-      DATA_DIR: `${workDir}/data`,
     };
+    if (options.linkMode) common.LINK_MODE = options.linkMode;
+    if (nats) common.MQTT_PROTOCOL = "3.1.1";
+    // Each gateway its own DATA_DIR: the vessel's holds its PGlite when embedded, and a
+    // DATA_DIR is locked by the one process that owns it (core/data-dir.ts).
+    const vesselDataDir = `${workDir}/vessel-data`;
     const vessel = gatewayProcess({
       name: "vessel",
       port: freePort(),
       logFile: `${workDir}/vessel.log`,
+      startTimeoutMs: vesselPg ? 60_000 : 300_000,
       env: {
         ...common,
         ROLE: "vessel",
-        DATABASE_URL: vesselPg.url("bosun"),
+        DATA_DIR: vesselDataDir,
+        ...(vesselPg ? { DATABASE_URL: vesselPg.url("bosun") } : {}),
         MQTT_BROKER_URL: vesselLink.url(),
+        ...(nats ? { MQTT_USERNAME: VESSEL_ID, MQTT_PASSWORD: nats.passwords[VESSEL_ID]! } : {}),
       },
     });
     const shore = gatewayProcess({
@@ -139,8 +179,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       env: {
         ...common,
         ROLE: "shore",
+        DATA_DIR: `${workDir}/shore-data`,
         DATABASE_URL: shorePg.url("bosun"),
         MQTT_BROKER_URL: shoreLink.url(),
+        ...(nats ? { MQTT_USERNAME: SHORE_USER, MQTT_PASSWORD: nats.passwords[SHORE_USER]! } : {}),
       },
     });
     await Promise.all([shore.start(), vessel.start()]);
@@ -152,6 +194,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       shore,
       broker,
       brokerPersistenceDir,
+      nats,
       vesselPg,
       shorePg,
       vesselLink,
@@ -159,7 +202,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       baseMode,
       ci,
     };
-    const recovery = trackRecovery(vesselPg.url("bosun"));
+    const recovery = vesselPg
+      ? trackRecovery(vesselPg.url("bosun"))
+      : trackRecoveryByHealth(vessel);
     cleanups.push(() => recovery.close());
     const received = watchCounters(shore, SHORE_RECEIVED_COUNTERS);
     const writers = startWriters({
@@ -175,7 +220,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await sleep(2_000);
     const byKind = await runSchedule({
       world,
-      kinds: kindsFor(satellite),
+      kinds: kindsFor({ satellite, vesselDb, broker: brokerKind }),
       faults: options.faults,
       deadline,
       concurrency: options.concurrency ?? (ci ? 1 : 2),
@@ -194,6 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     // Everything up again (a gateway that crashed is being restarted by its supervisor).
     await heal(world, ["vesselLink", "shoreLink", "vesselPg", "shorePg", "vessel", "shore"]);
+    if (nats) await heal(world, ["broker"]);
     const crashes = { vessel: vessel.crashes, shore: shore.crashes };
     if (crashes.vessel || crashes.shore) {
       log(`gateway crashes (restarted): ${JSON.stringify(crashes)}`);
@@ -213,29 +259,45 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     if (!settled) log(`not settled; vessel health: ${JSON.stringify(lastHealth)}`);
     const maxRecoverySeconds = recovery.maxSeconds();
+    await recovery.close();
     await received.close();
-    // A clean stop, so that nothing is mid-write when the databases are read.
+    // What the vessel says about itself once settled, to be held to its database; nothing is
+    // written any more, so the database cannot move between this and the clean stop.
+    const reports: VesselReports = {
+      health: await vessel.health(),
+      metrics: await vessel.metrics(),
+    };
+    const linkMode = typeof reports.health?.linkMode === "string"
+      ? reports.health.linkMode
+      : options.linkMode ?? "default";
+    // A clean stop, so that nothing is mid-write when the databases are read (and the embedded
+    // database is closed by its gateway before it is opened here).
     await Promise.all([vessel.stop(), shore.stop()]);
 
     const totals = received.totals();
+    const vesselData = await openVesselDb(
+      vesselPg ? { url: vesselPg.url("bosun") } : { pgliteDir: `${vesselDataDir}/pgdata` },
+    );
     const verdict = await computeVerdict({
-      vesselUrl: vesselPg.url("bosun"),
+      vessel: vesselData,
       shoreUrl: shorePg.url("bosun"),
       vesselId: VESSEL_ID,
       acked: writers.acked,
       shoreAppliedCounter: totals["bosun_shore_applied_total"],
-    });
+      reports,
+    }).finally(() => vesselData.close());
     const receivedCount = SHORE_RECEIVED_COUNTERS.reduce((s, n) => s + (totals[n] ?? 0), 0);
     const redeliveryRatio = verdict.changes ? receivedCount / verdict.changes : 0;
     const line = `faults=${faults} changes=${verdict.changes} lost=${verdict.lost} ` +
       `double_applied=${verdict.doubleApplied} diverged=${verdict.diverged} ` +
+      `reports_untrue=${verdict.reportsUntrue} ` +
       `redelivery_ratio=${redeliveryRatio.toFixed(3)} max_recovery_s=${
         maxRecoverySeconds.toFixed(1)
-      }`;
+      } link_mode=${linkMode} vessel_db=${vesselDb} broker=${brokerKind}`;
     for (const e of verdict.examples) log(`  ${e}`);
     log(`faults by kind: ${JSON.stringify(byKind)}`);
     const ok = settled && verdict.lost === 0 && verdict.doubleApplied === 0 &&
-      verdict.diverged === 0;
+      verdict.diverged === 0 && verdict.reportsUntrue === 0;
     return {
       seed,
       faults,
@@ -267,6 +329,9 @@ if (import.meta.main) {
       keep: { type: "boolean", default: false },
       record: { type: "string" },
       concurrency: { type: "string" },
+      "vessel-db": { type: "string", default: "postgres" },
+      "link-mode": { type: "string" },
+      broker: { type: "string", default: "mosquitto" },
     },
   });
   const seed = values.seed === undefined
@@ -275,6 +340,18 @@ if (import.meta.main) {
   const profile = values.profile === "satellite" ? "satellite" : "lan";
   if (!Number.isInteger(seed) || (values.profile !== "lan" && values.profile !== "satellite")) {
     console.error('chaos: "--seed" must be an integer and "--profile" "lan" or "satellite"');
+    Deno.exit(2);
+  }
+  const vesselDb = values["vessel-db"], linkMode = values["link-mode"], broker = values.broker;
+  if (
+    (vesselDb !== "postgres" && vesselDb !== "embedded") ||
+    (linkMode !== undefined && linkMode !== "frames" && linkMode !== "messages") ||
+    (broker !== "mosquitto" && broker !== "nats")
+  ) {
+    console.error(
+      'chaos: "--vessel-db" must be "postgres" or "embedded", "--link-mode" "frames" or ' +
+        '"messages", "--broker" "mosquitto" or "nats"',
+    );
     Deno.exit(2);
   }
   console.log(`seed=${seed}`);
@@ -287,18 +364,25 @@ if (import.meta.main) {
     keep: values.keep,
     concurrency: values.concurrency === undefined ? undefined : Number(values.concurrency),
     settleMinutes: values.settle === undefined ? undefined : Number(values.settle),
+    vesselDb,
+    linkMode,
+    broker,
   });
   console.log(result.line);
   if (values.record) {
     // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
     const entry = {
       // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean);
-      // 3: crashed gateways are restarted and counted.
-      harness: 3,
+      // 3: crashed gateways are restarted and counted;
+      // 4: --vessel-db, --link-mode, --broker, and /health and /metrics held to the database.
+      harness: 4,
       at: new Date().toISOString(),
       command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
       seed,
       profile,
+      vesselDb,
+      linkMode: linkMode ?? null,
+      broker,
       ok: result.ok,
       settled: result.settled,
       line: result.line,

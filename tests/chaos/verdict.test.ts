@@ -4,7 +4,7 @@ import { createRecordStore } from "../../db/vessel/records.ts";
 import { OutboxGate } from "../../core/outbox-gate.ts";
 import { claimChanges } from "../../db/vessel/outbox.ts";
 import { ingest } from "../../db/shore/inbox.ts";
-import { computeVerdict } from "./verdict.ts";
+import { computeVerdict, openVesselDb, type VesselReports } from "./verdict.ts";
 import type { AckedWrite } from "./writers.ts";
 
 // The verdict is what the chaos suite's figures rest on: it must see each kind of failure.
@@ -25,8 +25,9 @@ Deno.test("the chaos verdict counts lost, double-applied and diverged changes", 
   const rows = await claimChanges(vessel.sql, 10, vesselId);
   const envelopes = rows.map((r) => JSON.parse(r.json));
   await ingest(shore.sql, vesselId, rows[0]!.epoch!, envelopes);
-  const verdict = () =>
-    computeVerdict({ vesselUrl: vessel.url, shoreUrl: shore.url, vesselId, acked });
+  const vesselDb = await openVesselDb({ url: vessel.url });
+  const verdict = (reports?: VesselReports) =>
+    computeVerdict({ vessel: vesselDb, shoreUrl: shore.url, vesselId, acked, reports });
 
   await t.step("everything applied once and identical: all zero", async () => {
     const v = await verdict();
@@ -58,4 +59,23 @@ Deno.test("the chaos verdict counts lost, double-applied and diverged changes", 
     await shore.sql`update shore_records set deleted_at = null where id = ${acked[1]!.id}`;
     assert.equal((await verdict()).diverged, 2);
   });
+
+  await t.step("/health and /metrics are held to the vessel's database", async () => {
+    const { epoch } = rows[0]!;
+    const health = {
+      epoch,
+      queuedMessages: 0,
+      unackedMessages: 0,
+      lastPublishedSeq: 5,
+      lastAckedSeq: 5,
+    };
+    const metrics = "bosun_queue_depth 0\nbosun_unacked_changes 0\nbosun_last_acked_seq 5\n";
+    assert.equal((await verdict({ health, metrics })).reportsUntrue, 0);
+    // The stuck watermark of issue 15: published stopped early, so changes count as queued.
+    const stuck = { ...health, lastPublishedSeq: 3, queuedMessages: 2 };
+    const v = await verdict({ health: stuck, metrics: metrics.replace("depth 0", "depth 2") });
+    assert.equal(v.reportsUntrue, 3, v.examples.join("; "));
+    assert.equal((await verdict({ health: undefined, metrics })).reportsUntrue, 1);
+  });
+  await vesselDb.close();
 });

@@ -5,11 +5,65 @@
  *   board (epoch, seq, messageId) that shore has not applied;
  * - double_applied: a change shore applied more than once (see below for how that shows);
  * - diverged: a record whose (id, version, deleted) differs between board and shore, or that
- *   exists on one side only.
+ *   exists on one side only;
+ * - reports_untrue: what the vessel's `/health` and `/metrics` said once settled that its
+ *   database contradicts (a queue or unacked count above 0, a published or acked watermark
+ *   short of the epoch's last seq: the stuck watermark of issue 15).
+ *
+ * The vessel's database is read through {@linkcode VesselDb}: server PostgreSQL by URL, or the
+ * embedded PGlite directory after the gateway has stopped (see {@linkcode openVesselDb}).
  */
 import postgres from "postgres";
 import { ENTITIES } from "../../core/entities.ts";
+import { sumSeries } from "./observe.ts";
 import type { AckedWrite } from "./writers.ts";
+
+/** The vessel's database, read with plain SQL text (no parameters: nothing here is input). */
+export interface VesselDb {
+  query<T>(text: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** Where the vessel's data lives: a server PostgreSQL URL, or an embedded PGlite directory. */
+export type VesselDbSource = { url: string } | { pgliteDir: string };
+
+/**
+ * Opens the vessel's database for reading. A PGlite directory is copied first and the copy
+ * opened: PGlite replays its WAL on open and takes no lock, so opening the gateway's own
+ * directory could change the very files under test (and must never happen while a gateway
+ * holds it: the caller stops the vessel first).
+ */
+export async function openVesselDb(source: VesselDbSource): Promise<VesselDb> {
+  if ("url" in source) {
+    const sql = open(source.url);
+    return {
+      query: <T>(text: string) => sql.unsafe(text) as unknown as Promise<T[]>,
+      close: () => sql.end({ timeout: 2 }),
+    };
+  }
+  const copy = await Deno.makeTempDir({ prefix: "bosun-chaos-pglite-" });
+  await new Deno.Command("cp", { args: ["-a", `${source.pgliteDir}/.`, copy] }).output()
+    .then((o) => {
+      if (!o.success) {
+        throw new Error(`cp ${source.pgliteDir}: ${new TextDecoder().decode(o.stderr)}`);
+      }
+    });
+  const { PGlite } = await import("@electric-sql/pglite");
+  const db = await PGlite.create(copy);
+  return {
+    query: async <T>(text: string) => (await db.query<T>(text)).rows,
+    close: async () => {
+      await db.close();
+      await Deno.remove(copy, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** What the vessel said about itself once settled, just before its clean stop. */
+export interface VesselReports {
+  health?: Record<string, unknown>;
+  metrics?: string;
+}
 
 /** What the verdict counts. */
 export interface Verdict {
@@ -19,18 +73,22 @@ export interface Verdict {
   lostOnBoard: number;
   doubleApplied: number;
   diverged: number;
+  /** Statements of the vessel's /health and /metrics that its database contradicts. */
+  reportsUntrue: number;
   /** Examples of each problem, for the log. */
   examples: string[];
 }
 
 /** Options for {@linkcode computeVerdict}. */
 export interface VerdictOptions {
-  vesselUrl: string;
+  vessel: VesselDb;
   shoreUrl: string;
   vesselId: string;
   acked: readonly AckedWrite[];
   /** The shore processes' bosun_shore_applied_total, summed over their restarts. */
   shoreAppliedCounter?: number;
+  /** Checked against the vessel's database when given. */
+  reports?: VesselReports;
 }
 
 interface ChangeRow {
@@ -52,15 +110,70 @@ interface RecordRow {
 
 const open = (url: string) => postgres(url, { max: 2, onnotice: () => {} });
 
-async function vesselRecords(sql: postgres.Sql): Promise<RecordRow[]> {
+async function vesselRecords(db: VesselDb): Promise<RecordRow[]> {
   const out: RecordRow[] = [];
+  // Entity names are core/entities.ts's fixed list of plain identifiers.
   for (const entity of ENTITIES) {
-    const rows = await sql<RecordRow[]>`
-      select ${entity} as entity, id::text, version, deleted_at is not null as deleted
-      from ${sql(entity)}`;
+    const rows = await db.query<RecordRow>(`
+      select '${entity}' as entity, id::text, version, deleted_at is not null as deleted
+      from "${entity}"`);
     out.push(...rows);
   }
   return out;
+}
+
+/**
+ * Compares the vessel's last /health and /metrics with its database: once settled, nothing is
+ * queued or unacknowledged and both watermarks stand at the current epoch's last seq.
+ */
+export async function checkReports(
+  db: VesselDb,
+  reports: VesselReports,
+  note: (s: string) => void,
+): Promise<number> {
+  const [row] = await db.query<{ epoch: string; last: number }>(`
+    select s.epoch::text as epoch,
+      coalesce((select max(seq) from changes where epoch = s.epoch), 0)::float8 as last
+    from vessel_state s`);
+  const truth: Record<string, unknown> = {
+    epoch: row?.epoch,
+    queuedMessages: 0,
+    unackedMessages: 0,
+    lastPublishedSeq: Number(row?.last ?? 0),
+    lastAckedSeq: Number(row?.last ?? 0),
+  };
+  let untrue = 0;
+  const h = reports.health;
+  if (!h) {
+    untrue++;
+    note("the vessel's /health did not answer at the end");
+  } else {
+    for (const [field, want] of Object.entries(truth)) {
+      if (h[field] !== want) {
+        untrue++;
+        note(`/health ${field}=${JSON.stringify(h[field])}, database says ${want}`);
+      }
+    }
+  }
+  const m = reports.metrics;
+  if (m === undefined) {
+    untrue++;
+    note("the vessel's /metrics did not answer at the end");
+  } else {
+    const gauges: [string, number][] = [
+      ["bosun_queue_depth", 0],
+      ["bosun_unacked_changes", 0],
+      ["bosun_last_acked_seq", Number(row?.last ?? 0)],
+    ];
+    for (const [name, want] of gauges) {
+      const got = sumSeries(m, name);
+      if (got !== want) {
+        untrue++;
+        note(`/metrics ${name} ${got}, database says ${want}`);
+      }
+    }
+  }
+  return untrue;
 }
 
 /** The shore's view of one vessel: applied changes, records, and its own apply count. */
@@ -88,17 +201,18 @@ async function shoreView(sql: postgres.Sql, vesselId: string): Promise<ShoreView
 
 /** Computes the verdict; throws only when a database cannot be read. */
 export async function computeVerdict(options: VerdictOptions): Promise<Verdict> {
-  const vessel = open(options.vesselUrl);
+  const vessel = options.vessel;
   const shore = open(options.shoreUrl);
   try {
-    const changes = await vessel<ChangeRow[]>`
+    const changes = (await vessel.query<ChangeRow>(`
       select entity, record_id::text, operation, (data->>'version')::int as version,
-        epoch::text, seq, message_id::text
-      from changes`;
+        epoch::text, seq::float8 as seq, message_id::text
+      from changes`)).map((c) => ({ ...c, seq: c.seq === null ? null : Number(c.seq) }));
     const onBoard = await vesselRecords(vessel);
     const view = await shoreView(shore, options.vesselId);
     const examples: string[] = [];
     const note = (s: string) => examples.length < 20 && examples.push(s);
+    const reportsUntrue = options.reports ? await checkReports(vessel, options.reports, note) : 0;
 
     // Every 2xx has its change row on board.
     const changeKeys = new Set<string>();
@@ -179,10 +293,10 @@ export async function computeVerdict(options: VerdictOptions): Promise<Verdict> 
       lostOnBoard,
       doubleApplied,
       diverged,
+      reportsUntrue,
       examples,
     };
   } finally {
-    await vessel.end({ timeout: 2 });
     await shore.end({ timeout: 2 });
   }
 }
