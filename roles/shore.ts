@@ -10,7 +10,8 @@ import { createShoreWrites } from "../db/shore/writes.ts";
 import { Hlc } from "../core/hlc.ts";
 import { createSession } from "../sync/session.ts";
 import { createShore } from "../sync/shore/ingest.ts";
-import { FLEET_FILTER } from "../sync/protocol.ts";
+import { DOWN_ACK_FILTER, FLEET_FILTER } from "../sync/protocol.ts";
+import { createDownPublisher } from "../sync/shore/down.ts";
 import type { Role, RoleDeps } from "./role.ts";
 
 /** Builds the shore role; the session connects on `start()`. */
@@ -38,6 +39,15 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     metrics: metrics.shore,
     sharedGroup: config.shoreSharedGroup,
     inboxRetentionDays: config.catchupRetentionDays,
+  });
+
+  // Changes made ashore, to each vessel (sync/shore/down.ts), on the same session.
+  const down = session && createDownPublisher({
+    sql,
+    session,
+    log: log.child({ module: "down" }),
+    ackTimeoutMs: config.ackTimeoutS * 1000,
+    linkMode: config.linkMode,
   });
 
   const link = new LinkState();
@@ -68,7 +78,7 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
         reconnectAttempts: session?.reconnectAttempts ?? 0,
         activeSubscriptions: session?.subscriptions.length ?? 0,
         subscriptions: session?.subscriptions ?? [],
-        topics: [FLEET_FILTER],
+        topics: [FLEET_FILTER, DOWN_ACK_FILTER],
         qosLevel: 1,
       };
     },
@@ -90,8 +100,10 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     },
     async start() {
       await shore?.start();
+      await down?.start();
     },
     async close() {
+      await down?.stop();
       await shore?.close();
       await session?.close();
     },

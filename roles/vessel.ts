@@ -45,7 +45,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
   // Started after the port is bound, without waiting for the broker: an unreachable broker
   // never delays start-up or refuses writes.
   const engine = config.localMode
-    ? createVesselEngine({ sql, config, gate, metrics, log, tls, ...options.engine })
+    ? createVesselEngine({ sql, config, gate, metrics, log, tls, hlc, ...options.engine })
     : undefined;
   const topics = topicsOf(config.vesselId);
   const session = () => engine?.started ? engine.session : undefined;

@@ -7,7 +7,7 @@
  * Encoding `bosun-frame v1` (the payload after its 3-byte header `b` `f` 0x01):
  *
  *   deflate-raw (level 6: level 9 gave the same bytes ±0.5 % for more CPU) of
- *     vesselId: str · epoch: uuid-or-str · type: u8 (0 data_change, 1 catchup)
+ *     vesselId: str · epoch: uuid-or-str · type: u8 (0 data_change, 1 catchup; + 2: sync)
  *     [catchup: sequence of the first change: varint · total: varint]
  *     fromSeq: varint · count: varint
  *     shapes: varint n, then n × shape, the key lists of `data`: varint 0, varint k, k × str
@@ -18,6 +18,7 @@
  *     messageIds: varint n, then n × (varint index, uuid-or-str) where not derived
  *     values: per shape, per key, per change of that shape: value (times relative to the
  *             change's own timestamp)
+ *     [type + 2: per change, its two-way sync metadata (SYNC_FLAG below)]
  *
  * A value is a tag byte and its payload: null, false, true, a safe integer (varint of its
  * magnitude, the tag holds the sign), a float64, a string, a lowercase uuid (16 bytes), an
@@ -110,6 +111,15 @@ export const KNOWN_SHAPES_V1: readonly (readonly string[])[] = [
     "intervalHours",
   ],
 ];
+
+/**
+ * Bit 1 of the type byte: after the values, a two-way sync section, per change a tag (0 none,
+ * 1 `seen` null, 2 `seen` follows), `clock`: str, [`seen`: str], `fields`: varint n, n × str
+ * (core/change.ts's ChangeSync, docs/two-way-sync.md). A decoder from before two-way sync
+ * refuses such a frame as corrupt (unknown type), as its strict envelope schema refuses the
+ * `sync` member of a message: shores are upgraded before vessels.
+ */
+const SYNC_FLAG = 2;
 
 /** Why a frame was refused. */
 export type FrameRefusal = "unknown_encoding" | "corrupt" | "too_large" | "wrong_vessel";
@@ -283,15 +293,17 @@ export function encodeBody(envelopes: readonly Envelope[]): Uint8Array {
   const w = new Writer();
   w.str(first.vesselId);
   w.uuidOrStr(first.epoch);
+  // Bit 1 of the type byte: a two-way sync section follows the values (see SYNC_FLAG).
+  const withSync = envelopes.some((e) => e.sync !== undefined) ? SYNC_FLAG : 0;
   if (first.type === "catchup") {
     if (first.sequence === undefined || first.total === undefined) {
       throw new Error("A catch-up change carries sequence and total");
     }
-    w.u8(1);
+    w.u8(1 | withSync);
     w.varint(first.sequence);
     w.varint(first.total);
   } else {
-    w.u8(0);
+    w.u8(0 | withSync);
   }
   w.varint(first.seq);
   w.varint(envelopes.length);
@@ -340,6 +352,19 @@ export function encodeBody(envelopes: readonly Envelope[]): Uint8Array {
       });
     }
   });
+  if (withSync) {
+    for (const e of envelopes) {
+      if (!e.sync) {
+        w.u8(0);
+        continue;
+      }
+      w.u8(e.sync.seen === null ? 1 : 2);
+      w.str(e.sync.clock);
+      if (e.sync.seen !== null) w.str(e.sync.seen);
+      w.varint(e.sync.fields.length);
+      for (const f of e.sync.fields) w.str(f);
+    }
+  }
   return w.done();
 }
 
@@ -348,8 +373,10 @@ function decodeBody(body: Uint8Array): Envelope[] {
   const r = new Reader(body);
   const vesselId = r.str();
   const epoch = r.uuidOrStr();
-  const typeCode = r.u8();
-  if (typeCode > 1) throw new Error(`Unknown frame type ${typeCode}`);
+  const typeByte = r.u8();
+  const withSync = (typeByte & SYNC_FLAG) !== 0;
+  const typeCode = typeByte & ~SYNC_FLAG;
+  if (typeCode > 1) throw new Error(`Unknown frame type ${typeByte}`);
   const catchup = typeCode === 1;
   const sequence = catchup ? r.varint() : 0;
   const total = catchup ? r.varint() : 0;
@@ -412,6 +439,24 @@ function decodeBody(body: Uint8Array): Envelope[] {
       }
     }
   });
+  const syncs: (Envelope["sync"])[] = [];
+  if (withSync) {
+    for (let i = 0; i < count; i++) {
+      const tag = r.u8();
+      if (tag > 2) throw new Error(`Unknown sync tag ${tag}`);
+      if (tag === 0) {
+        syncs.push(undefined);
+        continue;
+      }
+      const clock = r.str();
+      const seen = tag === 2 ? r.str() : null;
+      const n = r.varint();
+      if (n > 100) throw new Error(`${n} sync fields`);
+      const fields: string[] = [];
+      for (let f = 0; f < n; f++) fields.push(r.str());
+      syncs.push({ clock, seen, fields });
+    }
+  }
   if (r.left() !== 0) throw new Error(`${r.left()} bytes after the last change`);
 
   return kinds.map((kind, i) => {
@@ -427,6 +472,8 @@ function decodeBody(body: Uint8Array): Envelope[] {
       epoch,
       seq,
     };
+    const sync = syncs[i];
+    if (sync) envelope.sync = sync;
     if (catchup) {
       envelope.sequence = sequence + i;
       envelope.total = total;

@@ -26,7 +26,27 @@ export function topicsOf(vesselId: string) {
     status: `${root}/system/status`,
     catchupRequest: `${root}/catchup/request`,
     ack: `${root}/ack`,
+    /** Root of the shore's stream to this vessel (contract §4, §6). */
+    down: `vessel/${vesselId}/down`,
+    /** LINK_MODE=frames: the shore's changes for this vessel, in frames. */
+    downFrames: `vessel/${vesselId}/down/frames`,
+    /** LINK_MODE=messages: one envelope per shore change. */
+    downData: (entity: Entity) => `vessel/${vesselId}/down/${entity}`,
+    /** Retained, vessel → shore: the vessel applied the shore's stream up to here. */
+    downAck: `vessel/${vesselId}/down/ack`,
+    /** Vessel → shore: a gap in the shore's stream. */
+    downCatchupRequest: `vessel/${vesselId}/down/catchup/request`,
+    conflicts: `${root}/conflicts`,
   };
+}
+
+/** What the shore subscribes to for the vessels' down acks. */
+export const DOWN_ACK_FILTER = "vessel/+/down/ack";
+
+/** The vessel id a `vessel/<id>/down/ack` topic names, or undefined for any other topic. */
+export function downAckVessel(topic: string): string | undefined {
+  const m = /^vessel\/([^/]+)\/down\/ack$/.exec(topic);
+  return m && VESSEL_ID_PATTERN.test(m[1]!) ? m[1] : undefined;
 }
 
 /** What the shore subscribes to: every vessel's sync tree. */

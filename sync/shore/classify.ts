@@ -76,6 +76,8 @@ export function classify(
 ): ShoreMessage {
   const levels = topic.split("/");
   const vesselId = levels[1] ?? "";
+  // The down stream's topics are sync/shore/down.ts's (it shares the session).
+  if (levels[0] === "vessel" && levels[2] === "down") return { kind: "ignored" };
   if (levels.length < 4 || levels[0] !== "vessel" || levels[2] !== "sync") {
     return malformed("invalid_topic", `Topic "${topic.slice(0, 200)}" is not a sync topic`);
   }

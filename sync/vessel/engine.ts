@@ -11,6 +11,8 @@ import type { Entity } from "../../core/entities.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Metrics } from "../../core/metrics.ts";
 import { VERSION } from "../../core/version.ts";
+import { Hlc } from "../../core/hlc.ts";
+import { createDownReceiver, type DownReceiver } from "./down.ts";
 import { SyncNotStartedError } from "../../core/errors.ts";
 import { type Catchup, createCatchup } from "./catchup.ts";
 import { createPublisher, type Publisher } from "./publisher.ts";
@@ -53,6 +55,8 @@ export interface VesselEngineOptions {
   pruneMs?: number;
   /** Publisher's safety-net wake-up (default 5 s). */
   pollMs?: number;
+  /** The vessel's clock, shared with its record store (roles/vessel.ts). */
+  hlc?: Hlc;
 }
 
 /** The running engine. */
@@ -87,6 +91,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
   let session: Session | undefined;
   let publisher: Publisher | undefined;
   let catchup: Catchup | undefined;
+  let down: DownReceiver | undefined;
   const notStarted = () => new SyncNotStartedError();
 
   // Acks are applied one at a time, in arrival order.
@@ -215,6 +220,15 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         onPublished: (r) => emit({ type: "catchup_published", ...r }),
       });
 
+      down = createDownReceiver({
+        sql,
+        session,
+        vesselId: config.vesselId,
+        hlc: options.hlc ?? new Hlc({ origin: "vessel" }),
+        log: log.child({ module: "down" }),
+        pollMs: options.pollMs,
+      });
+
       offs.push(gate.onAdded(() => publisher?.wake()));
       offs.push(session.onMessage((topic, payload) => {
         if (topic === topics.ack) {
@@ -258,6 +272,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       for (const off of offs) off();
       if (!session || !publisher) return;
       await publisher.stop();
+      await down?.stop();
       await ackChain;
       if (session.connected) {
         await session.publish(

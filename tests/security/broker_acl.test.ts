@@ -169,6 +169,43 @@ Deno.test("shipped broker config: authentication and per-vessel topic ACLs", asy
     assert.deepEqual(payloads(v1), ["vessel/v1/sync/catchup/request req v1"]);
   });
 
+  await t.step("a vessel cannot read another's down stream or forge shore changes", async () => {
+    const down = (p: Probe) => payloads(p).filter((x) => x.includes("/down/"));
+    await using shoreAcks = await connect(url, as(SHORE));
+    await shoreAcks.client.subscribeAsync("vessel/+/down/#", { qos: 1 });
+    await v2.client.subscribeAsync("vessel/+/down/#", { qos: 1 });
+    for (const topic of ["frames", "work_orders", "alerts"]) {
+      assert.equal(
+        await tryPublish(v1, `vessel/v1/down/${topic}`, "forged shore change"),
+        "refused",
+      );
+      assert.equal(
+        await tryPublish(v1, `vessel/v2/down/${topic}`, "forged shore change"),
+        "refused",
+      );
+    }
+    assert.equal(await tryPublish(v1, "vessel/v2/down/ack", "forged v2 ack", true), "refused");
+    assert.equal(
+      await tryPublish(v1, "vessel/v2/down/catchup/request", "forged v2 request"),
+      "refused",
+    );
+    assert.equal(await tryPublish(shore, "vessel/v1/down/ack", "shore forged ack"), "refused");
+    assert.equal(await tryPublish(v1, "vessel/v1/down/ack", "down ack v1", true), "accepted");
+    assert.equal(await tryPublish(v1, "vessel/v1/down/catchup/request", "down req v1"), "accepted");
+    // The sentinels: each vessel's own down stream, v2's first.
+    assert.equal(await tryPublish(shore, "vessel/v2/down/frames", "down v2"), "accepted");
+    assert.equal(await tryPublish(shore, "vessel/v1/down/work_orders", "down v1"), "accepted");
+    await v1.waitFor("down v1");
+    await v2.waitFor("down v2");
+    await shoreAcks.waitFor("down req v1");
+    assert.deepEqual(down(v1), ["vessel/v1/down/work_orders down v1"]);
+    assert.deepEqual(down(v2), ["vessel/v2/down/frames down v2"]);
+    assert.deepEqual(down(shoreAcks), [
+      "vessel/v1/down/ack down ack v1",
+      "vessel/v1/down/catchup/request down req v1",
+    ]);
+  });
+
   await t.step("the shore reads every vessel through a shared subscription too", async () => {
     await using member = await connect(url, as(SHORE));
     await member.client.subscribeAsync("$share/fleet/vessel/+/sync/#", { qos: 1 });

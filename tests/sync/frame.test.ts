@@ -12,6 +12,7 @@ import {
   FRAME_VERSION,
 } from "../../sync/frame.ts";
 import { realisticChanges } from "../support/realistic.ts";
+import { encodeClock } from "../../core/hlc.ts";
 
 const VESSEL = "mv-test_1";
 const EPOCH = "3f2b8c1e-5d4a-4b6c-9e8f-0a1b2c3d4e5f";
@@ -224,3 +225,14 @@ Deno.test("a frame on another vessel's topic is refused", () => {
 function inflated(frame: Uint8Array): Uint8Array {
   return inflateRawSync(frame.subarray(3));
 }
+
+Deno.test("two-way sync metadata survives a frame, with or without seen, mixed with none", () => {
+  const clock = (wall: number, counter: number) => encodeClock({ wall, counter, origin: "shore" });
+  const envelopes = rows([{ id: "a", title: "x" }, { id: "b" }, { id: "c", title: "y" }])
+    .map((r) => toEnvelope(r, VESSEL));
+  envelopes[0]!.sync = { clock: clock(1_000, 0), seen: null, fields: ["title"] };
+  envelopes[2]!.sync = { clock: clock(2_000, 0), seen: clock(1_500, 0), fields: [] };
+  const decoded = roundTrip(envelopes);
+  assert.equal(decoded[1]!.sync, undefined);
+  for (const e of decoded) assert.ok(envelopeSchema.safeParse(e).success);
+});

@@ -57,7 +57,7 @@ Deno.test("a gateway announces itself retained, serves health and metrics, and i
     assert.equal(health.vesselId, vesselId);
     assert.equal(health.unackedMessages, 1);
     assert.equal(health.queuedMessages, 0);
-    assert.equal(health.activeSubscriptions, 2);
+    assert.equal(health.activeSubscriptions, 3); // ack, catch-up request, down stream
     assert.equal(health.qosLevel, 1);
     // LINK_MODE defaults to frames with ACK_MODE=shore: changes go on <root>/frames.
     assert.equal(health.linkMode, "frames");

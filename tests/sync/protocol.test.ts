@@ -4,6 +4,7 @@ import {
   ackSchema,
   catchupRequestPayload,
   catchupRequestSchema,
+  downAckVessel,
   parsePayload,
   statusPayload,
   statusSchema,
@@ -50,5 +51,16 @@ Deno.test("a vessel's topics all live under vessel/<id>/sync", () => {
   const t = topicsOf("v-1");
   for (const topic of [t.ack, t.status, t.catchupRequest, t.data("alerts"), t.catchup("crew")]) {
     assert.ok(topic.startsWith("vessel/v-1/sync/"), topic);
+  }
+});
+
+Deno.test("a vessel's down topics live under vessel/<id>/down, and the ack names its vessel", () => {
+  const t = topicsOf("v-1");
+  for (const topic of [t.downFrames, t.downAck, t.downCatchupRequest, t.downData("crew")]) {
+    assert.ok(topic.startsWith("vessel/v-1/down/"), topic);
+  }
+  assert.equal(downAckVessel(t.downAck), "v-1");
+  for (const topic of [t.downFrames, t.ack, "vessel/a.b/down/ack", "vessel/v-1/down/ack/x"]) {
+    assert.equal(downAckVessel(topic), undefined, topic);
   }
 });
