@@ -164,10 +164,18 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
 
   async function step() {
     if (!session.connected) return;
-    // Vessels with unclaimed rows, or with sends awaiting an ack.
-    const ready = await sql<{ vesselId: string }[]>`
-      select distinct vessel_id as "vesselId" from shore_down_changes where seq is null`;
-    const names = new Set(ready.map((r) => r.vesselId));
+    // Vessels with unclaimed rows, or with claimed rows awaiting an ack. Claimed rows that no
+    // send of this process is timing (claimed before a restart) are due for a re-send now:
+    // nothing else would ever send them again.
+    const ready = await sql<{ vesselId: string; claimed: boolean }[]>`
+      select vessel_id as "vesselId", bool_or(seq is not null) as claimed
+      from shore_down_changes where acked_at is null group by vessel_id`;
+    const names = new Set<string>();
+    for (const r of ready) {
+      names.add(r.vesselId);
+      const s = streamOf(r.vesselId);
+      if (r.claimed && !s.oldestSentAt && !s.busy) s.oldestSentAt = 1;
+    }
     for (const [id, s] of streams) if (s.oldestSentAt) names.add(id);
     // Each vessel on its own: one slow or silent vessel is not awaited by another's turn.
     for (const id of names) void serve(id);
@@ -214,6 +222,17 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
     const vesselId = downAckVessel(topic);
     if (vesselId) onAck(vesselId, payload);
   });
+  // Recovery is event-driven: after a (re)connect, whatever awaits an ack goes again at once
+  // (the broker may have lost it with its session), instead of after a backed-off timer.
+  const offEvent = session.onEvent((e) => {
+    if (e.type !== "connected") return;
+    for (const s of streams.values()) {
+      if (!s.oldestSentAt) continue;
+      s.oldestSentAt = 1;
+      s.resendDelay = options.ackTimeoutMs;
+    }
+    schedule(0);
+  });
 
   return {
     async start() {
@@ -234,6 +253,7 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
       stopped = true;
       clearTimeout(timer);
       offMessage();
+      offEvent();
       await running;
       await ackChain;
     },
