@@ -106,9 +106,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const inFlightSeqs = new Set<number>();
   let stopped = false;
   let lastPublishedSeq = 0;
-  // A pass walks rows that already have a seq, in seq order, before any new claim.
-  let pass: { epoch: string; afterSeq: number; skipPublished: boolean; untilSeq: number } | null =
-    null;
+  // A pass walks every claimed, unacknowledged row (they have a seq), in seq order, before any
+  // new claim: rows up to `resendUntil` go out again whatever their PUBACK said, the rest only
+  // if they never got one. A pass always runs to the last claimed row: a claimed row dropped
+  // from the buffer (a pass clears it) has no other way out, since re-sends cover only rows
+  // that were sent.
+  let pass: { epoch: string; afterSeq: number; resendUntil: number } | null = null;
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
   let passUntil = Infinity; // an "all" pass re-sends up to this seq
   let resendDelay = options.ackTimeoutMs;
@@ -342,28 +345,34 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (passRequest) {
       const { epoch, publishedSeq } = await vesselState(sql);
       seedMark(epoch, publishedSeq);
-      const skipPublished = passRequest === "unpublished";
-      const untilSeq = skipPublished ? Infinity : passUntil;
-      pass = { epoch, afterSeq: skipPublished ? mark.seq : 0, skipPublished, untilSeq };
+      const resendUntil = passRequest === "all" ? passUntil : 0;
+      pass = { epoch, afterSeq: 0, resendUntil };
       passRequest = null;
       // What this process did not send itself but the broker took (PUBACKed before a restart
       // or a drop): shore gets a full delay from now to ack it before it is sent again.
-      if (skipPublished && mark.seq > 0) noteSent(epoch, mark.seq);
+      if (resendUntil === 0 && mark.seq > 0) noteSent(epoch, mark.seq);
     }
     if (pass) {
-      const all = await pendingAfter(sql, { ...pass, limit: room, vesselId });
-      const rows = all.filter((r) => r.seq <= pass!.untilSeq);
+      const { epoch, resendUntil } = pass;
+      const skip = epoch === mark.epoch ? mark : null;
+      // Past the re-send range, every seq up to the watermark was PUBACKed: start above it.
+      if (skip && pass.afterSeq >= resendUntil) pass.afterSeq = Math.max(pass.afterSeq, skip.seq);
+      const rows = await pendingAfter(sql, {
+        epoch,
+        afterSeq: pass.afterSeq,
+        limit: room,
+        vesselId,
+      });
       if (rows.length === 0) {
         pass = null;
       } else {
         pass.afterSeq = rows.at(-1)!.seq;
-        if (rows.length < all.length) pass.untilSeq = -1; // the next read ends the pass
-        // Skipped: what is on its way, and (after a drop) what this process saw PUBACKed or
-        // the broker refused.
-        const skip = pass.skipPublished && pass.epoch === mark.epoch ? mark : null;
+        // Skipped: what is on its way, and past the re-send range what this process saw
+        // PUBACKed or the broker refused.
         return rows.filter((r) =>
           !inFlightSeqs.has(r.seq) &&
-          !(skip && (r.seq <= skip.seq || skip.above.has(r.seq) || refused.has(r.seq)))
+          (r.seq <= resendUntil ||
+            !(skip && (r.seq <= skip.seq || skip.above.has(r.seq) || refused.has(r.seq))))
         );
       }
     }

@@ -140,6 +140,29 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
   assert.equal(shore.received.find((m) => m.envelope.seq === 4)!.envelope.entity, "alerts");
 });
 
+Deno.test("a claimed row cleared from the buffer by a re-send pass is still sent (the 20-vessel stall)", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  // No shore: nothing is acked, so seq 1 is re-sent after ACK_TIMEOUT_S (1 s). Seq 2, a live
+  // write, lingers in the buffer for 3 s, across that re-send pass, which clears the buffer
+  // and re-sends up to seq 1 only.
+  await using vessel = await startVessel({
+    sql: db.sql,
+    brokerUrl: broker.url,
+    env: { LINK_LINGER_MS: "3000" },
+  });
+  await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/frames`);
+  await vessel.records.create("crew", { name: "first" });
+  await shore.until((r) => uniqueSeqs(r) === 1, "seq 1 at the observer");
+  await vessel.records.create("crew", { name: "second" });
+  await shore.until(
+    (r) => r.filter((m) => m.envelope.seq === 1).length >= 2,
+    "seq 1 re-sent (the re-send pass ran)",
+    15_000,
+  );
+  await shore.until((r) => r.some((m) => m.envelope.seq === 2), "seq 2 at the observer", 15_000);
+});
+
 Deno.test("a change the broker refuses is counted and retried later, and never blocks the changes behind it (LINK_MODE=messages)", async () => {
   await using db = await freshDatabase();
   const dir = await Deno.makeTempDir({ prefix: "bosun-acl-" });
