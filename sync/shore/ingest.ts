@@ -21,7 +21,13 @@ import {
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import { DEFAULT_LIMITS, ingest, type IngestLimits, pruneInbox } from "../../db/shore/inbox.ts";
+import {
+  DEFAULT_LIMITS,
+  ingest,
+  type IngestLimits,
+  type IngestResult,
+  pruneInbox,
+} from "../../db/shore/inbox.ts";
 import { isDatabaseUnavailable } from "../../core/errors.ts";
 import { GapMonitor } from "./gaps.ts";
 import { DeadlineError, within } from "../deadline.ts";
@@ -170,57 +176,66 @@ export function createShore(options: ShoreOptions): Shore {
   /**
    * Writes one batch. Serialization failures and deadlocks are retried at once (another
    * transaction won a race; nothing is wrong with the batch); anything else goes back to the
-   * queue, which retries this vessel alone after a back-off.
+   * queue, which retries this vessel alone after a back-off. What a transaction did is counted
+   * when it commits, even past the write deadline: the retry behind a late commit finds only
+   * duplicates, so counting on the deadline's side would lose what the late commit did.
    */
   async function write(batch: Envelope[]) {
     const { vesselId, epoch } = batch[0]!;
     for (let attempt = 1;; attempt++) {
       try {
-        const result = await within(ingest(sql, vesselId, epoch, batch, limits), writeTimeoutMs);
-        if (result.refused.epoch_limit) epochLimited.set(vesselId, Date.now() + 10_000);
-        else {
-          const known = (liveEpochs.get(vesselId) ?? []).filter((x) => x !== epoch);
-          liveEpochs.set(vesselId, [epoch, ...known].slice(0, limits.maxLiveEpochs + 1));
-        }
-        for (const [reason, n] of Object.entries(result.refused)) {
-          metrics.refused.inc({ reason }, n);
-          log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
-        }
-        metrics.applied.inc(result.applied);
-        metrics.duplicates.inc(result.duplicates);
-        metrics.conflicts.inc(result.conflicts);
-        for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
-        for (const f of result.forgeries) {
-          // Never rate-limited: each one is a security event an operator must be able to trace.
-          metrics.forgeries.inc();
-          log.error("Forged change refused: seq held under another messageId", {
-            vesselId,
-            epoch,
-            seq: f.seq,
-            keptMessageId: f.kept,
-            refusedMessageId: f.refused,
-          });
-        }
-        const [first] = result.deadLettered;
-        if (first) {
-          // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
-          log.error("Changes dead-lettered: the database refuses them", {
-            vesselId,
-            epoch,
-            count: result.deadLettered.length,
-            first,
-          });
-        }
-        // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
-        if (result.applied + result.duplicates + result.deadLettered.length > 0) {
-          acks.schedule(vesselId);
-        }
+        const committed = ingest(sql, vesselId, epoch, batch, limits)
+          .then((result) => account(vesselId, epoch, result));
+        committed.catch(() => {}); // a late failure is the deadline's to report, not a crash
+        await within(committed, writeTimeoutMs);
         return;
       } catch (err) {
         const code = (err as { code?: string }).code ?? "";
         if (TRANSIENT.has(code) && attempt < 5) continue;
         throw err;
       }
+    }
+  }
+
+  /** Metrics, log lines and the ack for one committed batch. */
+  function account(vesselId: string, epoch: string, result: IngestResult) {
+    if (result.refused.epoch_limit) epochLimited.set(vesselId, Date.now() + 10_000);
+    else {
+      const known = (liveEpochs.get(vesselId) ?? []).filter((x) => x !== epoch);
+      liveEpochs.set(vesselId, [epoch, ...known].slice(0, limits.maxLiveEpochs + 1));
+    }
+    for (const [reason, n] of Object.entries(result.refused)) {
+      metrics.refused.inc({ reason }, n);
+      log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
+    }
+    metrics.applied.inc(result.applied);
+    metrics.duplicates.inc(result.duplicates);
+    metrics.conflicts.inc(result.conflicts);
+    for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
+    for (const f of result.forgeries) {
+      // Never rate-limited: each one is a security event an operator must be able to trace.
+      metrics.forgeries.inc();
+      log.error("Forged change refused: seq held under another messageId", {
+        vesselId,
+        epoch,
+        seq: f.seq,
+        keptMessageId: f.kept,
+        refusedMessageId: f.refused,
+      });
+    }
+    const [first] = result.deadLettered;
+    if (first) {
+      // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
+      log.error("Changes dead-lettered: the database refuses them", {
+        vesselId,
+        epoch,
+        count: result.deadLettered.length,
+        first,
+      });
+    }
+    // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
+    if (result.applied + result.duplicates + result.deadLettered.length > 0) {
+      acks.schedule(vesselId);
     }
   }
 
