@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { type NatsCluster, SHORE_USER, startNatsCluster } from "../support/nats.ts";
 import { waitUntil } from "../support/wait.ts";
+import { programMissing } from "../support/programs.ts";
 
-const natsMissing = await new Deno.Command("nats-server", { args: ["--version"] }).output()
-  .then((o) => !o.success, () => true);
+const natsMissing = await programMissing("nats-server");
 if (natsMissing) console.warn('nats-server is absent (Debian package "nats-server"): skipped');
 
 /** A received message. */

@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { natsUsersConf, SHORE_USER } from "../support/nats.ts";
+import { programMissing } from "../support/programs.ts";
 
 const DEPLOY = new URL("../../deploy/nats/", import.meta.url).pathname;
 
-const natsMissing = await new Deno.Command("nats-server", { args: ["--version"] }).output()
-  .then((o) => !o.success, () => true);
+const natsMissing = await programMissing("nats-server");
 
 /** `nats-server -t -c nats.conf` with `env` added; its exit status and output. */
 async function checkConfig(env: Record<string, string>): Promise<{ ok: boolean; out: string }> {

@@ -4,11 +4,11 @@
  * tests show every alert both firing and staying silent.
  */
 import assert from "node:assert/strict";
+import { programMissing } from "../support/programs.ts";
 
 const DIR = new URL("../../deploy/prometheus/", import.meta.url).pathname;
 
-const promtoolMissing = await new Deno.Command("promtool", { args: ["--version"] }).output()
-  .then((o) => !o.success, () => true);
+const promtoolMissing = await programMissing("promtool");
 if (promtoolMissing) {
   console.warn('promtool is absent (Debian package "prometheus"): the alert rules are not checked');
 }
