@@ -9,7 +9,8 @@
 import * as zlib from "node:zlib";
 import process from "node:process";
 import type { Envelope } from "../sync/protocol.ts";
-import { decodeFrame, encodeBody, encodeFrame } from "../sync/frame.ts";
+import { decodeFrame, encodeFrame } from "../sync/frame.ts";
+import { encodeBody } from "../sync/frame-body.ts";
 import { realisticChanges } from "../tests/support/realistic.ts";
 
 const changes = realisticChanges();

@@ -11,25 +11,14 @@
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 
-import type { ChangeSync, Envelope } from "../../core/change.ts";
-import type { ApiRecord, Entity } from "../../core/entities.ts";
-import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
-import { recordConflicts } from "../conflicts.ts";
-import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import type { Envelope } from "../../core/change.ts";
+import { applyChanges, type InboxChange } from "./apply.ts";
+import { type DeadLetter, deadLetter, isDataError, letterOf } from "./dead-letters.ts";
 
 type Tx = postgres.TransactionSql;
 
 /** Inbox rows read per apply step; a long backlog is applied in steps of this size. */
 const APPLY_STEP = 2_000;
-
-/** A change the shore can never apply, kept in `shore_dead_letters` and stepped over. */
-export interface DeadLetter {
-  seq: number;
-  messageId: string;
-  /** The SQLSTATE the database refused it with (the `reason` label of the metric). */
-  reason: string;
-  detail: string;
-}
 
 /**
  * A second message at a (vessel, epoch, seq) already held, under another `messageId`: a
@@ -89,25 +78,6 @@ export interface IngestResult {
   /** Envelopes refused past a bound, by reason. */
   refused: Partial<Record<RefusalReason, number>>;
 }
-
-interface Change {
-  seq: number;
-  entity: string;
-  operation: string;
-  data: Record<string, unknown>;
-  timestamp: string;
-  messageId: string;
-  /** Two-way sync metadata; absent from changes of a vessel older than two-way sync. */
-  sync?: ChangeSync | null;
-}
-
-/**
- * A data exception (class 22) or integrity violation (class 23): the database refuses this
- * data, and will refuse it on every retry. Anything else (an outage, a timeout, a lock) may
- * pass next time and is never a reason to skip a change.
- */
-export const isDataError = (err: unknown): boolean =>
-  /^2[23]/.test(String((err as { code?: unknown })?.code ?? ""));
 
 /**
  * Ingests envelopes of one vessel and epoch (in any order, duplicates allowed) in one
@@ -348,34 +318,6 @@ async function forgeriesOf(
   return out;
 }
 
-const letterOf = (e: Envelope, err: unknown): DeadLetter => ({
-  seq: e.seq,
-  messageId: e.messageId,
-  reason: String((err as { code?: unknown }).code),
-  detail: err instanceof Error ? err.message : String(err),
-});
-
-/**
- * Keeps a change the database refused. The envelope is kept as JSON text: it may be the very
- * jsonb the database refused (JSON.stringify escapes NUL and lone surrogates, so text takes it).
- */
-async function deadLetter(
-  tx: Tx,
-  vesselId: string,
-  epoch: string,
-  e: Envelope,
-  err: unknown,
-): Promise<boolean> {
-  const { reason, detail } = letterOf(e, err);
-  const rows = await tx`
-    insert into shore_dead_letters (vessel_id, epoch, seq, message_id, envelope, reason, detail)
-    values (${vesselId}, ${epoch}, ${e.seq}, ${e.messageId}, ${JSON.stringify(e)}, ${reason},
-      ${detail.slice(0, 1_000)})
-    on conflict do nothing
-    returning seq`;
-  return rows.length > 0;
-}
-
 async function storedEnvelope(tx: Tx, vesselId: string, epoch: string, seq: number) {
   const [row] = await tx<{ envelope: Envelope }[]>`
     select envelope from shore_inbox
@@ -392,232 +334,20 @@ async function changesOf(
   to: number,
   batch: Map<number, Envelope>,
   dead: Set<number>,
-): Promise<Change[]> {
+): Promise<InboxChange[]> {
   const missing: number[] = [];
   for (let s = from + 1; s <= to; s++) if (!batch.has(s) && !dead.has(s)) missing.push(s);
-  const stored = missing.length === 0 ? [] : await tx<Change[]>`
+  const stored = missing.length === 0 ? [] : await tx<InboxChange[]>`
     select seq, entity, operation, envelope->'data' as data, envelope->>'timestamp' as timestamp,
       message_id::text as "messageId", envelope->'sync' as sync
     from shore_inbox
     where vessel_id = ${vesselId} and epoch = ${epoch} and seq = any(${missing}::bigint[])`;
-  const out: Change[] = [...stored];
+  const out: InboxChange[] = [...stored];
   for (let s = from + 1; s <= to; s++) {
     const e = batch.get(s);
     if (e && !dead.has(s)) out.push(e);
   }
   return out.sort((a, b) => a.seq - b.seq);
-}
-
-/**
- * Upserts the newest version of every record the changes touch. A version never overwrites a
- * newer one already held (an old change applied late stays a no-op); a delete keeps the row
- * as a tombstone with `deleted_at`.
- */
-async function applyChanges(tx: Tx, vesselId: string, all: Change[]): Promise<number> {
-  // A vessel's changes written before two-way sync precede its first change with a clock.
-  const changes = all.filter((c) => !c.sync);
-  const newest = new Map<string, Change>();
-  for (const c of changes) {
-    const key = `${c.entity}/${c.data.id}`;
-    const held = newest.get(key);
-    if (!held || Number(c.data.version) >= Number(held.data.version)) newest.set(key, c);
-  }
-  // In key order, so two transactions touching the same records lock them in one order.
-  const keys = [...newest.keys()].sort();
-  if (keys.length > 0) await upsertNewest(tx, vesselId, keys.map((k) => newest.get(k)!));
-  return await mergeChanges(tx, vesselId, all);
-}
-
-/** The pre-two-way rule: a version never overwrites a newer one already held. */
-async function upsertNewest(tx: Tx, vesselId: string, newest: Change[]): Promise<void> {
-  const rows = newest.map((c) => ({
-    entity: c.entity,
-    id: c.data.id,
-    version: c.data.version,
-    data: c.data,
-    created_at: c.data.createdAt,
-    updated_at: c.data.updatedAt,
-    deleted_at: c.operation === "delete" ? c.timestamp : null,
-  }));
-  await tx`
-    insert into shore_records
-      (entity, vessel_id, id, version, data, created_at, updated_at, deleted_at)
-    select x.entity, ${vesselId}, x.id, x.version, x.data, x.created_at, x.updated_at,
-      x.deleted_at
-    from jsonb_to_recordset(${tx.json(rows as never)}) as x(
-      entity text, id uuid, version integer, data jsonb, created_at timestamptz,
-      updated_at timestamptz, deleted_at timestamptz)
-    on conflict (entity, vessel_id, id) do update set
-      version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
-      deleted_at = excluded.deleted_at, applied_at = now()
-    where shore_records.version < excluded.version`;
-}
-
-/**
- * Merges vessel changes into the shore's copies (sync/merge.ts), in seq order, with the
- * conflicts they met: the mirror of db/vessel/down-inbox.ts, batched (one read under row locks,
- * one write, one conflicts insert) because a fleet's whole stream passes here. Never writes a
- * down change: what the vessel wrote it already has (no echo).
- */
-async function mergeChanges(tx: Tx, vesselId: string, changes: Change[]): Promise<number> {
-  const withSync = changes.filter((c) => c.sync);
-  const createdAts = withSync.map((c) => String(c.data.createdAt));
-  const merged = withSync.map((c) =>
-    toChange(c.entity as Entity, {
-      operation: c.operation as "create" | "update" | "delete",
-      data: c.data,
-      sync: c.sync!,
-    }, "vessel")
-  );
-  if (merged.length === 0) return 0;
-  const createdOf = new Map(merged.map((m, i) => [m, createdAts[i]!]));
-  const keyOf = (entity: string, id: string) => `${entity}/${id}`;
-  const createdAtOf = new Map<string, string>();
-  for (const c of changes) {
-    const key = keyOf(c.entity, String(c.data.id));
-    if (!createdAtOf.has(key)) createdAtOf.set(key, String(c.data.createdAt));
-  }
-  const wanted = [...new Set(merged.map((c) => keyOf(c.entity, c.recordId)))].sort()
-    .map((key) => ({ entity: key.split("/")[0], id: key.split("/")[1] }));
-  // Locked in key order, so two transactions touching the same records lock them in one order.
-  const held = await tx<(StoredRow & { entity: string; id: string })[]>`
-    select r.entity, r.id::text as id, r.data, r.sync, r.deleted_at is not null as deleted,
-      r.version
-    from shore_records r
-    join jsonb_to_recordset(${tx.json(wanted as never)}) as x(entity text, id uuid)
-      on r.entity = x.entity and r.id = x.id
-    where r.vessel_id = ${vesselId}
-    order by r.entity, r.id
-    for update of r`;
-  const state = new Map<
-    string,
-    { record?: SyncRecord; version: number; createdAt: string }
-  >();
-  for (const r of held) {
-    state.set(keyOf(r.entity, r.id), {
-      record: toSyncRecord(r.entity as Entity, r, { self: "shore", recordId: r.id }),
-      version: r.version,
-      createdAt: r.data.createdAt,
-    });
-  }
-  const conflicts: Conflict[] = [];
-  const touched = new Set<string>();
-  for (const change of merged) {
-    const key = keyOf(change.entity, change.recordId);
-    // A record new to shore takes its creation time from the change that brings it.
-    const current = state.get(key) ?? { version: 0, createdAt: createdAtOf.get(key)! };
-    const result = applyRemote(current.record, change, "shore");
-    state.set(key, {
-      ...current,
-      // Both sides created it (the same id, concurrently): the earlier creation time stays.
-      createdAt: change.op === "create" && current.record
-        ? earlierCreatedAt(current.createdAt, createdOf.get(change)!)
-        : current.createdAt,
-      record: result.record,
-      version: current.version + (result.duplicate ? 0 : 1),
-    });
-    if (!result.duplicate) touched.add(key);
-    conflicts.push(...result.conflicts);
-  }
-  const rows = [...touched].sort().map((key) => {
-    const s = state.get(key)!;
-    const [entity, id] = key.split("/") as [string, string];
-    const image = toRow(s.record!, { id, createdAt: s.createdAt, version: s.version });
-    return {
-      entity,
-      id,
-      version: s.version,
-      data: image.data,
-      created_at: s.createdAt,
-      updated_at: image.updatedAt,
-      deleted_at: image.deleted ? image.updatedAt : null,
-      sync: image.sync,
-    };
-  });
-  if (rows.length > 0) {
-    await tx`
-      insert into shore_records
-        (entity, vessel_id, id, version, data, created_at, updated_at, deleted_at, sync)
-      select x.entity, ${vesselId}, x.id, x.version, x.data, x.created_at, x.updated_at,
-        x.deleted_at, x.sync
-      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
-        entity text, id uuid, version integer, data jsonb, created_at timestamptz,
-        updated_at timestamptz, deleted_at timestamptz, sync jsonb)
-      on conflict (entity, vessel_id, id) do update set
-        version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
-        deleted_at = excluded.deleted_at, sync = excluded.sync, created_at = excluded.created_at,
-        applied_at = now()`;
-  }
-  return await recordConflicts(tx, vesselId, conflicts);
-}
-
-interface StoredRow {
-  data: ApiRecord;
-  sync: StoredSync | null;
-  deleted: boolean;
-  version: number;
-}
-
-/**
- * A vessel's current epoch and its applied position. The current epoch is the one shore last
- * received a change of, by shore's clock: a vessel's clock may jump, and a straggler of an
- * older epoch only turns the ack aside until the next change of the current one.
- */
-export interface AckPosition {
-  vesselId: string;
-  epoch: string;
-  seq: number;
-}
-
-/** The ack of each vessel (all known vessels when `vesselIds` is not given). */
-export function ackPositions(sql: Sql, vesselIds?: string[]): Promise<AckPosition[]> {
-  return sql<AckPosition[]>`
-    select distinct on (vessel_id) vessel_id as "vesselId", epoch::text as epoch, last_seq as seq
-    from shore_positions
-    ${vesselIds ? sql`where vessel_id = any(${vesselIds}::text[])` : sql``}
-    order by vessel_id, last_received_at desc, epoch`;
-}
-
-/** A gap: rows wait in the inbox past `lastSeq`. */
-export interface Gap {
-  vesselId: string;
-  epoch: string;
-  lastSeq: number;
-  firstWaiting: number;
-  lastWaiting: number;
-  waiting: number;
-}
-
-/** Every (vessel, epoch) not known offline with rows waiting past a gap. */
-export function gaps(sql: Sql): Promise<Gap[]> {
-  return sql<Gap[]>`
-    select i.vessel_id as "vesselId", i.epoch::text as epoch, p.last_seq as "lastSeq",
-      min(i.seq) as "firstWaiting", max(i.seq) as "lastWaiting", count(*)::int8 as waiting
-    from shore_inbox i join shore_positions p using (vessel_id, epoch)
-    where i.applied_at is null
-      -- A request to an offline vessel would wait in its session with every later one, and
-      -- all of them would be answered at once when it returns.
-      and not exists (select 1 from shore_vessels v
-        where v.vessel_id = i.vessel_id and v.status = 'offline')
-    group by i.vessel_id, i.epoch, p.last_seq`;
-}
-
-/**
- * Gaps at the tail: vessels online whose status announced a last seq that shore has not
- * applied yet (nothing past it may have arrived, so the inbox shows no gap). `firstWaiting`
- * is the seq after the announced one.
- */
-export function reportedGaps(sql: Sql, seqWindow = DEFAULT_LIMITS.seqWindow): Promise<Gap[]> {
-  return sql<Gap[]>`
-    select v.vessel_id as "vesselId", v.reported_epoch::text as epoch,
-      coalesce(p.last_seq, 0)::int8 as "lastSeq", v.reported_seq + 1 as "firstWaiting",
-      v.reported_seq as "lastWaiting", 0::int8 as waiting
-    from shore_vessels v
-    left join shore_positions p on p.vessel_id = v.vessel_id and p.epoch = v.reported_epoch
-    where v.status = 'online' and v.reported_seq > coalesce(p.last_seq, 0)
-      -- A status may claim any seq: past the window nothing would be stored if sent, so it is
-      -- not asked for (a forged 2^53 - 1 would be asked for for ever).
-      and v.reported_seq <= coalesce(p.last_seq, 0) + ${seqWindow}`;
 }
 
 /**

@@ -97,9 +97,9 @@ export const envelopeSql = (t: string, vesselParam: string) =>
    || coalesce(',"sync":' || ${t}sync::text, '') || '}'`;
 
 /**
- * `deriveMessageId` of sync/frame.ts in SQL (tests/db/vessel/outbox.test.ts holds them equal):
- * a UUIDv8 from SHA-256 of `bosun/<vessel>/<epoch>/<seq>`. Given at claim, before the change
- * is first published, so it is the change's one messageId; a frame then need not carry it.
+ * `deriveMessageId` of sync/message-id.ts in SQL (tests/db/vessel/outbox.test.ts holds them
+ * equal): a UUIDv8 from SHA-256 of `bosun/<vessel>/<epoch>/<seq>`. Given at claim, before the
+ * change is first published, so it is the change's one messageId; a frame then need not carry it.
  */
 export const derivedMessageIdSql = (vessel: string, epoch: string, seq: string) =>
   `(select encode(set_byte(set_byte(substring(h from 1 for 16), 6, (get_byte(h, 6) & 15) | 128),

@@ -8,7 +8,7 @@ import type { Session } from "../session.ts";
 import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import { ackPayload, topicsOf } from "../protocol.ts";
-import { ackPositions } from "../../db/shore/inbox.ts";
+import { ackPositions } from "../../db/shore/positions.ts";
 import { within } from "../deadline.ts";
 
 /** Options for {@linkcode AckPublisher}. */

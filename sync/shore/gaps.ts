@@ -12,7 +12,7 @@
  */
 import type { Sql } from "../../db/connection.ts";
 import type { Logger } from "../../core/log.ts";
-import { ackPositions, gaps, reportedGaps } from "../../db/shore/inbox.ts";
+import { ackPositions, gaps, reportedGaps } from "../../db/shore/positions.ts";
 import { within } from "../deadline.ts";
 import type { CatchupRequest } from "../protocol.ts";
 

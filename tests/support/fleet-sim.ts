@@ -23,7 +23,8 @@ import {
   statusPayload,
   topicsOf,
 } from "../../sync/protocol.ts";
-import { cutFrames, deriveMessageId, FRAME_CONTENT_TYPE } from "../../sync/frame.ts";
+import { cutFrames, FRAME_CONTENT_TYPE } from "../../sync/frame.ts";
+import { deriveMessageId } from "../../sync/message-id.ts";
 import { SimulatedVessel, topicOf } from "./fleet.ts";
 
 /** One peer's settings. */

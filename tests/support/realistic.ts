@@ -5,7 +5,7 @@
  * deletes of records created earlier), each `data` in PostgreSQL's jsonb key order.
  */
 import type { Entity } from "../../core/entities.ts";
-import { deriveMessageId } from "../../sync/frame.ts";
+import { deriveMessageId } from "../../sync/message-id.ts";
 import type { Envelope } from "../../sync/protocol.ts";
 import { createRng, type Rng } from "../chaos/prng.ts";
 

@@ -4,13 +4,13 @@ import { type ChangeRow, type Envelope, envelopeSchema, toEnvelope } from "../..
 import {
   cutFrames,
   decodeFrame,
-  deriveMessageId,
   encodeFrame,
   FRAME_CONTENT_TYPE,
   FRAME_MAX_BYTES,
   FRAME_MAX_DECODED_BYTES,
   FRAME_VERSION,
 } from "../../sync/frame.ts";
+import { deriveMessageId } from "../../sync/message-id.ts";
 import { realisticChanges } from "../support/realistic.ts";
 import { encodeClock } from "../../core/hlc.ts";
 

@@ -5,7 +5,7 @@ import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { claimChanges, pendingAfter, vesselState } from "../../../db/vessel/outbox.ts";
 import { type ChangeRow, envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
-import { deriveMessageId } from "../../../sync/frame.ts";
+import { deriveMessageId } from "../../../sync/message-id.ts";
 
 Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to toEnvelope's, key for key", async () => {
   await using db = await freshDatabase();

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { startShoreRig } from "../../support/shore-rig.ts";
 import { publishAll, SimulatedVessel, valueOf } from "../../support/fleet.ts";
 import { waitUntil } from "../../support/wait.ts";
-import { pruneInbox, reportedGaps } from "../../../db/shore/inbox.ts";
+import { pruneInbox } from "../../../db/shore/inbox.ts";
+import { reportedGaps } from "../../../db/shore/positions.ts";
 import type { Sql } from "../../../db/connection.ts";
 
 const limits = { seqWindow: 100, maxLiveEpochs: 2, maxParked: 50 };

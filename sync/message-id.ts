@@ -1,0 +1,14 @@
+import { createHash } from "node:crypto";
+import { uuidText } from "./frame-values.ts";
+
+/**
+ * The messageId a change gets when it is claimed: a UUIDv8 from SHA-256 of vessel, epoch and
+ * seq, so that it need not travel (a random one is 16 incompressible bytes per change) and is
+ * identical on every re-delivery. `db/vessel/outbox.ts` computes the same in SQL.
+ */
+export function deriveMessageId(vesselId: string, epoch: string, seq: number): string {
+  const h = createHash("sha256").update(`bosun/${vesselId}/${epoch}/${seq}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  return uuidText(h, 0);
+}
