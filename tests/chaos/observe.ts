@@ -14,7 +14,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export interface RecoveryTracker {
   /** Records a fault's end: notes the newest change committed on board by then. */
-  markEnd(): Promise<void>;
+  markEnd(label: string): Promise<void>;
   /** Waits for the last mark to be recovered, up to `timeoutMs`. */
   settle(timeoutMs: number): Promise<boolean>;
   /** The longest recovery in seconds (marks not yet recovered count up to now). */
@@ -22,10 +22,13 @@ export interface RecoveryTracker {
   close(): Promise<void>;
 }
 
+/** Called as each fault's mark is recovered: its label, seconds, and what recovered it. */
+export type OnRecovered = (label: string, seconds: number, how: string) => void;
+
 /** Starts polling the vessel's database for recoveries. */
-export function trackRecovery(vesselUrl: string): RecoveryTracker {
+export function trackRecovery(vesselUrl: string, onRecovered?: OnRecovered): RecoveryTracker {
   const sql = postgres(vesselUrl, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  const open: { endedAt: number; upTo: number }[] = [];
+  const open: { endedAt: number; upTo: number; label: string }[] = [];
   let longest = 0;
   let stopped = false;
 
@@ -51,7 +54,9 @@ export function trackRecovery(vesselUrl: string): RecoveryTracker {
             : Number(row.first);
           const now = Date.now();
           while (open.length && open[0]!.upTo < first) {
-            longest = Math.max(longest, now - open.shift()!.endedAt);
+            const m = open.shift()!;
+            longest = Math.max(longest, now - m.endedAt);
+            onRecovered?.(m.label, (now - m.endedAt) / 1000, `changes up to id ${m.upTo} acked`);
           }
         } catch {
           // the vessel's database is down: try again
@@ -63,13 +68,13 @@ export function trackRecovery(vesselUrl: string): RecoveryTracker {
   const polling = poll();
 
   return {
-    async markEnd() {
+    async markEnd(label) {
       const endedAt = Date.now();
       const [row] = await query(() =>
         sql<{ last: number | null }[]>`select max(id)::int8 as last from changes`
       );
       // Kept in upTo order, so that the poll releases marks from the front.
-      const mark = { endedAt, upTo: Number(row?.last ?? 0) };
+      const mark = { endedAt, upTo: Number(row?.last ?? 0), label };
       const at = open.findIndex((m) => m.upTo > mark.upTo);
       open.splice(at === -1 ? open.length : at, 0, mark);
     },
@@ -99,8 +104,11 @@ export function trackRecovery(vesselUrl: string): RecoveryTracker {
  * early by the few changes that overtook); it is recovered once lastAckedSeq reaches that, or
  * the epoch changed. The end-of-run verdict, not this clock, checks /health against the data.
  */
-export function trackRecoveryByHealth(vessel: GatewayProcess): RecoveryTracker {
-  const open: { endedAt: number; epoch: unknown; upTo: number }[] = [];
+export function trackRecoveryByHealth(
+  vessel: GatewayProcess,
+  onRecovered?: OnRecovered,
+): RecoveryTracker {
+  const open: { endedAt: number; epoch: unknown; upTo: number; label: string }[] = [];
   let longest = 0;
   let stopped = false;
 
@@ -115,6 +123,13 @@ export function trackRecoveryByHealth(vessel: GatewayProcess): RecoveryTracker {
             if (m.epoch !== h.epoch || h.lastAckedSeq >= m.upTo) {
               longest = Math.max(longest, now - m.endedAt);
               open.splice(i, 1);
+              onRecovered?.(
+                m.label,
+                (now - m.endedAt) / 1000,
+                m.epoch !== h.epoch
+                  ? `epoch changed (${m.epoch} -> ${h.epoch})`
+                  : `lastAckedSeq ${h.lastAckedSeq} >= ${m.upTo}`,
+              );
             }
           }
         }
@@ -125,14 +140,14 @@ export function trackRecoveryByHealth(vessel: GatewayProcess): RecoveryTracker {
   const polling = poll();
 
   return {
-    async markEnd() {
+    async markEnd(label) {
       const endedAt = Date.now();
       // The vessel may be down under another fault: ask until it answers.
       while (!stopped) {
         const h = await vessel.health();
         const published = h?.lastPublishedSeq, queued = h?.queuedMessages;
         if (typeof published === "number" && typeof queued === "number") {
-          open.push({ endedAt, epoch: h!.epoch, upTo: published + queued });
+          open.push({ endedAt, epoch: h!.epoch, upTo: published + queued, label });
           return;
         }
         await sleep(250);

@@ -202,9 +202,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       baseMode,
       ci,
     };
+    // Every recovery is logged, so that a long max_recovery_s can be traced to its fault.
+    const onRecovered = (label: string, seconds: number, how: string) =>
+      log(`recovered ${label} after ${seconds.toFixed(1)}s (${how})`);
     const recovery = vesselPg
-      ? trackRecovery(vesselPg.url("bosun"))
-      : trackRecoveryByHealth(vessel);
+      ? trackRecovery(vesselPg.url("bosun"), onRecovered)
+      : trackRecoveryByHealth(vessel, onRecovered);
     cleanups.push(() => recovery.close());
     const received = watchCounters(shore, SHORE_RECEIVED_COUNTERS);
     const writers = startWriters({
@@ -226,7 +229,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       concurrency: options.concurrency ?? (ci ? 1 : 2),
       log,
       async onEnd(kind, seconds, index) {
-        await recovery.markEnd();
+        await recovery.markEnd(`fault ${index} ${kind}`);
         log(
           `fault ${index} ${kind} ${seconds.toFixed(1)}s acked=${writers.acked.length} ` +
             `refused=${writers.failed}`,
@@ -316,6 +319,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
+/**
+ * The commit the gateways run: CHAOS_COMMIT when the run starts from a snapshot of the tree
+ * (`git archive`, so that merges made meanwhile do not reach its gateways), else the checkout's.
+ */
+async function commitOf(): Promise<string> {
+  const given = Deno.env.get("CHAOS_COMMIT");
+  if (given) return given;
+  try {
+    const out = await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).output();
+    return new TextDecoder().decode(out.stdout).trim() || "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args.filter((a) => a !== "--"),
@@ -355,7 +373,14 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   console.log(`seed=${seed}`);
+  // The machine is shared: the 1-minute load average, sampled every 30 s, goes with the figures.
+  const loads: number[] = [];
+  const sampleLoad = () => loads.push(Deno.loadavg()[0]!);
+  sampleLoad();
+  const loadTimer = setInterval(sampleLoad, 30_000);
+  const startedAt = new Date().toISOString();
   const result = await runChaos({
+    log: (line) => console.error(`${new Date().toISOString().slice(11, 19)} ${line}`),
     seed,
     faults: Number(values.faults),
     minutes: Number(values.minutes),
@@ -368,15 +393,32 @@ if (import.meta.main) {
     linkMode,
     broker,
   });
+  clearInterval(loadTimer);
+  sampleLoad();
+  const load = {
+    start: loads[0]!,
+    end: loads.at(-1)!,
+    mean: Number((loads.reduce((s, l) => s + l, 0) / loads.length).toFixed(2)),
+    max: Math.max(...loads),
+  };
   console.log(result.line);
+  console.log(`load_1min start=${load.start} mean=${load.mean} max=${load.max} end=${load.end}`);
   if (values.record) {
     // One JSON line per run, for tests/chaos/tally.ts to add up into RESULTS.md.
     const entry = {
       // 2: Mosquitto can write its persistence file (before, "persistent" restarts were clean);
       // 3: crashed gateways are restarted and counted;
-      // 4: --vessel-db, --link-mode, --broker, and /health and /metrics held to the database.
-      harness: 4,
+      // 4: --vessel-db, --link-mode, --broker, and /health and /metrics held to the database;
+      // 5: the commit the gateways ran, the load average, the figures as fields of their own.
+      harness: 5,
+      startedAt,
       at: new Date().toISOString(),
+      commit: await commitOf(),
+      load,
+      faults: result.faults,
+      changes: result.verdict.changes,
+      redeliveryRatio: Number(result.redeliveryRatio.toFixed(3)),
+      maxRecoverySeconds: Number(result.maxRecoverySeconds.toFixed(1)),
       command: `deno task chaos -- ${Deno.args.filter((a) => a !== "--").join(" ")}`,
       seed,
       profile,

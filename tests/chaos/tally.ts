@@ -14,6 +14,9 @@ interface Entry {
   ok: boolean;
   line: string;
   byKind: Record<FaultKind, number>;
+  /** Harness 5 on: the commit the gateways ran and the 1-minute load average over the run. */
+  commit?: string;
+  load?: { start: number; mean: number; max: number; end: number };
 }
 
 const entries: Entry[] = [];
@@ -39,10 +42,16 @@ for (const e of entries.filter((e) => e.ok)) {
 }
 const all = Object.values(totals).reduce((s, n) => s + n, 0) + persistentButClean;
 const out: string[] = [];
-out.push("| finished (UTC) | command | verdict |", "| --- | --- | --- |");
+out.push(
+  "| finished (UTC) | commit | load 1-min mean (max) | command | verdict |",
+  "| --- | --- | --- | --- | --- |",
+);
 for (const e of entries) {
+  const load = e.load ? `${e.load.mean.toFixed(1)} (${e.load.max.toFixed(1)})` : "—";
   out.push(
-    `| ${e.at.slice(0, 19)} | \`${e.command}\` | \`${e.line}\`${e.ok ? "" : " **FAILED**"} |`,
+    `| ${e.at.slice(0, 19)} | ${e.commit ?? "—"} | ${load} | \`${e.command}\` | \`${e.line}\`${
+      e.ok ? "" : " **FAILED**"
+    } |`,
   );
 }
 out.push("", "| fault | injected |", "| --- | --- |");
