@@ -9,6 +9,7 @@
  * Each side is read through a plain query function, so a PGlite copy serves as well as a server.
  */
 import { ENTITIES } from "../../core/entities.ts";
+import { canonical } from "../../sync/merge.ts";
 
 /** Runs SQL text (no parameters) and returns the rows. */
 export type Query = <T>(text: string) => Promise<T[]>;
@@ -26,18 +27,6 @@ interface CopyRow {
   version: number;
   deleted: boolean;
   data: Record<string, unknown>;
-}
-
-/** JSON with object keys sorted at every level, so equal values print equally. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    const o = value as Record<string, unknown>;
-    return `{${
-      Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")
-    }}`;
-  }
-  return JSON.stringify(value);
 }
 
 const toMap = (rows: CopyRow[]) =>
