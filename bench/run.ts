@@ -22,6 +22,7 @@ const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["link", () => import("./link-bytes.ts")],
   ["satellite", () => import("./satellite.ts")],
   ["slow-uploads", () => import("./slow-uploads.ts")],
+  ["two-way", () => import("./two-way.ts")],
 ];
 
 const fmt = (n: number | null, digits = 2) =>

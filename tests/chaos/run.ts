@@ -1,6 +1,7 @@
 /**
  * `deno task chaos -- --seed S --faults N --minutes M [--profile satellite] [--ci]
- *   [--vessel-db postgres|embedded] [--link-mode frames|messages] [--broker mosquitto|nats]`
+ *   [--vessel-db postgres|embedded] [--link-mode frames|messages] [--broker mosquitto|nats]
+ *   [--two-way]`
  *
  * Runs a vessel gateway, a shore gateway, a broker (one Mosquitto, or a three-node NATS
  * cluster with the vessel on one node and the shore on another) and PostgreSQL clusters of its
@@ -12,6 +13,13 @@
  *
  *   faults=N changes=M lost=0 double_applied=0 diverged=0 reports_untrue=0 redelivery_ratio=R
  *   max_recovery_s=S link_mode=L vessel_db=D broker=B
+ *
+ * With `--two-way` the office writes through the shore's API on the same records as the crew
+ * (tests/chaos/two-way.ts), the run settles only once the down stream is acknowledged too, and
+ * the line adds the down direction, conflicts and convergence:
+ *
+ *   office_writes=N down_changes=M down_lost=0 down_double_applied=0 conflicts_recorded=C
+ *   conflicts_unmatched=0 unconverged=0
  *
  * Exits non-zero on any loss, double apply or divergence, on a /health or /metrics statement
  * the vessel's database contradicts once settled, or when the system never settles.
@@ -25,10 +33,18 @@ import { freePort } from "../support/ports.ts";
 import { createRng } from "./prng.ts";
 import { gatewayProcess } from "./process.ts";
 import { startWriters } from "./writers.ts";
+import type { Entity } from "../../core/entities.ts";
 import { type FaultKind, heal, kindsFor, type World } from "./faults.ts";
 import { runSchedule } from "./schedule.ts";
 import { trackRecovery, trackRecoveryByHealth, watchCounters } from "./observe.ts";
 import { computeVerdict, openVesselDb, type Verdict, type VesselReports } from "./verdict.ts";
+import {
+  computeTwoWayVerdict,
+  downUnacked,
+  twoWayLine,
+  twoWayOk,
+  type TwoWayVerdict,
+} from "./two-way.ts";
 
 /** Options for {@linkcode runChaos}. */
 export interface ChaosOptions {
@@ -55,6 +71,8 @@ export interface ChaosOptions {
   linkMode?: "frames" | "messages";
   /** One Mosquitto (default), or a three-node NATS cluster with MQTT 3.1.1. */
   broker?: "mosquitto" | "nats";
+  /** Office writers on the shore's API as well, on the same records (two-way sync). */
+  twoWay?: boolean;
 }
 
 /** What a run found. */
@@ -64,6 +82,7 @@ export interface ChaosResult {
   byKind: Record<FaultKind, number>;
   settled: boolean;
   verdict: Verdict;
+  twoWay?: TwoWayVerdict;
   redeliveryRatio: number;
   maxRecoverySeconds: number;
   /** Gateway processes that died on their own (and were restarted), by role. */
@@ -210,13 +229,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       : trackRecoveryByHealth(vessel, onRecovered);
     cleanups.push(() => recovery.close());
     const received = watchCounters(shore, SHORE_RECEIVED_COUNTERS);
+    // Two-way: both sides' writers draw from one pool of live records, so they edit (and
+    // delete) the same records; a record not yet across is a 404, counted as refused.
+    const live: { entity: Entity; id: string }[] = [];
     const writers = startWriters({
       baseUrl: vessel.baseUrl,
       token,
       count: satellite ? 2 : 3,
       rng: rng.fork(),
       pauseMs: satellite ? 200 : 30,
+      live,
     });
+    const office = options.twoWay
+      ? startWriters({
+        baseUrl: shore.baseUrl,
+        token,
+        count: 2,
+        rng: rng.fork(),
+        pauseMs: satellite ? 200 : 30,
+        query: `?vesselId=${VESSEL_ID}`,
+        live,
+      })
+      : undefined;
 
     // Faults until N faults or M minutes, up to `concurrency` at once on disjoint parts.
     const deadline = Date.now() + options.minutes * 60_000;
@@ -238,7 +272,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     });
     const faults = Object.values(byKind).reduce((s, n) => s + n, 0);
     await writers.stop();
+    await office?.stop();
     log(`faults done: ${faults}; writes acked=${writers.acked.length} refused=${writers.failed}`);
+    if (office) {
+      log(`office writes acked=${office.acked.length} refused=${JSON.stringify(office.refusals)}`);
+      log(`crew writes refused=${JSON.stringify(writers.refusals)}`);
+    }
 
     // Everything up again (a gateway that crashed is being restarted by its supervisor).
     await heal(world, ["vesselLink", "shoreLink", "vesselPg", "shorePg", "vessel", "shore"]);
@@ -254,7 +293,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     let lastHealth: Record<string, unknown> | undefined;
     while (Date.now() < settleDeadline) {
       lastHealth = await vessel.health();
-      if (lastHealth?.queuedMessages === 0 && lastHealth?.unackedMessages === 0) {
+      if (
+        lastHealth?.queuedMessages === 0 && lastHealth?.unackedMessages === 0 &&
+        (!office || await downUnacked(shorePg.url("bosun"), VESSEL_ID).catch(() => -1) === 0)
+      ) {
         settled = await recovery.settle(30_000);
         break;
       }
@@ -281,14 +323,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const vesselData = await openVesselDb(
       vesselPg ? { url: vesselPg.url("bosun") } : { pgliteDir: `${vesselDataDir}/pgdata` },
     );
-    const verdict = await computeVerdict({
-      vessel: vesselData,
-      shoreUrl: shorePg.url("bosun"),
-      vesselId: VESSEL_ID,
-      acked: writers.acked,
-      shoreAppliedCounter: totals["bosun_shore_applied_total"],
-      reports,
-    }).finally(() => vesselData.close());
+    let verdict: Verdict, twoWay: TwoWayVerdict | undefined;
+    try {
+      verdict = await computeVerdict({
+        vessel: vesselData,
+        shoreUrl: shorePg.url("bosun"),
+        vesselId: VESSEL_ID,
+        acked: writers.acked,
+        shoreAppliedCounter: totals["bosun_shore_applied_total"],
+        reports,
+      });
+      twoWay = office && await computeTwoWayVerdict({
+        vessel: vesselData,
+        shoreUrl: shorePg.url("bosun"),
+        vesselId: VESSEL_ID,
+        officeAcked: office.acked,
+      });
+    } finally {
+      await vesselData.close();
+    }
     const receivedCount = SHORE_RECEIVED_COUNTERS.reduce((s, n) => s + (totals[n] ?? 0), 0);
     const redeliveryRatio = verdict.changes ? receivedCount / verdict.changes : 0;
     const line = `faults=${faults} changes=${verdict.changes} lost=${verdict.lost} ` +
@@ -296,17 +349,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       `reports_untrue=${verdict.reportsUntrue} ` +
       `redelivery_ratio=${redeliveryRatio.toFixed(3)} max_recovery_s=${
         maxRecoverySeconds.toFixed(1)
-      } link_mode=${linkMode} vessel_db=${vesselDb} broker=${brokerKind}`;
-    for (const e of verdict.examples) log(`  ${e}`);
+      } link_mode=${linkMode} vessel_db=${vesselDb} broker=${brokerKind}` +
+      (twoWay ? ` ${twoWayLine(twoWay)}` : "");
+    for (const e of [...verdict.examples, ...twoWay?.examples ?? []]) log(`  ${e}`);
     log(`faults by kind: ${JSON.stringify(byKind)}`);
     const ok = settled && verdict.lost === 0 && verdict.doubleApplied === 0 &&
-      verdict.diverged === 0 && verdict.reportsUntrue === 0;
+      verdict.diverged === 0 && verdict.reportsUntrue === 0 && (!twoWay || twoWayOk(twoWay));
     return {
       seed,
       faults,
       byKind,
       settled,
       verdict,
+      twoWay,
       redeliveryRatio,
       maxRecoverySeconds,
       crashes,
@@ -350,6 +405,7 @@ if (import.meta.main) {
       "vessel-db": { type: "string", default: "postgres" },
       "link-mode": { type: "string" },
       broker: { type: "string", default: "mosquitto" },
+      "two-way": { type: "boolean", default: false },
     },
   });
   const seed = values.seed === undefined
@@ -392,6 +448,7 @@ if (import.meta.main) {
     vesselDb,
     linkMode,
     broker,
+    twoWay: values["two-way"],
   });
   clearInterval(loadTimer);
   sampleLoad();
@@ -425,6 +482,7 @@ if (import.meta.main) {
       vesselDb,
       linkMode: linkMode ?? null,
       broker,
+      twoWay: values["two-way"],
       ok: result.ok,
       settled: result.settled,
       line: result.line,

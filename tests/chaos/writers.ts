@@ -23,12 +23,18 @@ export interface WritersOptions {
   rng: Rng;
   /** Pause between one writer's requests, ms. */
   pauseMs: number;
+  /** Appended to every path: `?vesselId=<id>` for the office writing through the shore's API. */
+  query?: string;
+  /** The pool of live records, shared with writers on the other side (two-way runs). */
+  live?: { entity: Entity; id: string }[];
 }
 
 /** Running writers. */
 export interface Writers {
   readonly acked: AckedWrite[];
   readonly failed: number;
+  /** The refused requests by `<method> <status>` (status 0: no answer). */
+  readonly refusals: Record<string, number>;
   /** Stops every writer after its current request. */
   stop(): Promise<void>;
 }
@@ -90,16 +96,21 @@ function patchBody(entity: Entity, rng: Rng): Record<string, unknown> {
 
 /** Starts `count` writers against the vessel; they share a pool of live records. */
 export function startWriters(options: WritersOptions): Writers {
-  const { baseUrl, token, count, pauseMs } = options;
+  const { baseUrl, token, count, pauseMs, query = "" } = options;
   const acked: AckedWrite[] = [];
-  const live: { entity: Entity; id: string }[] = [];
+  const live = options.live ?? [];
   let failed = 0;
+  const refusals: Record<string, number> = {};
+  const refuse = (method: string, status: number) => {
+    failed++;
+    refusals[`${method} ${status}`] = (refusals[`${method} ${status}`] ?? 0) + 1;
+  };
   let stopping = false;
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
 
   const request = async (method: string, path: string, body?: unknown) => {
     try {
-      const res = await fetch(`${baseUrl}${path}`, {
+      const res = await fetch(`${baseUrl}${path}${query}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -124,19 +135,19 @@ export function startWriters(options: WritersOptions): Writers {
         if (res.status === 201) {
           acked.push({ entity, id, op: "create", version: res.json.version });
           live.push({ entity, id });
-        } else failed++;
+        } else refuse("POST", res.status);
       } else if (roll < 0.85) {
         const { entity, id } = rng.pick(live);
         const res = await request("PATCH", `/api/${entity}/${id}`, patchBody(entity, rng));
         if (res.status === 200) acked.push({ entity, id, op: "update", version: res.json.version });
-        else failed++;
+        else refuse("PATCH", res.status);
       } else {
         const at = rng.int(0, live.length - 1);
         const { entity, id } = live[at]!;
         live.splice(at, 1);
         const res = await request("DELETE", `/api/${entity}/${id}`);
         if (res.status === 204) acked.push({ entity, id, op: "delete" });
-        else failed++;
+        else refuse("DELETE", res.status);
       }
       // A refused request (gateway down, database down) is retried after a pause, not spun on.
       const pause = failed > failedBefore ? 200 : rng.int(0, 2 * pauseMs);
@@ -150,6 +161,7 @@ export function startWriters(options: WritersOptions): Writers {
     get failed() {
       return failed;
     },
+    refusals,
     async stop() {
       stopping = true;
       await Promise.all(running);
