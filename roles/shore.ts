@@ -55,7 +55,11 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
   const link = new LinkState();
   if (session) link.watch(session);
 
-  const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
+  const writes = createShoreWrites({
+    sql,
+    hlc: new Hlc({ origin: "shore" }),
+    onCommit: () => down?.wake(),
+  });
   const api = [
     vesselRoutes({ sql }),
     conflictRoutes({ sql }),

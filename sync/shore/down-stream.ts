@@ -206,6 +206,11 @@ export class DownStream {
     this.requestPass(sessionPresent ? "unpublished" : "all");
   }
 
+  /** The vessel is offline (its status says so): its sends' clocks stand still. */
+  away(now: number): void {
+    for (const e of this.sentLog) e.at = Math.max(e.at, now);
+  }
+
   /** Merges a catch-up request into the one waiting (the earliest `since` wins). */
   askCatchup(request: DownCatchupRequest): void {
     const waiting = this.catchup;

@@ -32,14 +32,10 @@ import {
   type DownCatchupRequest,
   downCatchupRequestSchema,
   downCatchupVessel,
-  type Envelope,
   MAX_CATCHUP_LIMIT,
   parsePayload,
-  qosOf,
-  toEnvelope,
-  topicsOf,
 } from "../protocol.ts";
-import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
+import { downParts } from "./down-parts.ts";
 import { DownStream } from "./down-stream.ts";
 
 /** Options for {@linkcode createDownPublisher}. */
@@ -56,7 +52,7 @@ export interface DownPublisherOptions {
   batch?: number;
   /** Claimed rows a vessel may have beyond its ack (default 2,000; see down-stream.ts). */
   window?: number;
-  /** Publishes awaiting PUBACK at once per vessel (default 8). */
+  /** Publishes awaiting PUBACK at once per vessel (default 8 frames, or 256 messages). */
   sendsPerVessel?: number;
   /** How often the loop looks for work without being woken (default 1 s). */
   pollMs?: number;
@@ -91,13 +87,14 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
   const { sql, session, log, metrics } = options;
   const batch = options.batch ?? 500;
   const window = options.window ?? 2_000;
-  const sendsPerVessel = options.sendsPerVessel ?? 8;
+  const frames = (options.linkMode ?? "frames") === "frames";
+  // A frame carries up to a batch; in messages mode each publish is one change.
+  const sendsPerVessel = options.sendsPerVessel ?? (frames ? 8 : 256);
   const pollMs = options.pollMs ?? 1_000;
   const streamOptions = {
     ackTimeoutMs: options.ackTimeoutMs,
     maxResendMs: options.maxResendMs ?? options.ackTimeoutMs * 32,
   };
-  const frames = (options.linkMode ?? "frames") === "frames";
   const streams = new Map<string, DownStream>();
   const slotWaiters = new Map<DownStream, (() => void)[]>();
   const flushTimers = new Map<DownStream, ReturnType<typeof setTimeout>>();
@@ -153,50 +150,22 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
   };
 
   /**
-   * Publishes `rows` (seq order, one epoch): frames cut at the size cap, or one message per
-   * change. Stops where the session drops: what was not handed over stays above the watermark
-   * for the reconnect's pass.
+   * Publishes `rows` (seq order, one epoch; sync/shore/down-parts.ts encodes them). Stops
+   * where the session drops: what was not handed over stays above the watermark for the
+   * reconnect's pass.
    */
   async function send(s: DownStream, rows: DownRow[], catchup = false) {
-    const topics = topicsOf(s.vesselId);
-    const total = rows.length;
-    const envelopes = rows.map((r, i) =>
-      toEnvelope(r, s.vesselId, catchup ? { type: "catchup", sequence: i, total } : undefined)
-    );
-    const parts: { envelopes: Envelope[]; publish: () => Promise<void> }[] = frames
-      ? cutFrames(envelopes).reduce<{ at: number; parts: typeof parts }>((acc, f) => {
-        const part = envelopes.slice(acc.at, acc.at + f.count);
-        acc.at += f.count;
-        acc.parts.push({
-          envelopes: part,
-          publish: () =>
-            session.publish(topics.downFrames, f.payload, {
-              qos: 1,
-              contentType: FRAME_CONTENT_TYPE,
-            }),
-        });
-        return acc;
-      }, { at: 0, parts: [] }).parts
-      : envelopes.map((e) => ({
-        envelopes: [e],
-        publish: () =>
-          session.publish(topics.downData(e.entity), JSON.stringify(e), { qos: qosOf(e.entity) }),
-      }));
-    for (const part of parts) {
+    for (const part of downParts(s.vesselId, rows, { frames, catchup })) {
       await slot(s);
       if (!session.connected || stopped) return;
-      const { epoch } = part.envelopes[0]!;
-      const seqs = part.envelopes.map((e) => e.seq);
+      const { epoch, seqs } = part;
       s.sends++;
       if (!catchup) {
         for (const seq of seqs) s.inFlight.add(seq);
         s.noteSent(seqs.at(-1)!, Date.now());
       }
-      part.publish().then(() => {
-        if (catchup) {
-          metrics?.downCatchupPublished.inc(seqs.length);
-          return;
-        }
+      session.publish(part.topic, part.payload, part.options).then(() => {
+        if (catchup) return metrics?.downCatchupPublished.inc(seqs.length);
         for (const seq of seqs) s.published(epoch, seq);
         metrics?.downPublished.inc(seqs.length);
         scheduleFlush(s);
@@ -294,6 +263,13 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
 
   async function step() {
     if (!session.connected) return;
+    // A vessel whose status says offline cannot ack: its re-send clock stands still until it
+    // is back (the up stream's clocks run on connected time the same way), so a month away
+    // does not pile a re-send per back-off period into its queue at the broker.
+    const away = await sql<{ vesselId: string }[]>`
+      select vessel_id as "vesselId" from shore_vessels where status = 'offline'`;
+    const now = Date.now();
+    for (const { vesselId } of away) streams.get(vesselId)?.away(now);
     // Vessels with unclaimed rows (a partial index), plus every stream with a pass, a request
     // or sends whose re-send may fall due. Streams claimed before a restart were found once
     // at start.
@@ -306,10 +282,18 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
     for (const s of streams.values()) if (s.hasWork) spawn(s);
   }
 
+  // One step timer; a wake-up while one is due sooner changes nothing (a burst of writes
+  // makes one step, not one each).
+  let dueAt = Infinity;
   function schedule(ms: number) {
     if (stopped) return;
+    const at = Date.now() + ms;
+    if (timer !== undefined && dueAt <= at) return;
     clearTimeout(timer);
+    dueAt = at;
     timer = setTimeout(() => {
+      timer = undefined;
+      dueAt = Infinity;
       running = step().catch((err) => log.warn("Down publisher step failed", { error: err }))
         .finally(() => schedule(pollMs));
     }, ms);

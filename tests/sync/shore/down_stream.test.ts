@@ -100,3 +100,13 @@ Deno.test("catch-up requests merge into one from the earliest seq", () => {
   s.askCatchup({ since: 4, limit: 2 });
   assert.deepEqual(s.catchup, { since: 4, limit: 3, entity: undefined });
 });
+
+Deno.test("while the vessel is offline its re-send clock stands still", () => {
+  const s = stream();
+  s.claimed(EPOCH, 10);
+  s.noteSent(10, 0);
+  s.away(600);
+  s.away(5_000);
+  assert.equal(s.dueResend(5_999), null, "an offline vessel cannot ack: no re-send");
+  assert.deepEqual(s.dueResend(6_000), { fromSeq: 1, toSeq: 10, delayMs: 1_000 });
+});
