@@ -206,6 +206,18 @@ export class DownStream {
     this.requestPass(sessionPresent ? "unpublished" : "all");
   }
 
+  /**
+   * The database's stream has claims up to `lastSeq` beyond the vessel's ack. Those this
+   * process did not make (another shore instance's, perhaps dead before it sent them) are
+   * timed as sent now: unacknowledged after the delay, the re-send covers them. Before the
+   * stream's first pass (`epoch` unknown) the pass decides instead.
+   */
+  claimedElsewhere(epoch: string, lastSeq: number, now: number): void {
+    if (epoch !== this.epoch || lastSeq <= this.lastSeq) return;
+    this.lastSeq = lastSeq;
+    this.noteSent(lastSeq, now);
+  }
+
   /** The vessel is offline (its status says so): its sends' clocks stand still. */
   away(now: number): void {
     for (const e of this.sentLog) e.at = Math.max(e.at, now);

@@ -269,10 +269,17 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
     const away = await sql<{ vesselId: string }[]>`
       select vessel_id as "vesselId" from shore_vessels where status = 'offline'`;
     const now = Date.now();
+    // Streams with claimed rows beyond the vessel's ack, whoever claimed them: this process
+    // before a restart (the stream's first pass sends what was never PUBACKed), or another
+    // shore instance (SHORE_SHARED_GROUP) that may have died before sending them (they fall
+    // under this process's timed re-send).
+    const open = await sql<{ vesselId: string; epoch: string; lastSeq: number }[]>`
+      select vessel_id as "vesselId", epoch::text as epoch, last_seq as "lastSeq"
+      from shore_down_state where last_seq > acked_seq`;
+    for (const r of open) streamOf(r.vesselId).claimedElsewhere(r.epoch, r.lastSeq, now);
     for (const { vesselId } of away) streams.get(vesselId)?.away(now);
     // Vessels with unclaimed rows (a partial index), plus every stream with a pass, a request
-    // or sends whose re-send may fall due. Streams claimed before a restart were found once
-    // at start.
+    // or sends whose re-send may fall due.
     const ready = await sql<{ vesselId: string }[]>`
       select distinct vessel_id as "vesselId" from shore_down_changes where seq is null`;
     for (const r of ready) {
@@ -352,12 +359,6 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
     async start() {
       await session.subscribe(DOWN_ACK_FILTER, 1);
       await session.subscribe(DOWN_CATCHUP_FILTER, 1);
-      // Rows claimed before a restart: their streams' first pass sends what was never
-      // PUBACKed and times the rest from now.
-      const claimed = await sql<{ vesselId: string }[]>`
-        select distinct vessel_id as "vesselId" from shore_down_changes
-        where acked_at is null and seq is not null`;
-      for (const r of claimed) streamOf(r.vesselId);
       started = true;
       schedule(0);
     },

@@ -110,3 +110,15 @@ Deno.test("while the vessel is offline its re-send clock stands still", () => {
   assert.equal(s.dueResend(5_999), null, "an offline vessel cannot ack: no re-send");
   assert.deepEqual(s.dueResend(6_000), { fromSeq: 1, toSeq: 10, delayMs: 1_000 });
 });
+
+Deno.test("rows another shore instance claimed fall under this one's re-send", () => {
+  const s = stream();
+  s.seed({ epoch: EPOCH, lastSeq: 10, publishedSeq: 10, ackedSeq: 10 });
+  s.passRequest = null;
+  s.claimedElsewhere(EPOCH, 25, 0);
+  assert.equal(s.room(100), 85, "the window counts them");
+  s.claimedElsewhere(EPOCH, 25, 500);
+  assert.deepEqual(s.dueResend(1_000), { fromSeq: 11, toSeq: 25, delayMs: 1_000 });
+  s.startPass(1_000);
+  assert.deepEqual(s.select(rows(11, 25)).map((r) => r.seq), rows(11, 25).map((r) => r.seq));
+});
