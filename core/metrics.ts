@@ -29,6 +29,7 @@ export interface Metrics {
   /** Conflicts two-way sync recorded on this side (docs/two-way-sync.md). */
   conflicts: client.Counter;
   shore: ShoreMetrics;
+  down: VesselDownMetrics;
 }
 
 /** The shore role's series (registered only in the shore role). */
@@ -46,6 +47,34 @@ export interface ShoreMetrics {
   vesselLag: client.Gauge<"vessel">;
   /** The role-wide conflicts counter (Metrics.conflicts), for the ingest to count into. */
   conflicts: client.Counter;
+  /** Down stream (sync/shore/down.ts): changes PUBACKed by the broker. */
+  downPublished: client.Counter;
+  /** Changes re-sent because the vessel had not acknowledged them in time. */
+  downResent: client.Counter;
+  /** Down catch-up requests received from vessels. */
+  downCatchupRequests: client.Counter;
+  /** Changes published in answer to down catch-up requests. */
+  downCatchupPublished: client.Counter;
+  /** Per vessel, set at scrape time from db/shore/down-outbox.ts's downFigures. */
+  downBacklog: client.Gauge<"vessel">;
+  downUnacked: client.Gauge<"vessel">;
+  downPublishedSeq: client.Gauge<"vessel">;
+  downAckedSeq: client.Gauge<"vessel">;
+  downOldestUnackedAge: client.Gauge<"vessel">;
+}
+
+/** The vessel role's down stream series (registered only in the vessel role). */
+export interface VesselDownMetrics {
+  /** Shore changes applied by this process. */
+  applied: client.Counter;
+  /** Down messages dropped as malformed, by reason. */
+  dropped: client.Counter<"reason">;
+  /** Down catch-up requests published (gaps, restarts). */
+  catchupRequests: client.Counter;
+  /** Set at scrape time: the highest contiguous down seq applied (current epoch). */
+  appliedSeq: client.Gauge;
+  /** Set at scrape time: down changes received past a gap, waiting for it. */
+  waiting: client.Gauge;
 }
 
 /** Options for {@linkcode createMetrics}. */
@@ -196,6 +225,84 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         help: "Seqs received past the applied one and waiting on a gap, per vessel",
         labelNames: ["vessel"],
         registers: shoreOnly,
+      }),
+      downPublished: new client.Counter({
+        name: "bosun_shore_down_published_total",
+        help: "Changes made ashore published to vessels and acknowledged by the broker",
+        registers: shoreOnly,
+      }),
+      downResent: new client.Counter({
+        name: "bosun_shore_down_resent_total",
+        help: "Changes re-sent to vessels that had not acknowledged them in time",
+        registers: shoreOnly,
+      }),
+      downCatchupRequests: new client.Counter({
+        name: "bosun_shore_down_catchup_requests_total",
+        help: "Down catch-up requests received from vessels",
+        registers: shoreOnly,
+      }),
+      downCatchupPublished: new client.Counter({
+        name: "bosun_shore_down_catchup_published_total",
+        help: "Changes published in answer to down catch-up requests",
+        registers: shoreOnly,
+      }),
+      downBacklog: new client.Gauge({
+        name: "bosun_shore_down_backlog",
+        help: "Changes made ashore not yet acknowledged by the vessel, per vessel",
+        labelNames: ["vessel"],
+        registers: shoreOnly,
+      }),
+      downUnacked: new client.Gauge({
+        name: "bosun_shore_down_unacked",
+        help: "Down changes published (PUBACKed) but not yet acknowledged, per vessel",
+        labelNames: ["vessel"],
+        registers: shoreOnly,
+      }),
+      downPublishedSeq: new client.Gauge({
+        name: "bosun_shore_down_published_seq",
+        help: "Published watermark of the vessel's down stream (current epoch), per vessel",
+        labelNames: ["vessel"],
+        registers: shoreOnly,
+      }),
+      downAckedSeq: new client.Gauge({
+        name: "bosun_shore_down_acked_seq",
+        help: "Highest down seq the vessel acknowledged (current epoch), per vessel",
+        labelNames: ["vessel"],
+        registers: shoreOnly,
+      }),
+      downOldestUnackedAge: new client.Gauge({
+        name: "bosun_shore_down_oldest_unacked_age_seconds",
+        help: "Age of the oldest down change the vessel has not acknowledged, 0 when none",
+        labelNames: ["vessel"],
+        registers: shoreOnly,
+      }),
+    },
+    down: {
+      applied: new client.Counter({
+        name: "bosun_down_applied_total",
+        help: "Changes made ashore applied on board by this process",
+        registers: vesselOnly,
+      }),
+      dropped: new client.Counter({
+        name: "bosun_down_dropped_total",
+        help: "Down messages dropped as malformed, by reason",
+        labelNames: ["reason"],
+        registers: vesselOnly,
+      }),
+      catchupRequests: new client.Counter({
+        name: "bosun_down_catchup_requests_total",
+        help: "Down catch-up requests published to shore (gaps, restarts)",
+        registers: vesselOnly,
+      }),
+      appliedSeq: new client.Gauge({
+        name: "bosun_down_applied_seq",
+        help: "Highest contiguous seq of the shore's stream applied on board (current epoch)",
+        registers: vesselOnly,
+      }),
+      waiting: new client.Gauge({
+        name: "bosun_down_waiting",
+        help: "Down changes received past a gap and waiting for it",
+        registers: vesselOnly,
       }),
     },
   };

@@ -91,3 +91,9 @@ export async function markConflictsPublished(sql: Sql, ids: string[]): Promise<n
     where id = any(${ids}::uuid[]) and published_at is null`;
   return r.count;
 }
+
+/** Conflicts recorded on this side, every process (`/health`'s `down.conflicts` on board). */
+export async function countConflicts(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int8 as n from conflicts`;
+  return row?.n ?? 0;
+}

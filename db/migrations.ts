@@ -273,6 +273,17 @@ create table down_inbox (
 create index down_inbox_waiting on down_inbox (epoch, seq) where applied_at is null;
 `,
   },
+  {
+    version: 12,
+    name: "down stream: acknowledged position and last ack per vessel",
+    sql: `
+-- How far each vessel acknowledged its down stream, and when: the down publisher's window
+-- and the down figures of /health, /metrics and /api/vessels read it from here instead of
+-- scanning shore_down_changes.
+alter table shore_down_state add column acked_seq bigint not null default 0;
+alter table shore_down_state add column last_ack_at timestamptz;
+`,
+  },
 ];
 
 // Any constant serves; it only has to be the same in every bosun process.

@@ -63,6 +63,37 @@ const healthSchema = z.looseObject({
   qosLevel: z.number().int(),
   uptimeSeconds: z.number().int(),
   version: z.string(),
+  down: z.union([
+    z.looseObject({
+      epoch: z.string().nullable(),
+      lastAppliedSeq: z.number().int(),
+      applied: z.number().int(),
+      waiting: z.number().int(),
+      lastReceivedAt: z.string().nullable(),
+      dropped: z.number().int(),
+      conflicts: z.number().int(),
+    }).meta({ description: "Vessel: the shore's stream to it, as applied on board" }),
+    z.looseObject({
+      vessels: z.number().int(),
+      backlog: z.number().int(),
+      queued: z.number().int(),
+      unacked: z.number().int(),
+      oldestUnackedAgeSeconds: z.number().nullable(),
+      lastAckAt: z.string().nullable(),
+      streams: z.array(z.looseObject({
+        vesselId: z.string(),
+        epoch: z.string(),
+        backlog: z.number().int(),
+        queued: z.number().int(),
+        unacked: z.number().int(),
+        lastSeq: z.number().int(),
+        publishedSeq: z.number().int(),
+        ackedSeq: z.number().int(),
+        oldestUnackedAgeSeconds: z.number().nullable(),
+        lastAckAt: z.string().nullable(),
+      })),
+    }).meta({ description: "Shore: each vessel's down stream (changes made ashore)" }),
+  ]).optional(),
 }).meta({ description: "More fields may appear; the shore adds `fleet`" });
 
 const vesselsSchema = z.array(z.looseObject({
@@ -72,6 +103,18 @@ const vesselsSchema = z.array(z.looseObject({
   lastSeq: z.number().int(),
   lastSeenAt: z.string().nullable(),
   gaps: z.number().int(),
+  deadLetters: z.number().int(),
+  forgeries: z.number().int(),
+  downBacklog: z.number().int().meta({
+    description: "Changes made ashore for the vessel it has not acknowledged yet",
+  }),
+  downUnacked: z.number().int().meta({
+    description: "Of those, published (PUBACKed by the broker) and awaiting the vessel's ack",
+  }),
+  downEpoch: z.string().nullable(),
+  downPublishedSeq: z.number().int(),
+  downAckedSeq: z.number().int(),
+  downLastAckAt: z.string().nullable(),
 }));
 
 const conflictsSchema = pageOf(z.looseObject({

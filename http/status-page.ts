@@ -17,7 +17,7 @@ export interface FleetRow {
   lag?: number;
   /** Not tracked yet: shown as "—". */
   deadLetters?: number;
-  /** Not tracked yet: shown as "—". */
+  /** Changes made ashore the vessel has not acknowledged yet ("—" where unknown). */
   downBacklog?: number;
 }
 

@@ -10,8 +10,9 @@ import { createShoreWrites } from "../db/shore/writes.ts";
 import { Hlc } from "../core/hlc.ts";
 import { createSession } from "../sync/session.ts";
 import { createShore } from "../sync/shore/ingest.ts";
-import { DOWN_ACK_FILTER, FLEET_FILTER } from "../sync/protocol.ts";
+import { DOWN_ACK_FILTER, DOWN_CATCHUP_FILTER, FLEET_FILTER } from "../sync/protocol.ts";
 import { createDownPublisher } from "../sync/shore/down.ts";
+import { downHealth, refreshDownMetrics } from "../sync/shore/down-report.ts";
 import type { Role, RoleDeps } from "./role.ts";
 
 /** Builds the shore role; the session connects on `start()`. */
@@ -48,12 +49,17 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     log: log.child({ module: "down" }),
     ackTimeoutMs: config.ackTimeoutS * 1000,
     linkMode: config.linkMode,
+    metrics: metrics.shore,
   });
 
   const link = new LinkState();
   if (session) link.watch(session);
 
-  const writes = createShoreWrites({ sql, hlc: new Hlc({ origin: "shore" }) });
+  const writes = createShoreWrites({
+    sql,
+    hlc: new Hlc({ origin: "shore" }),
+    onCommit: () => down?.wake(),
+  });
   const api = [
     vesselRoutes({ sql }),
     conflictRoutes({ sql }),
@@ -63,23 +69,25 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
   return {
     api,
     async report() {
+      const downStreams = await downHealth(sql);
       return {
         status: !session ? "disabled" : session.connected ? "connected" : "disconnected",
         disconnectedSince: session ? link.downSince?.toISOString() ?? null : null,
         lastAckAt: await lastAckAt(sql),
         fleet: await fleetSummary(sql),
-        // Received from the fleet and not yet written. The shore publishes no changes of its
-        // own yet, so nothing of its own is unacknowledged.
+        // Received from the fleet and not yet written. What the shore publishes (changes
+        // made ashore) is in `down`; its unacknowledged ones count here too.
         queuedMessages: shore?.buffered ?? 0,
-        unackedMessages: 0,
-        oldestUnackedAgeSeconds: null,
+        unackedMessages: downStreams.unacked,
+        oldestUnackedAgeSeconds: downStreams.oldestUnackedAgeSeconds,
         lastPublishedSeq: 0,
         lastAckedSeq: 0,
         reconnectAttempts: session?.reconnectAttempts ?? 0,
         activeSubscriptions: session?.subscriptions.length ?? 0,
         subscriptions: session?.subscriptions ?? [],
-        topics: [FLEET_FILTER, DOWN_ACK_FILTER],
+        topics: [FLEET_FILTER, DOWN_ACK_FILTER, DOWN_CATCHUP_FILTER],
         qosLevel: 1,
+        down: downStreams,
       };
     },
     async fleet() {
@@ -97,6 +105,7 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
         metrics.shore.vesselAppliedSeq.set({ vessel: p.vesselId }, p.lastSeq);
         metrics.shore.vesselLag.set({ vessel: p.vesselId }, p.lag);
       }
+      await refreshDownMetrics(sql, metrics.shore);
     },
     async start() {
       await shore?.start();

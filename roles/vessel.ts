@@ -5,6 +5,8 @@
 import { OutboxGate } from "../core/outbox-gate.ts";
 import { isDatabaseUnavailable } from "../core/errors.ts";
 import { countPending, outboxHealth, outboxStats } from "../db/vessel/outbox.ts";
+import { downInboxFigures } from "../db/vessel/down-inbox.ts";
+import { countConflicts } from "../db/conflicts.ts";
 import { createRecordStore } from "../db/vessel/records.ts";
 import { recordRoutes } from "../routes/records.ts";
 import { conflictRoutes } from "../routes/conflicts.ts";
@@ -51,6 +53,20 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
   const session = () => engine?.started ? engine.session : undefined;
   const link = new LinkState();
 
+  /** The shore's stream to this vessel, as `/health` shows it (`down`). */
+  async function downReport() {
+    const [f, conflicts] = await Promise.all([downInboxFigures(sql), countConflicts(sql)]);
+    return {
+      epoch: f.epoch,
+      lastAppliedSeq: f.lastSeq,
+      applied: f.applied,
+      waiting: f.waiting,
+      lastReceivedAt: f.lastReceivedAt,
+      dropped: engine?.down?.dropped ?? 0,
+      conflicts,
+    };
+  }
+
   return {
     gate,
     engine,
@@ -70,6 +86,7 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
           ? [topics.frames, topics.status]
           : [...ENTITIES.map((e) => topics.data(e)), topics.status],
         qosLevel: 1,
+        down: await downReport(),
       };
     },
     async refresh() {
@@ -80,6 +97,9 @@ export async function createVesselRole(options: VesselRoleOptions): Promise<Vess
       metrics.lastAckedSeq.set(s.lastAckedSeq);
       metrics.oldestUnackedAge.set(s.oldestUnackedAgeSeconds ?? 0);
       metrics.linkDown.set(engine ? link.downSeconds() : 0);
+      const down = await downInboxFigures(sql);
+      metrics.down.appliedSeq.set(down.lastSeq);
+      metrics.down.waiting.set(down.waiting);
     },
     start() {
       engine?.start();

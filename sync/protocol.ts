@@ -43,9 +43,18 @@ export function topicsOf(vesselId: string) {
 /** What the shore subscribes to for the vessels' down acks. */
 export const DOWN_ACK_FILTER = "vessel/+/down/ack";
 
+/** What the shore subscribes to for the vessels' down catch-up requests. */
+export const DOWN_CATCHUP_FILTER = "vessel/+/down/catchup/request";
+
 /** The vessel id a `vessel/<id>/down/ack` topic names, or undefined for any other topic. */
 export function downAckVessel(topic: string): string | undefined {
   const m = /^vessel\/([^/]+)\/down\/ack$/.exec(topic);
+  return m && VESSEL_ID_PATTERN.test(m[1]!) ? m[1] : undefined;
+}
+
+/** The vessel id a `vessel/<id>/down/catchup/request` topic names, or undefined. */
+export function downCatchupVessel(topic: string): string | undefined {
+  const m = /^vessel\/([^/]+)\/down\/catchup\/request$/.exec(topic);
   return m && VESSEL_ID_PATTERN.test(m[1]!) ? m[1] : undefined;
 }
 
@@ -231,6 +240,22 @@ export type CatchupRequest = z.infer<typeof catchupRequestSchema>;
 
 /** The catch-up request's payload. */
 export const catchupRequestPayload = (r: CatchupRequest): string => JSON.stringify(r);
+
+/**
+ * The down catch-up request, vessel → shore on `vessel/<id>/down/catchup/request`: the up
+ * direction's request, plus the epoch of the shore's stream that `since` counts in (the
+ * vessel's latest down position). A shore whose stream for the vessel is in another epoch
+ * answers with its current epoch from the first seq.
+ */
+export const downCatchupRequestSchema = catchupRequestSchema.extend({
+  epoch: z.uuid().optional(),
+});
+
+/** A down catch-up request as its schema parses it. */
+export type DownCatchupRequest = z.infer<typeof downCatchupRequestSchema>;
+
+/** The down catch-up request's payload. */
+export const downCatchupRequestPayload = (r: DownCatchupRequest): string => JSON.stringify(r);
 
 // ---- a conflict: vessel → shore on <root>/conflicts, and GET /api/conflicts --------------------
 

@@ -20,6 +20,16 @@ export interface VesselView {
   deadLetters: number;
   /** Messages refused for a seq already held under another messageId (a security event). */
   forgeries: number;
+  /** Changes made ashore for the vessel it has not acknowledged yet (its down stream). */
+  downBacklog: number;
+  /** Of those, published (PUBACKed by the broker) and awaiting the vessel's ack. */
+  downUnacked: number;
+  /** The down stream's epoch, its published watermark and the vessel's ack in it. */
+  downEpoch: string | null;
+  downPublishedSeq: number;
+  downAckedSeq: number;
+  /** When the vessel last acknowledged its down stream, or null. */
+  downLastAckAt: string | null;
 }
 
 /** A fleet record: the record as the vessel's API returns it, plus its vessel. */
@@ -66,24 +76,44 @@ export async function recordPresence(sql: Sql, p: Presence): Promise<void> {
         else excluded.reported_seq end`;
 }
 
-/** Every known vessel with its current epoch's position. */
+/**
+ * Every known vessel (seen on the broker, or written for ashore) with its current epoch's
+ * position and its down stream (db/shore/down-outbox.ts's figures, per vessel).
+ */
 export function listVessels(sql: Sql): Promise<VesselView[]> {
   return sql<VesselView[]>`
     with current as (
       select distinct on (vessel_id) vessel_id, epoch, last_seq
       from shore_positions order by vessel_id, last_received_at desc, epoch
+    ), ids as (
+      select vessel_id from shore_vessels union select vessel_id from shore_down_state
     )
-    select v.vessel_id as "vesselId", v.status, c.epoch::text as epoch,
+    select ids.vessel_id as "vesselId", coalesce(v.status, 'unknown') as status,
+      c.epoch::text as epoch,
       coalesce(c.last_seq, 0)::int8 as "lastSeq",
       to_char(v.last_seen_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
         as "lastSeenAt",
-      (select count(*) from shore_inbox i where i.vessel_id = v.vessel_id
+      (select count(*) from shore_inbox i where i.vessel_id = ids.vessel_id
         and i.epoch = c.epoch and i.applied_at is null)::int8 as gaps,
-      (select count(*) from shore_dead_letters d where d.vessel_id = v.vessel_id)::int8
+      (select count(*) from shore_dead_letters d where d.vessel_id = ids.vessel_id)::int8
         as "deadLetters",
-      v.forgeries
-    from shore_vessels v left join current c using (vessel_id)
-    order by v.vessel_id`;
+      coalesce(v.forgeries, 0)::int8 as forgeries,
+      ((select count(*) from shore_down_changes dc where dc.vessel_id = ids.vessel_id
+          and dc.seq is null)
+        + (select count(*) from shore_down_changes dc where dc.vessel_id = ids.vessel_id
+          and dc.acked_at is null and dc.seq is not null))::int8 as "downBacklog",
+      (select count(*) from shore_down_changes dc where dc.vessel_id = ids.vessel_id
+        and dc.acked_at is null and dc.seq is not null and dc.epoch = d.epoch
+        and dc.seq <= d.published_seq)::int8 as "downUnacked",
+      d.epoch::text as "downEpoch",
+      coalesce(d.published_seq, 0)::int8 as "downPublishedSeq",
+      coalesce(d.acked_seq, 0)::int8 as "downAckedSeq",
+      to_char(d.last_ack_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        as "downLastAckAt"
+    from ids left join shore_vessels v using (vessel_id)
+      left join current c using (vessel_id)
+      left join shore_down_state d using (vessel_id)
+    order by ids.vessel_id`;
 }
 
 /** The fleet summary of `/health`. */

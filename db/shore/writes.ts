@@ -40,8 +40,14 @@ interface Row {
   version: number;
 }
 
-/** Builds the shore's write store; `hlc` is the shore's clock (origin "shore"). */
-export function createShoreWrites({ sql, hlc }: { sql: Sql; hlc: Hlc }): ShoreWriteStore {
+/**
+ * Builds the shore's write store; `hlc` is the shore's clock (origin "shore"). `onCommit` is
+ * called after each committed write (the shore role wakes its down publisher with it, so a
+ * change, an alert above all, does not wait for the publisher's next poll).
+ */
+export function createShoreWrites(
+  { sql, hlc, onCommit = () => {} }: { sql: Sql; hlc: Hlc; onCommit?: () => void },
+): ShoreWriteStore {
   const notFound = (entity: Entity, id: string, vesselId: string) =>
     new HttpError(404, "not_found", `No ${entity} record with id "${id}" for vessel "${vesselId}"`);
 
@@ -96,7 +102,10 @@ export function createShoreWrites({ sql, hlc }: { sql: Sql; hlc: Hlc }): ShoreWr
         where entity = ${entity} and vessel_id = ${vesselId} and id = ${id}`;
       await outbox(tx, vesselId, { ...write, entity }, image.data, changeSync(change));
       return image.data;
-    }) as Promise<ApiRecord>;
+    }).then((data) => {
+      onCommit();
+      return data as ApiRecord;
+    });
   }
 
   return {
@@ -123,6 +132,7 @@ export function createShoreWrites({ sql, hlc }: { sql: Sql; hlc: Hlc }): ShoreWr
         await outbox(tx, vesselId, { ...write, entity }, image.data, changeSync(change));
         return image.data;
       }) as ApiRecord;
+      onCommit();
       return { ...data, vesselId };
     },
 

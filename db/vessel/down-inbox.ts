@@ -177,3 +177,38 @@ export async function pruneDownInbox(sql: Sql, days: number): Promise<number> {
     where applied_at is not null and applied_at < now() - make_interval(days => ${days})`;
   return result.count;
 }
+
+/** Where the vessel's inbox of the shore's stream stands (its latest epoch). */
+export interface DownInboxFigures {
+  /** The epoch of the shore's stream last received, or null before the first change. */
+  epoch: string | null;
+  /** Highest contiguous seq applied in it: what the down ack says. */
+  lastSeq: number;
+  /** Changes applied in it, every process. */
+  applied: number;
+  /** Changes received past a missing seq, waiting for it. */
+  waiting: number;
+  /** The first of those, or null. */
+  firstWaiting: number | null;
+  lastReceivedAt: string | null;
+}
+
+/** Reads the inbox's figures for the latest epoch (one partial-index count). */
+export async function downInboxFigures(sql: Sql): Promise<DownInboxFigures> {
+  const [row] = await sql<DownInboxFigures[]>`
+    select p.epoch::text as epoch, p.last_seq as "lastSeq", p.applied_count as applied,
+      w.waiting::int8 as waiting, w.first as "firstWaiting",
+      to_char(p.last_received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        as "lastReceivedAt"
+    from (select * from down_positions order by last_received_at desc, epoch limit 1) p
+    cross join lateral (select count(*) as waiting, min(seq) as first from down_inbox i
+      where i.epoch = p.epoch and i.applied_at is null and i.seq > p.last_seq) w`;
+  return row ?? {
+    epoch: null,
+    lastSeq: 0,
+    applied: 0,
+    waiting: 0,
+    firstWaiting: null,
+    lastReceivedAt: null,
+  };
+}

@@ -13,6 +13,7 @@ import { downAckPosition, type DownChange, ingestDown } from "../../db/vessel/do
 import { markConflictsPublished, unpublishedConflicts } from "../../db/conflicts.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import type { Logger } from "../../core/log.ts";
+import type { Metrics } from "../../core/metrics.ts";
 import { ENTITIES } from "../../core/entities.ts";
 import type { Session } from "../session.ts";
 import { decodeFrame } from "../frame.ts";
@@ -36,6 +37,8 @@ export interface DownReceiverOptions {
   ackDebounceMs?: number;
   /** How often unpublished conflicts are looked for without a wake-up (default 5 s). */
   pollMs?: number;
+  /** Counts applied and dropped down changes and the conflicts recorded. */
+  metrics?: Metrics;
 }
 
 /** The running receiver. */
@@ -49,7 +52,7 @@ export interface DownReceiver {
 
 /** Subscribes to this vessel's down topics and applies what arrives. */
 export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
-  const { sql, session, vesselId, hlc, log } = options;
+  const { sql, session, vesselId, hlc, log, metrics } = options;
   const topics = topicsOf(vesselId);
   const entityTopics = new Map(ENTITIES.map((e) => [topics.downData(e), e]));
   const ackDebounceMs = options.ackDebounceMs ?? 50;
@@ -62,6 +65,7 @@ export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
 
   const drop = (reason: string, detail?: string) => {
     dropped++;
+    metrics?.down.dropped.inc({ reason });
     log.warn("Malformed down message dropped", { reason, detail });
   };
 
@@ -76,6 +80,8 @@ export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
     chain = chain.then(async () => {
       const r = await ingestDown(sql, { vesselId, epoch, changes, hlc });
       applied += r.applied;
+      metrics?.down.applied.inc(r.applied);
+      metrics?.conflicts.inc(r.conflicts);
       if (r.clockAhead) {
         log.warn("Shore clock ahead of ours beyond the drift bound", { changes: r.clockAhead });
       }

@@ -13,6 +13,7 @@ import type { Metrics } from "../../core/metrics.ts";
 import { VERSION } from "../../core/version.ts";
 import { Hlc } from "../../core/hlc.ts";
 import { createDownReceiver, type DownReceiver } from "./down.ts";
+import { createDownGapWatch, type DownGapWatch } from "./down-gaps.ts";
 import { SyncNotStartedError } from "../../core/errors.ts";
 import { type Catchup, createCatchup } from "./catchup.ts";
 import { createPublisher, type Publisher } from "./publisher.ts";
@@ -57,6 +58,8 @@ export interface VesselEngineOptions {
   pollMs?: number;
   /** The vessel's clock, shared with its record store (roles/vessel.ts). */
   hlc?: Hlc;
+  /** How long a gap in the shore's down stream stays before it is asked for (default 2 s). */
+  downGapWaitMs?: number;
 }
 
 /** The running engine. */
@@ -69,6 +72,8 @@ export interface VesselEngine {
   onEvent(fn: (e: EngineEvent) => void): () => void;
   readonly catchup: Catchup;
   readonly session: Session;
+  /** The down stream's receiver (undefined before `start()`). */
+  readonly down: DownReceiver | undefined;
 }
 
 /** Builds the engine; nothing connects until `start()`. */
@@ -92,6 +97,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
   let publisher: Publisher | undefined;
   let catchup: Catchup | undefined;
   let down: DownReceiver | undefined;
+  let downGaps: DownGapWatch | undefined;
   const notStarted = () => new SyncNotStartedError();
 
   // Acks are applied one at a time, in arrival order.
@@ -167,6 +173,9 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       if (!session) throw notStarted();
       return session;
     },
+    get down() {
+      return down;
+    },
     catchup: {
       list: (q) => catchup ? catchup.list(q) : Promise.reject(notStarted()),
       republish: (q) => catchup ? catchup.republish(q) : Promise.reject(notStarted()),
@@ -227,6 +236,15 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         hlc: options.hlc ?? new Hlc({ origin: "vessel" }),
         log: log.child({ module: "down" }),
         pollMs: options.pollMs,
+        metrics,
+      });
+      downGaps = createDownGapWatch({
+        sql,
+        session,
+        vesselId: config.vesselId,
+        log: log.child({ module: "down" }),
+        waitMs: options.downGapWaitMs,
+        onRequest: () => metrics.down.catchupRequests.inc(),
       });
 
       offs.push(gate.onAdded(() => publisher?.wake()));
@@ -272,6 +290,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       for (const off of offs) off();
       if (!session || !publisher) return;
       await publisher.stop();
+      downGaps?.stop();
       await down?.stop();
       await ackChain;
       if (session.connected) {

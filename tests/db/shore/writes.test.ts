@@ -4,7 +4,7 @@ import { createShoreWrites } from "../../../db/shore/writes.ts";
 import {
   applyDownAck,
   claimDownChanges,
-  downBacklog,
+  downFigures,
   pendingDownAfter,
   pruneDownAcked,
 } from "../../../db/shore/down-outbox.ts";
@@ -98,9 +98,9 @@ Deno.test("shore writes for a vessel commit each change in that vessel's down ou
     assert.deepEqual(v2.map((r) => r.seq), v2.map((_, i) => i + 1));
     assert.notEqual(v2[0]!.epoch, first[0]!.epoch);
     assert.deepEqual(await claimDownChanges(sql, V1, 100), []);
-    assert.deepEqual([...await downBacklog(sql)], [
-      { vesselId: V1, backlog: first.length + rest.length },
-      { vesselId: V2, backlog: v2.length },
+    assert.deepEqual((await downFigures(sql)).map((f) => [f.vesselId, f.backlog]), [
+      [V1, first.length + rest.length],
+      [V2, v2.length],
     ]);
   });
 
@@ -142,10 +142,14 @@ Deno.test("a vessel's down ack releases its rows; re-sends start past the ack", 
   });
   const again = await pendingDownAfter(sql, { vesselId: V1, epoch, afterSeq: 0, limit: 10 });
   assert.deepEqual(again.map((r) => r.seq), [4, 5]);
-  assert.deepEqual([...await downBacklog(sql)], [{ vesselId: V1, backlog: 2 }, {
-    vesselId: V2,
-    backlog: 1,
-  }]);
+  const figures = await downFigures(sql);
+  assert.deepEqual(figures.map((f) => [f.vesselId, f.backlog]), [[V1, 2], [V2, 1]]);
+  assert.deepEqual(
+    [figures[0]!.ackedSeq, figures[0]!.publishedSeq, figures[0]!.unacked, figures[0]!.queued],
+    [3, 3, 0, 2],
+    "the ack moved the acknowledged position and the published watermark",
+  );
+  assert.notEqual(figures[0]!.lastAckAt, null);
   await sql`update shore_down_changes set acked_at = acked_at - interval '40 days'
     where acked_at is not null`;
   assert.equal(await pruneDownAcked(sql, 30), 3, "only acknowledged rows are pruned");
