@@ -35,6 +35,8 @@ const BACKLOG_VESSELS = envNumber("BENCH_FLEET_BACKLOG_VESSELS", 4);
 const CHATTY = envNumber("BENCH_FLEET_CHATTY", 20);
 /** Every wait of the bench ends here at the latest (a stuck run fails, it does not hang). */
 const DEADLINE_MS = envNumber("BENCH_FLEET_DEADLINE_S", FULL ? 1_200 : 180) * 1000;
+/** Which brokers to run (`mosquitto,nats` by default): one alone halves a long run. */
+const BROKERS = (Deno.env.get("BENCH_FLEET_BROKERS") ?? "mosquitto,nats").split(",");
 
 const mb = (pid: number): number => {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -221,59 +223,80 @@ export async function run(): Promise<BenchRow[]> {
       return { single: none, fleet: none, exactlyOnce: false, idleRss: NaN, fleetRss: NaN };
     }
   };
-  const mosq = await guard("Mosquitto", async () => {
-    await using broker = await startMosquitto();
-    return await measure({
-      name: "mosq",
-      shoreEnv: { MQTT_BROKER_URL: broker.url },
-      peer: () => ({ urls: [broker.url], protocolVersion: 5 }),
-    });
-  });
+  const skipped = (name: string) => async (): Promise<BrokerResult> => {
+    await Promise.resolve();
+    throw new Error(`not run (BENCH_FLEET_BROKERS=${BROKERS.join(",")} leaves out ${name})`);
+  };
+  const mosq = await guard(
+    "Mosquitto",
+    !BROKERS.includes("mosquitto") ? skipped("mosquitto") : async () => {
+      await using broker = await startMosquitto();
+      return await measure({
+        name: "mosq",
+        shoreEnv: { MQTT_BROKER_URL: broker.url },
+        peer: () => ({ urls: [broker.url], protocolVersion: 5 }),
+      });
+    },
+  );
   console.error(`fleet200: mosquitto ${JSON.stringify(mosq)}`);
 
-  const nats = await guard("NATS", async () => {
-    const ids = [
-      "nats-single-0",
-      ...Array.from({ length: VESSELS }, (_, i) => `nats-fleet-${i}`),
-    ];
-    await using cluster = await startNatsCluster({ vessels: ids, readyTimeoutMs: 120_000 });
-    const urls = cluster.nodes.map((n) => n.mqttUrl);
-    return await measure(
-      {
-        name: "nats",
-        shoreEnv: {
-          MQTT_BROKER_URL: urls[2]!,
-          MQTT_PROTOCOL: "3.1.1",
-          MQTT_USERNAME: SHORE_USER,
-          MQTT_PASSWORD: cluster.passwords[SHORE_USER]!,
-        },
-        peer: (i, id) => ({
-          urls: [0, 1, 2].map((k) => urls[(i + k) % 3]!),
-          protocolVersion: 4,
-          username: id,
-          password: cluster.passwords[id],
-        }),
-      },
-      async (fleet) => {
-        // kill -9 of node 1 (a third of the vessels' own node; not the shore's), then the
-        // time until every vessel is acknowledged again.
-        // Every vessel makes one change right after the kill: the figure is until each has
-        // that change acknowledged (a vessel with nothing unacked would otherwise count 0 s).
-        const t = performance.now();
-        await cluster.kill(0);
-        for (const { peer } of fleet.peers) peer.change(1);
-        const targets = fleet.peers.map(({ peer }) => peer.seq);
-        await withDeadline(
-          Promise.all(fleet.peers.map(({ peer }, i) => peer.acknowledged(targets[i]))),
-          "every vessel acknowledged again after kill -9 of a NATS node",
-          DEADLINE_MS,
+  const nats = await guard(
+    "NATS",
+    !BROKERS.includes("nats") ? skipped("nats") : async () => {
+      const ids = [
+        "nats-single-0",
+        ...Array.from({ length: VESSELS }, (_, i) => `nats-fleet-${i}`),
+      ];
+      await using cluster = await startNatsCluster({ vessels: ids, readyTimeoutMs: 120_000 });
+      const urls = cluster.nodes.map((n) => n.mqttUrl);
+      // A run that fails leaves the nodes' logs behind for its diagnosis.
+      const keepLogs = async () => {
+        const path = await Deno.makeTempFile({ prefix: "fleet200-nats-", suffix: ".log" });
+        await Deno.writeTextFile(path, (await Promise.all([0, 1, 2].map(cluster.log))).join("\n"));
+        console.error(`fleet200: the NATS nodes' logs are in ${path}`);
+      };
+      try {
+        return await measure(
+          {
+            name: "nats",
+            shoreEnv: {
+              MQTT_BROKER_URL: urls[2]!,
+              MQTT_PROTOCOL: "3.1.1",
+              MQTT_USERNAME: SHORE_USER,
+              MQTT_PASSWORD: cluster.passwords[SHORE_USER]!,
+            },
+            peer: (i, id) => ({
+              urls: [0, 1, 2].map((k) => urls[(i + k) % 3]!),
+              protocolVersion: 4,
+              username: id,
+              password: cluster.passwords[id],
+            }),
+          },
+          async (fleet) => {
+            // kill -9 of node 1 (a third of the vessels' own node; not the shore's), then the
+            // time until every vessel is acknowledged again.
+            // Every vessel makes one change right after the kill: the figure is until each has
+            // that change acknowledged (a vessel with nothing unacked would otherwise count 0 s).
+            const t = performance.now();
+            await cluster.kill(0);
+            for (const { peer } of fleet.peers) peer.change(1);
+            const targets = fleet.peers.map(({ peer }) => peer.seq);
+            await withDeadline(
+              Promise.all(fleet.peers.map(({ peer }, i) => peer.acknowledged(targets[i]))),
+              "every vessel acknowledged again after kill -9 of a NATS node",
+              DEADLINE_MS,
+            );
+            const seconds = (performance.now() - t) / 1000;
+            await cluster.restart(0);
+            return seconds;
+          },
         );
-        const seconds = (performance.now() - t) / 1000;
-        await cluster.restart(0);
-        return seconds;
-      },
-    );
-  });
+      } catch (err) {
+        await keepLogs();
+        throw err;
+      }
+    },
+  );
   console.error(`fleet200: nats ${JSON.stringify(nats)}`);
 
   const row = (
