@@ -7,27 +7,32 @@
  * them. Claiming no further ahead than about a second of the link's bytes lets the alert ride
  * a frame that leaves within about a second.
  *
- * The estimate, from two kinds of sample of the last `WINDOW_MS`, the median of each (one
- * lost segment holds a publish back and the PUBACKs behind it then come in a burst: a median
- * shrugs that off, a maximum would not):
- *
- * - the spacing of PUBACKs: of publishes sent together, each queued behind the one before on
- *   the link, so from the first one's PUBACK to the last one's the link carried the others
- *   (their bytes over that time; PUBACKs read together are one burst's span, not several). This measures the link even while the budget, not the link, limits
- *   what is in flight, where a delivery rate would measure the budget over the round trip
- *   (and a budget of rate × horizon would settle at a fraction of the link whenever the round
- *   trip is a good part of the horizon: 0.4 of it on a 600 ms satellite hop, measured).
- * - the delivery rate (bytes PUBACKed between a publish's send and its PUBACK, over that
- *   time): a floor for the first seconds, before spacings were seen.
+ * The estimate is the highest delivery rate of the last `WINDOW_MS`, each sample taken as TCP's
+ * BBR takes it: the bytes PUBACKed while a publish was on its way, over the longer of the time
+ * between the PUBACK before its send and its own PUBACK (PUBACKs held back by a lost segment and
+ * then read together do not inflate it: their time counts from the PUBACK before the stall) and
+ * the time its send took after the publish PUBACKed before it. While the budget, not the link,
+ * limits what is in flight, a sample is the budget over the round trip; a budget of a second
+ * over a round trip shorter than that is more than the last sample, so the estimate climbs until
+ * the link, not the budget, limits the samples. Two earlier estimators stuck below the link and
+ * did not climb: medians (a budget-limited median is the budget over the round trip, and the
+ * median of PUBACK spacings needed publishes sent together, which a full budget never sends) and
+ * a delivery rate counted from the send (one stall's PUBACKs read together gave 1.47 MB/s on a
+ * 54 KB/s link, hence the medians). Measured: docs/frames.md.
  *
  * It starts at `floorBytes` a horizon and never goes below.
  */
 
 const WINDOW_MS = 10_000;
+/** The round trip is the least of this long: see {@linkcode LinkPace.roundTripMs}. */
+const RTT_WINDOW_MS = 60_000;
 
 /** Options for {@linkcode LinkPace}. */
 export interface LinkPaceOptions {
-  /** How far ahead of the broker's PUBACKs to claim, ms of the link's bytes. */
+  /**
+   * How far past the link's round trip to claim, ms of the link's measured bytes: what queues
+   * on the link ahead of an alert claimed now.
+   */
   horizonMs?: number;
   /** The budget before anything was measured, and never less: bytes. */
   floorBytes?: number;
@@ -39,7 +44,11 @@ export interface LinkPaceOptions {
 export interface Sent {
   bytes: number;
   at: number;
+  /** Bytes PUBACKed before the send, and when the last of them was. */
   ackedBefore: number;
+  ackedAt: number;
+  /** When the publish PUBACKed last before the send had been sent. */
+  firstSentAt: number;
 }
 
 /** The link's measured pace and the claim budget it allows. */
@@ -50,77 +59,112 @@ export class LinkPace {
   bytesPerRow = 200;
   #now: () => number;
   #acked = 0;
-  // Publishes sent together, as their PUBACKs come: the first PUBACK's time, and the bytes
-  // PUBACKed after it up to the latest.
-  #burst = { sentAt: -Infinity, firstAckAt: 0, lastAckAt: 0, bytes: 0 };
-  #delivery: { at: number; rate: number }[] = [];
-  #spacing: { at: number; rate: number }[] = [];
+  #ackedAt = 0;
+  #firstSentAt = 0;
+  #inFlight = 0;
+  #delivery: Samples = [];
+  #rtt: Samples = [];
 
   constructor(options: LinkPaceOptions = {}) {
-    this.horizonMs = options.horizonMs ?? 1_000;
+    this.horizonMs = options.horizonMs ?? 500;
     this.floorBytes = options.floorBytes ?? 16 * 1024;
     this.#now = options.now ?? Date.now;
   }
 
   /** Bytes per second the link carries, as measured (see the header). */
   get rate(): number {
-    const floor = this.floorBytes * 1_000 / this.horizonMs;
-    return Math.max(floor, median(this.#delivery), median(this.#spacing));
+    prune(this.#delivery, this.#now(), WINDOW_MS);
+    let best = this.floorBytes; // a second's worth
+    for (const s of this.#delivery) best = Math.max(best, s.value);
+    return best;
   }
 
   /** A publish of `bytes` carrying `rows` changes left. */
   sent(bytes: number, rows: number): Sent {
     if (rows > 0) this.bytesPerRow += (bytes / rows - this.bytesPerRow) / 8;
-    return { bytes, at: this.#now(), ackedBefore: this.#acked };
+    const at = this.#now();
+    // Nothing on its way: the link was idle, its clock starts at this send.
+    if (this.#inFlight++ === 0) this.#ackedAt = this.#firstSentAt = at;
+    return {
+      bytes,
+      at,
+      ackedBefore: this.#acked,
+      ackedAt: this.#ackedAt,
+      firstSentAt: this.#firstSentAt,
+    };
+  }
+
+  /** The publish will not be PUBACKed (the link dropped, the broker refused it). */
+  failed(_sent: Sent): void {
+    this.#inFlight = Math.max(0, this.#inFlight - 1);
   }
 
   /** The broker acknowledged a publish. */
   acked(sent: Sent): void {
+    this.#inFlight = Math.max(0, this.#inFlight - 1);
     this.#acked += sent.bytes;
     const now = this.#now();
-    add(
-      this.#delivery,
-      now,
-      now,
-      (this.#acked - sent.ackedBefore) * 1_000 / Math.max(1, now - sent.at),
-    );
-    const burst = this.#burst;
-    if (Math.abs(sent.at - burst.sentAt) <= 2) {
-      burst.bytes += sent.bytes;
-      burst.lastAckAt = now;
-      return;
+    keep(this.#rtt, now, now - sent.at, Math.min, RTT_WINDOW_MS);
+    this.#ackedAt = now;
+    this.#firstSentAt = sent.at;
+    // Under 20 ms the clock says little (and on such a link the budget is large anyway).
+    const interval = Math.max(now - sent.ackedAt, sent.at - sent.firstSentAt);
+    if (interval >= 20) {
+      const rate = (this.#acked - sent.ackedBefore) * 1_000 / interval;
+      keep(this.#delivery, now, rate, Math.max, WINDOW_MS);
     }
-    // A burst is over: its later publishes took the link from its first PUBACK to its last.
-    // Over less than 20 ms the clock says little (and on such a link the budget is large).
-    const span = burst.lastAckAt - burst.firstAckAt;
-    prune(this.#spacing, now);
-    if (burst.bytes > 0 && span >= 20) {
-      add(this.#spacing, burst.lastAckAt, now, burst.bytes * 1_000 / span);
-    }
-    this.#burst = { sentAt: sent.at, firstAckAt: now, lastAckAt: now, bytes: 0 };
+  }
+
+  /**
+   * The least PUBACK delay of the last `RTT_WINDOW_MS`: the link's round trip with nothing
+   * queued (and the publish's own bytes: so a little more). Not a recent window: a full
+   * budget keeps about `horizonMs` queued, and a round trip measured through that queue would
+   * grow the budget, which grows the queue. A link whose round trip grows by more than
+   * `horizonMs` is underused until the old samples age out.
+   */
+  get roundTripMs(): number {
+    prune(this.#rtt, this.#now(), RTT_WINDOW_MS);
+    let least = Infinity;
+    for (const s of this.#rtt) least = Math.min(least, s.value);
+    return least === Infinity ? 0 : least;
+  }
+
+  /**
+   * Bytes that may be claimed and not yet PUBACKed at once: the round trip's worth of the
+   * link's bytes, so it stays full, and `horizonMs` more, which queue on the link ahead of an
+   * alert claimed now.
+   */
+  byteBudget(): number {
+    const ahead = this.roundTripMs + this.horizonMs;
+    return Math.max(this.floorBytes, this.rate * ahead / 1_000);
   }
 
   /** Changes that may be claimed and not yet PUBACKed at once. */
   rowBudget(): number {
-    const bytes = Math.max(this.floorBytes, this.rate * this.horizonMs / 1_000);
-    return Math.max(1, Math.floor(bytes / Math.max(1, this.bytesPerRow)));
+    return Math.max(1, Math.floor(this.byteBudget() / Math.max(1, this.bytesPerRow)));
   }
 }
 
-/** Keeps a sample taken `at`, forgetting those older than `WINDOW_MS` (and more than 64). */
-function add(samples: { at: number; rate: number }[], at: number, now: number, rate: number) {
-  samples.push({ at, rate });
-  prune(samples, now);
+type Samples = { at: number; value: number }[];
+
+/**
+ * Keeps a sample in one-second buckets, each the `pick` (Math.min or Math.max) of its samples,
+ * forgetting buckets older than `windowMs`: a window's least or highest without keeping every
+ * PUBACK (256 a second in messages mode).
+ */
+function keep(
+  samples: Samples,
+  now: number,
+  value: number,
+  pick: (a: number, b: number) => number,
+  windowMs: number,
+) {
+  const last = samples.at(-1);
+  if (last && now - last.at < 1_000) last.value = pick(last.value, value);
+  else samples.push({ at: now, value });
+  prune(samples, now, windowMs);
 }
 
-function prune(samples: { at: number; rate: number }[], now: number) {
-  while (samples.length > 64 || (samples.length && now - samples[0]!.at > WINDOW_MS)) {
-    samples.shift();
-  }
-}
-
-function median(samples: { rate: number }[]): number {
-  if (samples.length === 0) return 0;
-  const sorted = samples.map((s) => s.rate).sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+function prune(samples: Samples, now: number, windowMs: number) {
+  while (samples.length && now - samples[0]!.at > windowMs) samples.shift();
 }

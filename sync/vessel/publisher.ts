@@ -246,6 +246,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       published(row);
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
+      pace.failed(paced);
       // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
       // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
       // refused row neither blocks the rows behind it nor spins.
@@ -287,6 +288,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
             onEvent({ type: "published", entity: row.entity, qos: 1, seq: row.seq });
           }
         }, (err) => {
+          pace.failed(paced);
           if (isRefusal(err) && part[0]!.epoch === mark.epoch && refused.size < maxAbove) {
             for (const row of part) refused.add(row.seq);
           }
@@ -300,13 +302,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
     }
   }
 
+  /** Rows a frame holds at most: a quarter of the link's budget. */
+  const frameRows = () => Math.max(1, Math.ceil(pace.rowBudget() / 4));
+
   /**
    * The longest prefix of the buffer that runs on by seq within one epoch, at most a quarter
    * of the claim budget: several frames share the link's second, so room for an alert's
    * claim opens as each is PUBACKed rather than once per second.
    */
   function takeRun(): OutboxRow[] {
-    const most = Math.max(1, Math.ceil(pace.rowBudget() / 4));
+    const most = frameRows();
     let n = 1;
     while (
       n < buffer.length && n < most && buffer[n]!.epoch === buffer[0]!.epoch &&
@@ -320,7 +325,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
   function pump() {
     if (frames) {
       if (Date.now() < lingerUntil && buffer.length < lowWater) return; // the timer pumps
-      while (buffer.length && framesInFlight < frameWindow && session.connected && !stopped) {
+      // In flight stays within the link's budget; the buffer holds what goes next.
+      const budget = pace.rowBudget();
+      while (
+        buffer.length && framesInFlight < frameWindow && session.connected && !stopped &&
+        inFlightSeqs.size < budget
+      ) {
         sendFrames(takeRun());
       }
       return;
@@ -397,7 +407,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
         if (buffer.length <= lowWater) {
           // Claimed but not PUBACKed stays within the link's second (see the header); a
           // sliver of room waits for more, so claims stay batches.
-          const budget = pace.rowBudget();
+          // Frames mode: plus one frame ready in the buffer, so that a PUBACK's room is filled
+          // at once (pump), not after a claim's round trip to the database.
+          const budget = pace.rowBudget() + (frames ? frameRows() : 0);
           const byBudget = budget - buffer.length - inFlightSeqs.size;
           const room = Math.min(highWater - buffer.length, byBudget);
           if (byBudget < highWater - buffer.length && byBudget < Math.max(1, budget / 8)) {
