@@ -8,7 +8,8 @@ import { startShoreRig } from "../../support/shore-rig.ts";
 import { SimulatedVessel } from "../../support/fleet.ts";
 import { waitUntil } from "../../support/wait.ts";
 import { topicsOf } from "../../../sync/protocol.ts";
-import { cutFrames, deriveMessageId, FRAME_CONTENT_TYPE } from "../../../sync/frame.ts";
+import { cutFrames, FRAME_CONTENT_TYPE } from "../../../sync/frame.ts";
+import { deriveMessageId } from "../../../sync/message-id.ts";
 import type { Envelope } from "../../../sync/protocol.ts";
 
 const BUSY = 5;
