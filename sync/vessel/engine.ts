@@ -15,7 +15,7 @@ import { Hlc } from "../../core/hlc.ts";
 import { createDownReceiver, type DownReceiver } from "./down.ts";
 import { SyncNotStartedError } from "../../core/errors.ts";
 import { type Catchup, createCatchup } from "./catchup.ts";
-import { createPublisher, type Publisher } from "./publisher.ts";
+import { createPublisher, type Publisher, type PublisherEvent } from "./publisher.ts";
 import { type AckReceiver, createAckReceiver } from "./acks.ts";
 import { createPresence } from "./presence.ts";
 import { startHousekeeping } from "./housekeeping.ts";
@@ -92,19 +92,6 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
   const notStarted = () => new SyncNotStartedError();
   let probed = false;
 
-  const onCatchupRequest = (payload: Uint8Array) => {
-    const parsed = parsePayload(payload, catchupRequestSchema);
-    if (!parsed) {
-      log.warn("Malformed catch-up request dropped", { bytes: payload.length });
-      emit({ type: "error", where: "catchup_request", error: "malformed request" });
-      return;
-    }
-    catchup?.republish(parsed).catch((err) => {
-      log.warn("Catch-up request failed", { error: err });
-      emit({ type: "error", where: "catchup_request", error: err });
-    });
-  };
-
   const offs: (() => void)[] = [];
 
   return {
@@ -149,16 +136,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         pollMs: options.pollMs,
         linkMode: config.linkMode,
         lingerMs: config.linkLingerMs,
-        onEvent: (e) => {
-          if (e.type === "published") {
-            metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
-            emit(e);
-          } else if (e.type === "publish_failed") {
-            metrics.publishFailures.inc();
-          } else if (e.type === "acked_by_broker") {
-            gate.released(e.released);
-          }
-        },
+        onEvent: (e) => onPublisherEvent(e, { metrics, gate, emit }),
       });
 
       acks = createAckReceiver({
@@ -191,7 +169,9 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       offs.push(session.onMessage((topic, payload) => {
         if (topic === topics.ack) {
           if (!isAckProbe(payload)) acks?.receive(payload);
-        } else if (topic === topics.catchupRequest) onCatchupRequest(payload);
+        } else if (topic === topics.catchupRequest) {
+          onCatchupRequest(payload, { catchup: catchup!, log, emit });
+        }
       }));
       offs.push(session.onEvent((e) => {
         if (e.type === "connected") {
@@ -229,4 +209,36 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       await session.close();
     },
   };
+}
+
+/** A publisher's event as metrics, the outbox bound and engine events. */
+function onPublisherEvent(
+  e: PublisherEvent,
+  { metrics, gate, emit }: { metrics: Metrics; gate: OutboxGate; emit: (e: EngineEvent) => void },
+) {
+  if (e.type === "published") {
+    metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
+    emit(e);
+  } else if (e.type === "publish_failed") {
+    metrics.publishFailures.inc();
+  } else if (e.type === "acked_by_broker") {
+    gate.released(e.released);
+  }
+}
+
+/** Shore's catch-up request (a gap it wants filled): re-published; a malformed one reported. */
+function onCatchupRequest(
+  payload: Uint8Array,
+  { catchup, log, emit }: { catchup: Catchup; log: Logger; emit: (e: EngineEvent) => void },
+) {
+  const parsed = parsePayload(payload, catchupRequestSchema);
+  if (!parsed) {
+    log.warn("Malformed catch-up request dropped", { bytes: payload.length });
+    emit({ type: "error", where: "catchup_request", error: "malformed request" });
+    return;
+  }
+  catchup.republish(parsed).catch((err) => {
+    log.warn("Catch-up request failed", { error: err });
+    emit({ type: "error", where: "catchup_request", error: err });
+  });
 }
