@@ -1,5 +1,7 @@
 /**
- * Read-side figures of the change log for `/health` and `/metrics`.
+ * The vessel's outbox, the change log as sync reads it: claiming changes (seq and messageId
+ * given at claim), re-reading what is unacknowledged, shore's acks and the new epoch of a
+ * restored database, retention, catch-up's read, and the figures for `/health` and `/metrics`.
  */
 import type { Sql } from "../connection.ts";
 import { pruneAckedRows } from "../retention.ts";
