@@ -5,7 +5,7 @@
  *
  * A timestamp is (wall ms, counter, origin). The origin is the last tie-break and the vessel's
  * sorts after the shore's, so on a tie of wall and counter "the later clock wins" means "the
- * vessel wins" (contract §6). docs/two-way-sync.md says what these clocks guarantee and what
+ * vessel wins" (docs/two-way-sync.md). That document says what these clocks guarantee and what
  * they do not; sync/merge.ts is where they decide.
  */
 

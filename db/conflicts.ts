@@ -1,5 +1,5 @@
 /**
- * The conflicts two-way sync recorded (contract §6), on either role: written in the
+ * The conflicts two-way sync recorded (docs/two-way-sync.md), on either role: written in the
  * transaction that applied the change which met them, listed newest first.
  */
 import type postgres from "postgres";

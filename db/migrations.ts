@@ -198,9 +198,9 @@ alter table shore_records add column sync jsonb;
 -- it wrote), for the other side to merge it.
 alter table changes add column sync jsonb;
 
--- Conflicts on either role (contract §6), identified by the two changes that met, so applying
--- the same change twice can never record its conflicts twice. at is truncated to milliseconds
--- so the (at, id) keyset cursor of db/paging.ts round-trips.
+-- Conflicts on either role (docs/two-way-sync.md), identified by the two changes that met, so
+-- applying the same change twice can never record its conflicts twice. at is truncated to
+-- milliseconds so the (at, id) keyset cursor of db/paging.ts round-trips.
 create table conflicts (
   id uuid primary key default gen_random_uuid(),
   entity text not null,

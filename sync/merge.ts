@@ -1,5 +1,5 @@
 /**
- * The convergence core of two-way sync (contract §6): per-field last-writer-wins registers
+ * The convergence core of two-way sync (docs/two-way-sync.md): per-field last-writer-wins registers
  * under hybrid logical clocks (core/hlc.ts), a delete that wins over everything, and conflict
  * detection that finds each concurrent pair of changes once on each side, identically.
  *

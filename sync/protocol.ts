@@ -26,7 +26,7 @@ export function topicsOf(vesselId: string) {
     status: `${root}/system/status`,
     catchupRequest: `${root}/catchup/request`,
     ack: `${root}/ack`,
-    /** Root of the shore's stream to this vessel (contract §4, §6). */
+    /** Root of the shore's stream to this vessel (docs/two-way-sync.md). */
     down: `vessel/${vesselId}/down`,
     /** LINK_MODE=frames: the shore's changes for this vessel, in frames. */
     downFrames: `vessel/${vesselId}/down/frames`,

@@ -143,8 +143,8 @@ Deno.test("SIGTERM lets in-flight requests finish, then exits 0", async () => {
       });
     // Hold a lock on the table so that two creates are provably in flight (each waits for it
     // inside PostgreSQL) when the signal arrives. Two: the record store runs at most two create
-    // statements at once and queues the rest into a batch (db/group-commit.ts), where a third
-    // could not be seen from here.
+    // statements at once and queues the rest into a batch (db/vessel/group-commit.ts), where a
+    // third could not be seen from here.
     const lock = await db.sql.reserve();
     await lock`begin`;
     await lock`lock table crew in access exclusive mode`;

@@ -5,6 +5,7 @@
  * sync/protocol.ts's toEnvelope builds their envelopes as it builds the vessel's.
  */
 import type { Sql } from "../connection.ts";
+import { pruneAckedRows } from "../retention.ts";
 import type { ChangeRow, ChangeSync } from "../../core/change.ts";
 import type { Entity } from "../../core/entities.ts";
 
@@ -223,13 +224,6 @@ export async function downFigures(sql: Sql): Promise<DownFigures[]> {
  * Deletes down changes the vessels acknowledged more than `days` ago, `batch` rows a
  * statement (db/vessel/outbox.ts's pruneAcked for the down streams); returns the count.
  */
-export async function pruneDownAcked(sql: Sql, days: number, batch = 1_000): Promise<number> {
-  let total = 0;
-  while (true) {
-    const r = await sql`delete from shore_down_changes where id in (
-      select id from shore_down_changes where acked_at is not null
-        and acked_at < now() - make_interval(days => ${days}) limit ${batch})`;
-    total += r.count;
-    if (r.count < batch) return total;
-  }
+export function pruneDownAcked(sql: Sql, days: number, batch = 1_000): Promise<number> {
+  return pruneAckedRows(sql, "shore_down_changes", days, batch);
 }

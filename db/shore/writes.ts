@@ -1,5 +1,5 @@
 /**
- * Changes made ashore for a vessel (contract §5, §6): the shore's copy of the record is merged
+ * Changes made ashore for a vessel (docs/two-way-sync.md): the shore's copy of the record is merged
  * (sync/merge.ts) and the change committed in the same transaction as its row in that vessel's
  * down outbox (db/shore/down-outbox.ts), the mirror of db/vessel/records.ts on board.
  */

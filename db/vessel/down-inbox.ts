@@ -1,5 +1,5 @@
 /**
- * The vessel's inbox of the shore's changes (contract §6): db/inbox.ts mirrored for one peer.
+ * The vessel's inbox of the shore's changes: db/shore/inbox.ts mirrored for one peer.
  * Exactly once and in seq order per epoch, each change goes through the merge
  * (sync/merge.ts) into the record, with the conflicts it met, in one transaction. No change
  * row is written: what the shore wrote it already has (no echo).

@@ -1,7 +1,10 @@
 /**
- * Read-side figures of the change log for `/health` and `/metrics`.
+ * The vessel's outbox, the change log as sync reads it: claiming changes (seq and messageId
+ * given at claim), re-reading what is unacknowledged, shore's acks and the new epoch of a
+ * restored database, retention, catch-up's read, and the figures for `/health` and `/metrics`.
  */
 import type { Sql } from "../connection.ts";
+import { pruneAckedRows } from "../retention.ts";
 import type { Entity } from "../../core/entities.ts";
 import type { ChangeRow } from "../../core/change.ts";
 
@@ -227,15 +230,8 @@ export function applyAck(sql: Sql, ack: { epoch: string; seq: number }): Promise
 }
 
 /** Deletes acknowledged changes older than `days`, `batch` rows a statement; returns the count. */
-export async function pruneAcked(sql: Sql, days: number, batch = 1_000): Promise<number> {
-  let total = 0;
-  while (true) {
-    const r = await sql`delete from changes where id in (
-      select id from changes where acked_at is not null
-        and acked_at < now() - make_interval(days => ${days}) limit ${batch})`;
-    total += r.count;
-    if (r.count < batch) return total;
-  }
+export function pruneAcked(sql: Sql, days: number, batch = 1_000): Promise<number> {
+  return pruneAckedRows(sql, "changes", days, batch);
 }
 
 /**

@@ -97,7 +97,7 @@ export function createRecordStore(
     }
   }
 
-  // Creates under load share statements and commits; see db/group-commit.ts.
+  // Creates under load share statements and commits; see db/vessel/group-commit.ts.
   const creates = new GroupCommit({
     sql,
     maxInFlight: createsInFlight,

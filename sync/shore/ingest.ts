@@ -1,7 +1,8 @@
 /**
  * The shore role's ingest: subscribes to the fleet's sync topics, validates every message and
- * hands envelopes to the batch queue (sync/shore/batches.ts), which writes them through the
- * inbox (db/shore/inbox.ts, exactly once and in seq order); acks what is applied
+ * hands envelopes to the batch queue (sync/shore/batches.ts), which writes them
+ * (sync/shore/batch-writer.ts) through the inbox (db/shore/inbox.ts, exactly once and in seq
+ * order); acks what is applied
  * (sync/shore/acks.ts), asks vessels to re-send what a gap holds back (sync/shore/gaps.ts),
  * and records presence (sync/shore/presence.ts).
  *
@@ -14,24 +15,17 @@ import type { Logger } from "../../core/log.ts";
 import type { ShoreMetrics } from "../../core/metrics.ts";
 import {
   catchupRequestPayload,
-  type Envelope,
   FLEET_FILTER,
   FLEET_STATUS_FILTER,
   sharedFilter,
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import {
-  DEFAULT_LIMITS,
-  ingest,
-  type IngestLimits,
-  type IngestResult,
-  pruneInbox,
-} from "../../db/shore/inbox.ts";
-import { isDatabaseUnavailable } from "../../core/errors.ts";
+import { DEFAULT_LIMITS, type IngestLimits, pruneInbox } from "../../db/shore/inbox.ts";
 import { GapMonitor } from "./gaps.ts";
-import { DeadlineError, within } from "../deadline.ts";
-import { BatchQueue, type FailurePlan } from "./batches.ts";
+import { BatchQueue } from "./batches.ts";
+import { BatchWriter } from "./batch-writer.ts";
+import { EpochAdmission } from "./epochs.ts";
 import { AckPublisher } from "./acks.ts";
 import { PresenceRecorder } from "./presence.ts";
 
@@ -77,8 +71,6 @@ export interface Shore {
   close(): Promise<void>;
 }
 
-const TRANSIENT = new Set(["40001", "40P01"]); // serialization failure, deadlock
-
 /** Builds the shore ingest over a session and a database. */
 export function createShore(options: ShoreOptions): Shore {
   const {
@@ -104,11 +96,7 @@ export function createShore(options: ShoreOptions): Shore {
       (err) => log.warn("Inbox prune failed", { error: err }),
     );
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
-  // Per vessel, the epochs last written without refusal (a few), and until when a vessel at
-  // its epoch limit has any other epoch refused here, before it costs a transaction: a vessel
-  // inventing an epoch per message would otherwise cost the database one rollback each.
-  const liveEpochs = new Map<string, string[]>();
-  const epochLimited = new Map<string, number>();
+  const epochs = new EpochAdmission(limits.maxLiveEpochs);
   const acks = new AckPublisher({
     sql,
     session,
@@ -118,9 +106,18 @@ export function createShore(options: ShoreOptions): Shore {
     timeoutMs: writeTimeoutMs,
   });
   const presence = new PresenceRecorder({ sql, log, timeoutMs: writeTimeoutMs });
+  const writer = new BatchWriter({
+    sql,
+    log,
+    metrics,
+    acks,
+    epochs,
+    limits,
+    timeoutMs: writeTimeoutMs,
+  });
   const queue = new BatchQueue({
-    write,
-    onFailure,
+    write: writer.write,
+    onFailure: writer.onFailure,
     batchDelayMs,
     maxBatch,
     concurrency,
@@ -164,91 +161,11 @@ export function createShore(options: ShoreOptions): Shore {
     const first = envelopes[0];
     if (!first) return;
     const { vesselId, epoch } = first;
-    if ((epochLimited.get(vesselId) ?? 0) > Date.now()) {
-      if (!liveEpochs.get(vesselId)?.includes(epoch)) {
-        metrics.refused.inc({ reason: "epoch_limit" });
-        return;
-      }
+    if (epochs.refuses(vesselId, epoch)) {
+      metrics.refused.inc({ reason: "epoch_limit" });
+      return;
     }
     if (!queue.pushAll(envelopes)) metrics.shed.inc(envelopes.length);
-  }
-
-  /**
-   * Writes one batch. Serialization failures and deadlocks are retried at once (another
-   * transaction won a race; nothing is wrong with the batch); anything else goes back to the
-   * queue, which retries this vessel alone after a back-off. What a transaction did is counted
-   * when it commits, even past the write deadline: the retry behind a late commit finds only
-   * duplicates, so counting on the deadline's side would lose what the late commit did.
-   */
-  async function write(batch: Envelope[]) {
-    const { vesselId, epoch } = batch[0]!;
-    for (let attempt = 1;; attempt++) {
-      try {
-        const committed = ingest(sql, vesselId, epoch, batch, limits)
-          .then((result) => account(vesselId, epoch, result));
-        committed.catch(() => {}); // a late failure is the deadline's to report, not a crash
-        await within(committed, writeTimeoutMs);
-        return;
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? "";
-        if (TRANSIENT.has(code) && attempt < 5) continue;
-        throw err;
-      }
-    }
-  }
-
-  /** Metrics, log lines and the ack for one committed batch. */
-  function account(vesselId: string, epoch: string, result: IngestResult) {
-    if (result.refused.epoch_limit) epochLimited.set(vesselId, Date.now() + 10_000);
-    else {
-      const known = (liveEpochs.get(vesselId) ?? []).filter((x) => x !== epoch);
-      liveEpochs.set(vesselId, [epoch, ...known].slice(0, limits.maxLiveEpochs + 1));
-    }
-    for (const [reason, n] of Object.entries(result.refused)) {
-      metrics.refused.inc({ reason }, n);
-      log.warn("Changes refused past the vessel's bounds", { vesselId, epoch, reason, n });
-    }
-    metrics.applied.inc(result.applied);
-    metrics.duplicates.inc(result.duplicates);
-    metrics.conflicts.inc(result.conflicts);
-    for (const d of result.deadLettered) metrics.deadLetters.inc({ reason: d.reason });
-    for (const f of result.forgeries) {
-      // Never rate-limited: each one is a security event an operator must be able to trace.
-      metrics.forgeries.inc();
-      log.error("Forged change refused: seq held under another messageId", {
-        vesselId,
-        epoch,
-        seq: f.seq,
-        keptMessageId: f.kept,
-        refusedMessageId: f.refused,
-      });
-    }
-    const [first] = result.deadLettered;
-    if (first) {
-      // One line a batch: a vessel sending a thousand bad changes writes one, not a thousand.
-      log.error("Changes dead-lettered: the database refuses them", {
-        vesselId,
-        epoch,
-        count: result.deadLettered.length,
-        first,
-      });
-    }
-    // Duplicates mean the vessel re-sent: it has not seen our ack, so send it again.
-    if (result.applied + result.duplicates + result.deadLettered.length > 0) {
-      acks.schedule(vesselId);
-    }
-  }
-
-  function onFailure(batch: Envelope[], err: unknown, failures: number): FailurePlan {
-    const { vesselId } = batch[0]!;
-    const unavailable = err instanceof DeadlineError || isDatabaseUnavailable(err);
-    if (!unavailable && failures >= 5) {
-      // Dropping is safe: nothing was acked, so the vessel re-sends and the gap is asked for.
-      log.error("Batch dropped after repeated failures", { vesselId, error: err });
-      return "drop";
-    }
-    log.warn("Batch not written, retrying", { vesselId, attempt: failures, error: err });
-    return { retryInMs: Math.min(250 * 2 ** failures, 10_000) };
   }
 
   const offMessage = session.onMessage(receive);

@@ -1,5 +1,5 @@
 /**
- * The vessel's end of the down stream (contract §4, §6): takes the shore's changes for this
+ * The vessel's end of the down stream (docs/two-way-sync.md): takes the shore's changes for this
  * vessel from `vessel/<id>/down/frames` (or `…/down/<entity>`, one envelope each), applies
  * them exactly once through db/vessel/down-inbox.ts (no change row: no echo), and states how
  * far it got on the retained `vessel/<id>/down/ack`, debounced. It also drains the conflicts

@@ -1,32 +1,28 @@
 /**
- * The vessel sync engine: one MQTT session, the publisher draining the change log, shore's
- * acks, presence, catch-up, retention, and the figures behind `/health` and `/metrics`.
+ * The vessel sync engine: one MQTT session, and the wiring of what runs over it: the publisher
+ * draining the change log, shore's acks (acks.ts), presence (presence.ts), catch-up, the down
+ * stream (down.ts) and the periodic chores (housekeeping.ts), with the events behind `/health`
+ * and `/metrics`.
  */
 import { isAckProbe, probeAckTopic } from "./ack-probe.ts";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/connection.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
-import { applyAck, countPending, pruneAcked, vesselState } from "../../db/vessel/outbox.ts";
 import type { Entity } from "../../core/entities.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Metrics } from "../../core/metrics.ts";
-import { VERSION } from "../../core/version.ts";
 import { Hlc } from "../../core/hlc.ts";
 import { createDownReceiver, type DownReceiver } from "./down.ts";
 import { createDownGapWatch, type DownGapWatch } from "./down-gaps.ts";
 import { SyncNotStartedError } from "../../core/errors.ts";
 import { type Catchup, createCatchup } from "./catchup.ts";
-import { createPublisher, type Publisher } from "./publisher.ts";
+import { createPublisher, type Publisher, type PublisherEvent } from "./publisher.ts";
+import { type AckReceiver, createAckReceiver } from "./acks.ts";
+import { createPresence } from "./presence.ts";
+import { startHousekeeping } from "./housekeeping.ts";
 import { createSession, type Session, type SessionOptions } from "../session.ts";
 import type { TlsFiles } from "../tls.ts";
-import {
-  ackSchema,
-  catchupRequestSchema,
-  parsePayload,
-  type Status,
-  statusPayload,
-  topicsOf,
-} from "../protocol.ts";
+import { catchupRequestSchema, parsePayload, topicsOf } from "../protocol.ts";
 
 /** The engine's typed events. */
 export type EngineEvent =
@@ -90,79 +86,18 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       }
     }
   };
-  const status = (s: "online" | "offline", extra: Partial<Status> = {}) =>
-    statusPayload({ status: s, vesselId: config.vesselId, ...extra, version: VERSION });
+  const presence = createPresence({ sql, vesselId: config.vesselId, log });
 
   let session: Session | undefined;
   let publisher: Publisher | undefined;
   let catchup: Catchup | undefined;
   let down: DownReceiver | undefined;
+  let acks: AckReceiver | undefined;
   let downGaps: DownGapWatch | undefined;
+  let stopHousekeeping: (() => void) | undefined;
   const notStarted = () => new SyncNotStartedError();
-
-  // Acks are applied one at a time, in arrival order.
-  let ackChain = Promise.resolve();
   let probed = false;
-  let lastAck: { epoch: string; seq: number } | undefined;
-  const onAck = (payload: Uint8Array) => {
-    const parsed = parsePayload(payload, ackSchema);
-    if (!parsed) {
-      log.warn("Malformed ack dropped", { bytes: payload.length });
-      emit({ type: "error", where: "ack", error: "malformed ack" });
-      return;
-    }
-    ackChain = ackChain.then(async () => {
-      const outcome = await applyAck(sql, parsed);
-      if (outcome.kind === "ignored") return;
-      gate.released(outcome.released);
-      if (outcome.kind === "new_epoch") {
-        log.warn("Shore holds changes past our last seq: database restored, new epoch", {
-          previous: parsed.epoch,
-          epoch: outcome.epoch,
-          shoreSeq: parsed.seq,
-        });
-        lastAck = undefined;
-        publisher?.ackProgress();
-        publisher?.resendAll(); // drops rows buffered under the old epoch
-        emit({ type: "new_epoch", previous: parsed.epoch, ...outcome });
-        void birth();
-        return;
-      }
-      publisher?.acked(parsed.epoch, parsed.seq);
-      const progress = !lastAck || lastAck.epoch !== parsed.epoch || parsed.seq > lastAck.seq;
-      if (progress) publisher?.ackProgress();
-      lastAck = parsed;
-      emit({ type: "acked", ...parsed, released: outcome.released });
-    }).catch((err) => {
-      log.warn("Applying an ack failed", { error: err });
-      emit({ type: "error", where: "ack", error: err });
-    });
-  };
 
-  const onCatchupRequest = (payload: Uint8Array) => {
-    const parsed = parsePayload(payload, catchupRequestSchema);
-    if (!parsed) {
-      log.warn("Malformed catch-up request dropped", { bytes: payload.length });
-      emit({ type: "error", where: "catchup_request", error: "malformed request" });
-      return;
-    }
-    catchup?.republish(parsed).catch((err) => {
-      log.warn("Catch-up request failed", { error: err });
-      emit({ type: "error", where: "catchup_request", error: err });
-    });
-  };
-
-  async function birth() {
-    try {
-      const { epoch, lastSeq } = await vesselState(sql);
-      const payload = status("online", { epoch, lastSeq, timestamp: new Date().toISOString() });
-      await session?.publish(topics.status, payload, { qos: 1, retain: true });
-    } catch (err) {
-      log.warn("Publishing presence failed", { error: err });
-    }
-  }
-
-  const timers: ReturnType<typeof setInterval>[] = [];
   const offs: (() => void)[] = [];
 
   return {
@@ -187,16 +122,17 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
 
     start() {
       if (session) return;
-      session = createSession({
+      const live = createSession({
         mqtt: config.mqtt,
         clientId: `bosun-${config.vesselId}`,
         tls: options.tls,
-        will: { topic: topics.status, payload: status("offline"), qos: 1, retain: true },
+        will: presence.will,
         log: log.child({ module: "mqtt" }),
         queueDepth: () => gate.pending,
         metrics,
         ...options.session,
       });
+      session = live;
 
       publisher = createPublisher({
         sql,
@@ -209,16 +145,16 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         pollMs: options.pollMs,
         linkMode: config.linkMode,
         lingerMs: config.linkLingerMs,
-        onEvent: (e) => {
-          if (e.type === "published") {
-            metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
-            emit(e);
-          } else if (e.type === "publish_failed") {
-            metrics.publishFailures.inc();
-          } else if (e.type === "acked_by_broker") {
-            gate.released(e.released);
-          }
-        },
+        onEvent: (e) => onPublisherEvent(e, { metrics, gate, emit }),
+      });
+
+      acks = createAckReceiver({
+        sql,
+        gate,
+        publisher,
+        log,
+        emit,
+        onNewEpoch: () => void presence.announce(live),
       });
 
       catchup = createCatchup({
@@ -250,16 +186,18 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       offs.push(gate.onAdded(() => publisher?.wake()));
       offs.push(session.onMessage((topic, payload) => {
         if (topic === topics.ack) {
-          if (!isAckProbe(payload)) onAck(payload);
-        } else if (topic === topics.catchupRequest) onCatchupRequest(payload);
+          if (!isAckProbe(payload)) acks?.receive(payload);
+        } else if (topic === topics.catchupRequest) {
+          onCatchupRequest(payload, { catchup: catchup!, log, emit });
+        }
       }));
       offs.push(session.onEvent((e) => {
         if (e.type === "connected") {
-          void birth();
+          void presence.announce(live);
           // Under MQTT 3.1.1 a refused publish is dropped silently: nothing to tell apart.
-          if (!probed && session && config.mqtt.protocolVersion === 5) {
+          if (!probed && config.mqtt.protocolVersion === 5) {
             probed = true;
-            void probeAckTopic(session, topics.ack, log);
+            void probeAckTopic(live, topics.ack, log);
           }
           emit(e);
         } else if (e.type === "disconnected") emit(e);
@@ -268,41 +206,58 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
       session.subscribe(topics.catchupRequest, 1).catch((err) =>
         log.warn("Subscribe failed", { error: err })
       );
-      timers.push(setInterval(async () => {
-        try {
-          gate.reset(await countPending(sql));
-        } catch (err) {
-          log.warn("Re-seeding the outbox bound failed", { error: err });
-        }
-      }, options.reseedMs ?? 60_000));
-      timers.push(setInterval(async () => {
-        try {
-          const pruned = await pruneAcked(sql, config.catchupRetentionDays);
-          if (pruned) log.info("Pruned acknowledged changes", { count: pruned });
-        } catch (err) {
-          log.warn("Pruning failed", { error: err });
-        }
-      }, options.pruneMs ?? 3_600_000));
+      stopHousekeeping = startHousekeeping({
+        sql,
+        gate,
+        log,
+        retentionDays: config.catchupRetentionDays,
+        reseedMs: options.reseedMs,
+        pruneMs: options.pruneMs,
+      });
     },
 
     async stop() {
-      for (const t of timers) clearInterval(t);
+      stopHousekeeping?.();
       for (const off of offs) off();
       if (!session || !publisher) return;
       await publisher.stop();
       downGaps?.stop();
       await down?.stop();
-      await ackChain;
-      if (session.connected) {
-        await session.publish(
-          topics.status,
-          status("offline", {
-            timestamp: new Date().toISOString(),
-          }),
-          { qos: 1, retain: true },
-        ).catch((err) => log.warn("Publishing offline failed", { error: err }));
-      }
+      await acks?.settled();
+      await presence.leave(session);
       await session.close();
     },
   };
+}
+
+/** A publisher's event as metrics, the outbox bound and engine events. */
+function onPublisherEvent(
+  e: PublisherEvent,
+  { metrics, gate, emit }: { metrics: Metrics; gate: OutboxGate; emit: (e: EngineEvent) => void },
+) {
+  if (e.type === "published") {
+    metrics.published.inc({ entity: e.entity, qos: String(e.qos) });
+    emit(e);
+  } else if (e.type === "publish_failed") {
+    metrics.publishFailures.inc();
+  } else if (e.type === "acked_by_broker") {
+    gate.released(e.released);
+  }
+}
+
+/** Shore's catch-up request (a gap it wants filled): re-published; a malformed one reported. */
+function onCatchupRequest(
+  payload: Uint8Array,
+  { catchup, log, emit }: { catchup: Catchup; log: Logger; emit: (e: EngineEvent) => void },
+) {
+  const parsed = parsePayload(payload, catchupRequestSchema);
+  if (!parsed) {
+    log.warn("Malformed catch-up request dropped", { bytes: payload.length });
+    emit({ type: "error", where: "catchup_request", error: "malformed request" });
+    return;
+  }
+  catchup.republish(parsed).catch((err) => {
+    log.warn("Catch-up request failed", { error: err });
+    emit({ type: "error", where: "catchup_request", error: err });
+  });
 }

@@ -38,3 +38,12 @@ export function createRng(seed: number): Rng {
   };
   return rng;
 }
+
+/** A version 4 UUID drawn from `rng`: the same seed gives the same ids. */
+export function uuid(rng: Rng): string {
+  const b = Array.from({ length: 16 }, () => rng.int(0, 255));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

@@ -4,7 +4,7 @@
  * the rest (refused or unknown outcome while a fault is on).
  */
 import { ENTITIES, type Entity } from "../../core/entities.ts";
-import type { Rng } from "./prng.ts";
+import { type Rng, uuid } from "./prng.ts";
 
 /** A write the vessel answered with a 2xx: it must reach shore. */
 export interface AckedWrite {
@@ -37,14 +37,6 @@ export interface Writers {
   readonly refusals: Record<string, number>;
   /** Stops every writer after its current request. */
   stop(): Promise<void>;
-}
-
-function uuid(rng: Rng): string {
-  const b = Array.from({ length: 16 }, () => rng.int(0, 255));
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 function createBody(entity: Entity, rng: Rng, id: string): Record<string, unknown> {

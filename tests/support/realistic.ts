@@ -7,7 +7,7 @@
 import type { Entity } from "../../core/entities.ts";
 import { deriveMessageId } from "../../sync/message-id.ts";
 import type { Envelope } from "../../sync/protocol.ts";
-import { createRng, type Rng } from "../chaos/prng.ts";
+import { createRng, type Rng, uuid } from "../chaos/prng.ts";
 
 const WORDS = (
   "inspect replace check clean lubricate adjust tighten overhaul calibrate test drain flush " +
@@ -28,14 +28,6 @@ const RANKS = ["Master", "Chief Officer", "2nd Officer", "Chief Engineer", "2nd 
 const ROLES = ["deck", "engine", "catering", "electrical"];
 const TYPES = ["pump", "engine", "generator", "compressor", "valve", "separator", "winch"];
 const PLACES = ["engine room", "pump room", "steering gear room", "bridge", "forecastle", "deck"];
-
-function uuid(rng: Rng): string {
-  const b = Array.from({ length: 16 }, () => rng.int(0, 255));
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 const sentence = (rng: Rng, min: number, max: number) => {
   const n = rng.int(min, max);
