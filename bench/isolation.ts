@@ -6,6 +6,11 @@
  * seqs far past the window, new epochs, reused seqs under new messageIds, and gaps never filled.
  * Goal: p50 and p99 under attack at most 2× the unloaded ones.
  *
+ * A third phase between the two sends the attack's volume as honest changes (the same number of
+ * vessels at the same rate): on a 2-core machine shared with other work, any second stream
+ * slows the innocent one by taking CPU, and the attacked phase against this one tells how much
+ * of the slowdown is the hostility itself (a printed figure, no goal of its own).
+ *
  * Standalone: `deno run --allow-all bench/isolation.ts` (BENCH_SECONDS, BENCH_RATE,
  * BENCH_HOSTILE, BENCH_HOSTILE_RATE override).
  */
@@ -91,6 +96,17 @@ export async function run(): Promise<BenchRow[]> {
     await applied(db.sql, alone);
     const base = await latencies(db.sql, alone.vesselId);
 
+    const busy = new SimulatedVessel("innocent-busy");
+    const honest = Array.from({ length: HOSTILE }, (_, i) => new SimulatedVessel(`honest-${i}`));
+    const honestClients = await Promise.all(honest.map(() => rawClient(broker.url)));
+    await Promise.all([
+      pace(client, RATE, () => busy.mixed()),
+      ...honest.map((v, i) => pace(honestClients[i]!, HOSTILE_RATE, () => v.mixed())),
+    ]);
+    await applied(db.sql, busy);
+    const loaded = await latencies(db.sql, busy.vesselId);
+    await Promise.all(honestClients.map((c) => c.endAsync()));
+
     const attacked = new SimulatedVessel("innocent-attacked");
     const hostile = Array.from({ length: HOSTILE }, (_, i) => new SimulatedVessel(`hostile-${i}`));
     const hostileClients = await Promise.all(hostile.map(() => rawClient(broker.url)));
@@ -106,6 +122,9 @@ export async function run(): Promise<BenchRow[]> {
       select count(*)::int as n from shore_dead_letters where vessel_id like 'innocent-%'`;
     console.error(
       `isolation: alone p50 ${base.p50.toFixed(1)} ms p99 ${base.p99.toFixed(1)} ms (${base.n}); ` +
+        `honest load p50 ${loaded.p50.toFixed(1)} ms p99 ${
+          loaded.p99.toFixed(1)
+        } ms (${loaded.n}); ` +
         `attacked p50 ${hit.p50.toFixed(1)} ms p99 ${hit.p99.toFixed(1)} ms (${hit.n}); ` +
         `hostile dead letters ${dead!.n}, innocent dead letters ${innocentDead!.n}`,
     );
@@ -122,6 +141,14 @@ export async function run(): Promise<BenchRow[]> {
     return [
       row(`innocent write-to-applied p50 under attack vs alone (ms), ${label}`, hit.p50, base.p50),
       row(`innocent write-to-applied p99 under attack vs alone (ms), ${label}`, hit.p99, base.p99),
+      {
+        figure: `innocent write-to-applied p50 under attack vs under the same honest load (ms)`,
+        value: hit.p50,
+        baseline: loaded.p50,
+        ratio: hit.p50 / loaded.p50,
+        goal: "",
+        holds: null,
+      },
       {
         figure: "innocent changes dead-lettered under attack",
         value: innocentDead!.n,
