@@ -59,6 +59,8 @@ export class DownStream {
   catchup: DownCatchupRequest | null = null;
   /** The serve loop runs. */
   running = false;
+  /** Unclaimed rows may wait (a step found some; the last claim was cut by the window). */
+  unclaimed = false;
   /** When the vessel's ack last moved (ms), or 0. */
   lastAckAt = 0;
   #opts: DownStreamOptions;

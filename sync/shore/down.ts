@@ -240,8 +240,10 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
           continue;
         }
         const room = Math.min(batch, s.room(window));
-        if (room <= 0) break;
+        if (room <= 0 || !s.unclaimed) break;
         const rows = await claimDownChanges(sql, s.vesselId, room);
+        // Fewer than asked for: nothing is left to claim until a step finds more.
+        if (rows.length < room) s.unclaimed = false;
         if (rows.length === 0) break;
         s.claimed(rows[0]!.epoch, rows.at(-1)!.seq);
         await send(s, rows);
@@ -284,6 +286,7 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
       select distinct vessel_id as "vesselId" from shore_down_changes where seq is null`;
     for (const r of ready) {
       const s = streamOf(r.vesselId);
+      s.unclaimed = true;
       if (s.room(window) > 0 || s.hasWork) spawn(s);
     }
     for (const s of streams.values()) if (s.hasWork) spawn(s);

@@ -72,6 +72,13 @@ Deno.test("a shore gateway serves vessels, presence, fleet records, health and m
         gaps: 0,
         deadLetters: 0,
         forgeries: 0,
+        // No change made ashore for it: its down stream is empty.
+        downBacklog: 0,
+        downUnacked: 0,
+        downEpoch: null,
+        downPublishedSeq: 0,
+        downAckedSeq: 0,
+        downLastAckAt: null,
       });
     });
 

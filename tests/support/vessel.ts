@@ -22,6 +22,8 @@ export interface TestVessel {
   engine: VesselEngine;
   /** The role's live `/health` fields, as `GET /health` reports them. */
   report(): Promise<Record<string, unknown>>;
+  /** Sets the `/metrics` gauges as a scrape does. */
+  refresh(): Promise<void>;
   records: RecordStore;
   gate: OutboxGate;
   metrics: Metrics;
@@ -59,6 +61,7 @@ export async function startVessel(
     vesselId,
     engine: role.engine!,
     report: role.report,
+    refresh: role.refresh,
     gate: role.gate,
     metrics,
     records: createRecordStore({ sql: options.sql, gate: role.gate }),
