@@ -8,7 +8,7 @@ import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
 import type { ApiRecord } from "../../core/entities.ts";
 import type { Hlc } from "../../core/hlc.ts";
-import { applyRemote } from "../../sync/merge.ts";
+import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
 import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
 import type { ChangeSync, Envelope } from "../../core/change.ts";
@@ -83,15 +83,17 @@ export function ingestDown(
         where epoch = ${epoch} and applied_at is null and seq > ${last}
         order by seq limit ${APPLY_STEP}`;
       let end = last;
+      const step: DownChange[] = [];
       for (const { seq, envelope } of next) {
         if (seq !== end + 1) break;
-        const applied = await applyOne(tx, vesselId, envelope, hlc);
-        result.conflicts += applied.conflicts;
-        if (applied.ahead) result.clockAhead++;
+        step.push(envelope);
         end = seq;
       }
       result.waiting = next.length > end - last;
       if (end === last) break;
+      const applied = await applyStep(tx, vesselId, step, hlc);
+      result.conflicts += applied.conflicts;
+      result.clockAhead += applied.ahead;
       await tx`update down_inbox set applied_at = now()
         where epoch = ${epoch} and seq > ${last} and seq <= ${end}`;
       result.applied += end - last;
@@ -109,48 +111,92 @@ export function ingestDown(
 }
 
 interface RecordRow {
+  id: string;
   data: ApiRecord;
   sync: StoredSync | null;
   deleted: boolean;
   version: number;
 }
 
-/** Merges one shore change into its record under the record's row lock. */
-async function applyOne(
+/**
+ * Merges a step of the shore's changes (contiguous, in seq order) into their records: per
+ * entity one read under the records' row locks and one write, then one conflicts insert, as
+ * db/shore/inbox.ts does for the up direction; a record changed several times in the step is
+ * merged in seq order in memory. Round trips per step, not per change: a per-change read and
+ * write made the down drain several times slower than the up drain (docs/two-way-sync.md).
+ */
+async function applyStep(
   tx: Tx,
   vesselId: string,
-  envelope: DownChange,
+  envelopes: readonly DownChange[],
   hlc: Hlc,
-): Promise<{ conflicts: number; ahead: boolean }> {
-  const { entity } = envelope;
-  const change = toChange(entity, envelope, "shore");
-  const id = change.recordId;
-  const ahead = hlc.receive(change.clock).aheadMs > 0;
-  const [row] = await tx<RecordRow[]>`
-    select data, sync, deleted_at is not null as deleted, version from ${tx(entity)}
-    where id = ${id} for update`;
-  const current = row ? toSyncRecord(entity, row, { self: "vessel", recordId: id }) : undefined;
-  const { record, conflicts, duplicate } = applyRemote(current, change, "vessel");
-  if (duplicate) return { conflicts: 0, ahead };
-  const incoming = String(envelope.data.createdAt);
-  const createdAt = !row
-    ? incoming
-    : change.op === "create"
-    ? earlierCreatedAt(row.data.createdAt, incoming)
-    : row.data.createdAt;
-  const image = toRow(record, { id, createdAt, version: (row?.version ?? 0) + 1 });
-  const deletedAt = image.deleted ? image.updatedAt : null;
-  if (row) {
-    await tx`
-      update ${tx(entity)} set version = ${image.data.version},
-        data = ${tx.json(image.data as never)}, sync = ${tx.json(image.sync as never)},
-        updated_at = ${image.updatedAt}, deleted_at = ${deletedAt}, created_at = ${createdAt}
-      where id = ${id}`;
-  } else {
+): Promise<{ conflicts: number; ahead: number }> {
+  let ahead = 0;
+  const changes = envelopes.map((e) => {
+    const change = toChange(e.entity, e, "shore");
+    if (hlc.receive(change.clock).aheadMs > 0) ahead++;
+    return { envelope: e, change };
+  });
+  const conflicts: Conflict[] = [];
+  for (const entity of [...new Set(changes.map((c) => c.envelope.entity))].sort()) {
+    const mine = changes.filter((c) => c.envelope.entity === entity);
+    const ids = [...new Set(mine.map((c) => c.change.recordId))].sort();
+    // Locked in id order, so two transactions touching the same records lock them in one order.
+    const held = await tx<RecordRow[]>`
+      select id::text as id, data, sync, deleted_at is not null as deleted, version
+      from ${tx(entity)} where id = any(${ids}::uuid[]) order by id for update`;
+    const state = new Map<string, { record?: SyncRecord; version: number; createdAt?: string }>();
+    for (const r of held) {
+      state.set(r.id, {
+        record: toSyncRecord(entity, r, { self: "vessel", recordId: r.id }),
+        version: r.version,
+        createdAt: r.data.createdAt,
+      });
+    }
+    const touched = new Set<string>();
+    for (const { envelope, change } of mine) {
+      const id = change.recordId;
+      const current = state.get(id) ?? { version: 0 };
+      const result = applyRemote(current.record, change, "vessel");
+      if (result.duplicate) continue;
+      const incoming = String(envelope.data.createdAt);
+      state.set(id, {
+        record: result.record,
+        version: current.version + 1,
+        // A record new on board takes its creation time from the change that brings it; both
+        // sides created it (the same id, concurrently): the earlier creation time stays.
+        createdAt: current.createdAt === undefined
+          ? incoming
+          : change.op === "create"
+          ? earlierCreatedAt(current.createdAt, incoming)
+          : current.createdAt,
+      });
+      touched.add(id);
+      conflicts.push(...result.conflicts);
+    }
+    const rows = [...touched].sort().map((id) => {
+      const s = state.get(id)!;
+      const image = toRow(s.record!, { id, createdAt: s.createdAt!, version: s.version });
+      return {
+        id,
+        version: s.version,
+        data: image.data,
+        created_at: s.createdAt,
+        updated_at: image.updatedAt,
+        deleted_at: image.deleted ? image.updatedAt : null,
+        sync: image.sync,
+      };
+    });
+    if (rows.length === 0) continue;
     await tx`
       insert into ${tx(entity)} (id, version, data, created_at, updated_at, deleted_at, sync)
-      values (${id}, ${image.data.version}, ${tx.json(image.data as never)}, ${createdAt},
-        ${image.updatedAt}, ${deletedAt}, ${tx.json(image.sync as never)})`;
+      select x.id, x.version, x.data, x.created_at, x.updated_at, x.deleted_at, x.sync
+      from jsonb_to_recordset(${tx.json(rows as never)}) as x(
+        id uuid, version integer, data jsonb, created_at timestamptz, updated_at timestamptz,
+        deleted_at timestamptz, sync jsonb)
+      on conflict (id) do update set
+        version = excluded.version, data = excluded.data, updated_at = excluded.updated_at,
+        deleted_at = excluded.deleted_at, sync = excluded.sync, created_at = excluded.created_at`;
   }
   return { conflicts: await recordConflicts(tx, vesselId, conflicts), ahead };
 }
