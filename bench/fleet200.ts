@@ -35,6 +35,14 @@ const BACKLOG_VESSELS = envNumber("BENCH_FLEET_BACKLOG_VESSELS", 4);
 const CHATTY = envNumber("BENCH_FLEET_CHATTY", 20);
 /** Every wait of the bench ends here at the latest (a stuck run fails, it does not hang). */
 const DEADLINE_MS = envNumber("BENCH_FLEET_DEADLINE_S", FULL ? 1_200 : 180) * 1000;
+/**
+ * The NATS cluster's `consumer_replicas` for this run (deploy/nats/nats.conf ships 3). Each MQTT
+ * subscription of a persistent session is a JetStream consumer, each replicated consumer its own
+ * raft group: with 3, the 200 vessels' 400 subscriptions were not all created within 15 minutes
+ * on the shared 2-core machine (28,000 "Unable to add JetStream consumer ... timeout" in the
+ * nodes' logs); with 1, in 8 s (docs/scaling.md).
+ */
+const NATS_CONSUMER_REPLICAS = envNumber("BENCH_FLEET_NATS_CONSUMER_REPLICAS", 1);
 /** Which brokers to run (`mosquitto,nats` by default): one alone halves a long run. */
 const BROKERS = (Deno.env.get("BENCH_FLEET_BROKERS") ?? "mosquitto,nats").split(",");
 
@@ -208,7 +216,11 @@ async function measure(
 export async function run(): Promise<BenchRow[]> {
   const label = `${VESSELS} vessels (${BACKLOG_VESSELS} × ${BACKLOG} backlog, ${CHATTY} × 10/s, ` +
     `rest 1 / 10 s)`;
-  console.error(`fleet200: ${label}${FULL ? ", full size" : ""}`);
+  console.error(
+    `fleet200: ${label}${
+      FULL ? ", full size" : ""
+    }; NATS consumer_replicas ${NATS_CONSUMER_REPLICAS}`,
+  );
 
   // A broker whose run fails (a deadline passed) gives empty figures and says why, so the
   // other broker's figures are still printed.
@@ -247,7 +259,11 @@ export async function run(): Promise<BenchRow[]> {
         "nats-single-0",
         ...Array.from({ length: VESSELS }, (_, i) => `nats-fleet-${i}`),
       ];
-      await using cluster = await startNatsCluster({ vessels: ids, readyTimeoutMs: 120_000 });
+      await using cluster = await startNatsCluster({
+        vessels: ids,
+        readyTimeoutMs: 120_000,
+        mqtt: { consumer_replicas: String(NATS_CONSUMER_REPLICAS) },
+      });
       const urls = cluster.nodes.map((n) => n.mqttUrl);
       // A run that fails leaves the nodes' logs behind for its diagnosis.
       const keepLogs = async () => {

@@ -8,7 +8,12 @@
  * `bosun_shore_duplicates_total`), after a wait of one more `ACK_TIMEOUT_S` so a late re-send
  * would show. Every one of them crossed the link twice for nothing.
  *
- * `BENCH_OUTAGE_N` shrinks the run for a quick look.
+ * Memory: both gateways' RSS is sampled every 5 s from the broker's return until the last ack
+ * and printed as a series; the rows give each side's RSS before the return against the highest
+ * seen while draining (flat memory: a backlog of any length is read from the database in pages,
+ * never held whole).
+ *
+ * `BENCH_OUTAGE_N` sets the backlog (100,000; 1,000,000 is issue 13's 30-day voyage).
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
@@ -25,6 +30,15 @@ import {
 } from "./common.ts";
 
 const TOKEN = "bench-token-0123456789abcdef";
+/** A process's resident memory (MB); NaN once it is gone. */
+const rssMb = (pid: number): number => {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+  } catch {
+    return NaN;
+  }
+};
 const connects = (gw: GatewayProcess) => gw.stderr().split('"msg":"MQTT connected"').length - 1;
 
 /** Measures; returns the recovery row. */
@@ -71,8 +85,17 @@ export async function run(): Promise<BenchRow[]> {
       vesselDb: await backendCpu(vesselDb.sql),
       shoreDb: await backendCpu(shoreDb.sql),
     };
+    const rssBefore = { vessel: rssMb(vessel.child.pid), shore: rssMb(shore.child.pid) };
     await broker.restart();
     const back = performance.now();
+    const rss: { s: number; vessel: number; shore: number }[] = [];
+    const sampler = setInterval(() => {
+      rss.push({
+        s: Math.round((performance.now() - back) / 1000),
+        vessel: Math.round(rssMb(vessel.child.pid)),
+        shore: Math.round(rssMb(shore.child.pid)),
+      });
+    }, 5_000);
 
     let vesselBackS = NaN;
     const progress = Deno.env.get("BENCH_PROGRESS")
@@ -100,6 +123,13 @@ export async function run(): Promise<BenchRow[]> {
     }, "every change acknowledged after the outage");
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);
+    clearInterval(sampler);
+    console.error(
+      `outage: RSS (MB) before the return: vessel ${rssBefore.vessel.toFixed(0)}, shore ` +
+        `${rssBefore.shore.toFixed(0)}; then every 5 s (s:vessel/shore): ` +
+        rss.map((r) => `${r.s}:${r.vessel}/${r.shore}`).join(" "),
+    );
+    const peak = (k: "vessel" | "shore") => Math.max(rssBefore[k], ...rss.map((r) => r[k]));
     // Where the CPU went, per change: on a 2-core machine the four programs share the cores,
     // so the recovery cannot be faster than 2 s / (their CPU per change summed).
     const brokerPid = mosquittoPid(broker.port);
@@ -163,6 +193,14 @@ export async function run(): Promise<BenchRow[]> {
         value: cpu[k],
         baseline: null,
         ratio: null,
+        goal: "",
+        holds: null,
+      })),
+      ...(["vessel", "shore"] as const).map((k) => ({
+        figure: `${k} RSS while draining ${n}: highest vs before the broker returned (MB)`,
+        value: peak(k),
+        baseline: rssBefore[k],
+        ratio: peak(k) / rssBefore[k],
         goal: "",
         holds: null,
       })),

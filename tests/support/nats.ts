@@ -15,6 +15,8 @@ export interface NatsClusterOptions {
   vessels?: string[];
   /** How long the cluster may take to form and elect a JetStream leader. */
   readyTimeoutMs?: number;
+  /** Settings of the `mqtt` block put in place of the shipped ones (a bench's variants). */
+  mqtt?: Record<string, string>;
 }
 
 /** One node of the cluster. */
@@ -161,7 +163,12 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     const nodeDir = `${dir}/${node.name}`;
     await Deno.mkdir(`${nodeDir}/store`, { recursive: true });
     await Deno.writeTextFile(`${nodeDir}/users.conf`, usersConf);
-    const conf = nodeConf(template, node, `${nodeDir}/store`, nodes.map((n) => n.clusterPort));
+    let conf = nodeConf(template, node, `${nodeDir}/store`, nodes.map((n) => n.clusterPort));
+    for (const [key, value] of Object.entries(options.mqtt ?? {})) {
+      const line = new RegExp(`^  ${key}: .*$`, "m");
+      if (!line.test(conf)) throw new Error(`deploy/nats/nats.conf sets no mqtt ${key}`);
+      conf = conf.replace(line, `  ${key}: ${value}`);
+    }
     confs[i] = `${nodeDir}/nats.conf`;
     await Deno.writeTextFile(confs[i]!, conf);
   }
