@@ -1,6 +1,7 @@
 /**
- * Drain bench: 100,000 changes queued while the broker is down, then drained in frames
- * (`LINK_MODE=frames`, QoS 1) to a local Mosquitto started here, against raw mqtt.js
+ * Drain bench: 100,000 changes queued before the engine starts, then drained in frames
+ * (`LINK_MODE=frames`, QoS 1) to a local Mosquitto started here and a shore ingest (timed until
+ * every change is acknowledged ashore, and until every one was PUBACKed), against raw mqtt.js
  * publishing the same envelopes one message each at QoS 1 with the same in-flight window in the same run (once before the engine and once after). Then the
  * process RSS idle and with 1,000,000 unacknowledged changes (the engine streams the change
  * log, so RSS should not follow it).
@@ -14,7 +15,7 @@ import type { BenchRow } from "./types.ts";
 import { benchEngine, fillChangeLog, WINDOW } from "./common.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
-import { freePort } from "../tests/support/ports.ts";
+import { startShore } from "../tests/support/fleet.ts";
 import type { Sql } from "../db/connection.ts";
 import { applyAck, vesselState } from "../db/vessel/outbox.ts";
 import { type ChangeRow, toEnvelope } from "../sync/protocol.ts";
@@ -50,13 +51,11 @@ async function dbCpu(sql: Sql): Promise<number> {
   return total;
 }
 
-/** Waits until `n` publishes were PUBACKed; returns the seconds from the first connect. */
-function drained(engine: ReturnType<typeof benchEngine>["engine"], n: number) {
-  let started = 0;
+/** Waits until `n` publishes were PUBACKed; returns the seconds from `started`. */
+function drained(engine: ReturnType<typeof benchEngine>["engine"], n: number, started: number) {
   let count = 0;
   return new Promise<number>((resolve) => {
     engine.onEvent((e) => {
-      if (e.type === "connected" && !started) started = performance.now();
       if (e.type === "published" && ++count === n) {
         resolve((performance.now() - started) / 1000);
       }
@@ -87,7 +86,6 @@ async function rawPublish(url: string, payloads: { topic: string; body: string }
  */
 async function drainRows(n: number): Promise<BenchRow[]> {
   await using db = await freshDatabase();
-  const port = freePort();
   const vesselId = "bench-drain";
   await fillChangeLog(db.sql, n);
 
@@ -102,27 +100,46 @@ async function drainRows(n: number): Promise<BenchRow[]> {
     body: JSON.stringify(toEnvelope(r, vesselId)),
   }));
 
-  await using broker = await startMosquitto({ port });
+  await using broker = await startMosquitto();
   const raw0 = ownCpu();
   const rawBefore = await rawPublish(broker.url, payloads);
   let rawCpu = ownCpu() - raw0;
-  await broker.kill();
 
-  const { engine } = benchEngine(db.sql, `mqtt://127.0.0.1:${port}`, vesselId, "frames");
-  const done = drained(engine, n);
-  engine.start();
-  await new Promise((r) => setTimeout(r, 500)); // the broker is down: attempts fail
+  // A shore ingest with its production ack debounce, on a database of its own: the drain is
+  // timed until every change is acknowledged ashore (applied there and its ack applied here),
+  // and until every one was PUBACKed, for comparison with before.
+  await using shoreDb = await freshDatabase();
+  const shore = await startShore(broker.url, shoreDb.sql, { ackDebounceMs: 250 });
+  const { engine } = benchEngine(db.sql, broker.url, vesselId, "frames");
+  let acked = 0;
+  const ackedAll = new Promise<number>((resolve) => {
+    engine.onEvent((e) => {
+      if (e.type === "acked" && e.seq >= n && !acked) {
+        acked = performance.now();
+        resolve(acked);
+      }
+    });
+  });
   const cpu0 = ownCpu();
   const db0 = await dbCpu(db.sql);
-  await broker.restart();
-  const engineSeconds = await done;
+  const shoreDb0 = await dbCpu(shoreDb.sql);
+  const t0 = performance.now();
+  const done = drained(engine, n, t0);
+  engine.start();
+  const pubackSeconds = await done;
+  const engineSeconds = (await ackedAll - t0) / 1000;
   const engineCpu = ownCpu() - cpu0;
   const engineDbCpu = await dbCpu(db.sql) - db0;
+  const shoreDbCpu = await dbCpu(shoreDb.sql) - shoreDb0;
   await engine.stop();
+  await shore.close();
   const [moved] = await db.sql<{ n: number }[]>`select count(*)::int8 as n from changes c
     join (select id, row_number() over (order by priority, id) as rn from changes) r
     using (id) where c.seq is distinct from r.rn`;
   if (moved!.n) throw new Error(`${moved!.n} changes got another seq than the raw run used`);
+  const [ashore] = await shoreDb.sql<{ n: number }[]>`
+    select count(*)::int8 as n from shore_records`;
+  if (ashore!.n !== n) throw new Error(`${ashore!.n} of ${n} records ashore`);
 
   const raw1 = ownCpu();
   const rawAfter = await rawPublish(broker.url, payloads);
@@ -131,14 +148,18 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   const engineRate = Math.round(n / engineSeconds);
   const rawRate = Math.round(2 * n / (rawBefore + rawAfter));
   console.error(
-    `drain: engine ${n} in ${engineSeconds.toFixed(2)} s = ${engineRate}/s, raw mqtt.js ` +
-      `${rawBefore.toFixed(2)} s before and ${rawAfter.toFixed(2)} s after = ${rawRate}/s; ` +
-      `CPU per message: engine ${us(engineCpu, n)} µs + PostgreSQL ${us(engineDbCpu, n)} µs, ` +
-      `raw mqtt.js ${us(rawCpu, 2 * n)} µs`,
+    `drain: engine ${n} acknowledged ashore in ${engineSeconds.toFixed(2)} s = ` +
+      `${engineRate}/s (all PUBACKed after ${pubackSeconds.toFixed(2)} s = ` +
+      `${Math.round(n / pubackSeconds)}/s), raw mqtt.js ${rawBefore.toFixed(2)} s before and ` +
+      `${rawAfter.toFixed(2)} s after = ${rawRate}/s; CPU per change: vessel and shore ` +
+      `process ${us(engineCpu, n)} µs + vessel PostgreSQL ${us(engineDbCpu, n)} µs + shore ` +
+      `PostgreSQL ${us(shoreDbCpu, n)} µs, raw mqtt.js ${us(rawCpu, 2 * n)} µs; load ` +
+      Deno.loadavg().map((l) => l.toFixed(1)).join(" "),
   );
   const ratio = engineRate / rawRate;
   return [{
-    figure: `drain ${n} changes in frames (changes/s; baseline raw mqtt.js, window ${WINDOW})`,
+    figure:
+      `drain ${n} changes in frames, acknowledged ashore (changes/s; baseline raw mqtt.js, window ${WINDOW})`,
     value: engineRate,
     baseline: rawRate,
     ratio,

@@ -6,7 +6,8 @@
  * committed during that drain (record `createdAt` on the vessel to `applied_at` ashore, one
  * PostgreSQL clock).
  *
- *   deno run -A bench/satellite.ts     (BENCH_SAT_N=20000 for a smaller backlog;
+ *   deno run -A bench/satellite.ts     (BENCH_SAT_N=20000 for a smaller backlog, BENCH_TRACE=1
+ *                                       for a line a second of link use and acks;
  *                                       or BENCH_ONLY=satellite deno task bench)
  */
 import type { BenchRow } from "./types.ts";
@@ -61,6 +62,26 @@ export async function run(): Promise<BenchRow[]> {
         alerts++;
       }
     })();
+    // BENCH_TRACE=1: once a second, what crossed the link and how far shore's ack got.
+    let lastUp = proxy.bytes.up;
+    let lastAck = 0;
+    let tracing = false;
+    const tracer = Deno.env.get("BENCH_TRACE")
+      ? setInterval(async () => {
+        if (tracing) return;
+        tracing = true;
+        const acked = Number((await vessel.report()).lastAckedSeq ?? 0);
+        const up = proxy.bytes.up - lastUp;
+        console.error(
+          `link t=${(performance.now() / 1000).toFixed(1)} up ${up} B (${
+            (up * 8 / LINK.bitsPerSecond * 100).toFixed(0)
+          } % of the link) acked ${acked} (+${acked - lastAck})`,
+        );
+        lastUp += up;
+        lastAck = acked;
+        tracing = false;
+      }, 1000)
+      : undefined;
     const ackedSeq = async () => Number((await vessel.report()).lastAckedSeq ?? 0);
     await waitUntil(
       async () => await ackedSeq() >= 0.9 * n,
@@ -77,6 +98,7 @@ export async function run(): Promise<BenchRow[]> {
       50,
     );
     const seconds = (performance.now() - started) / 1000;
+    clearInterval(tracer);
     const up = proxy.bytes.up - up0;
     const down = proxy.bytes.down - down0;
     // Each direction has its own 432 kbit/s: the busier one sets what the link needs.

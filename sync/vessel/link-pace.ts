@@ -30,8 +30,8 @@ const RTT_WINDOW_MS = 60_000;
 /** Options for {@linkcode LinkPace}. */
 export interface LinkPaceOptions {
   /**
-   * How far past the link's round trip to claim, ms of the link's measured bytes: what queues
-   * on the link ahead of an alert claimed now.
+   * How far ahead of the broker's PUBACKs to claim, ms of the link's measured bytes: at least
+   * this, and at least the round trip and half of it (see {@linkcode LinkPace.byteBudget}).
    */
   horizonMs?: number;
   /** The budget before anything was measured, and never less: bytes. */
@@ -66,7 +66,7 @@ export class LinkPace {
   #rtt: Samples = [];
 
   constructor(options: LinkPaceOptions = {}) {
-    this.horizonMs = options.horizonMs ?? 500;
+    this.horizonMs = options.horizonMs ?? 1_000;
     this.floorBytes = options.floorBytes ?? 16 * 1024;
     this.#now = options.now ?? Date.now;
   }
@@ -118,9 +118,9 @@ export class LinkPace {
   /**
    * The least PUBACK delay of the last `RTT_WINDOW_MS`: the link's round trip with nothing
    * queued (and the publish's own bytes: so a little more). Not a recent window: a full
-   * budget keeps about `horizonMs` queued, and a round trip measured through that queue would
-   * grow the budget, which grows the queue. A link whose round trip grows by more than
-   * `horizonMs` is underused until the old samples age out.
+   * budget keeps a queue on a slow link, and a round trip measured through that queue would
+   * grow the budget, which grows the queue. A link whose round trip grows by more than half
+   * of `horizonMs` is underused until the old samples age out.
    */
   get roundTripMs(): number {
     prune(this.#rtt, this.#now(), RTT_WINDOW_MS);
@@ -130,12 +130,15 @@ export class LinkPace {
   }
 
   /**
-   * Bytes that may be claimed and not yet PUBACKed at once: the round trip's worth of the
-   * link's bytes, so it stays full, and `horizonMs` more, which queue on the link ahead of an
-   * alert claimed now.
+   * Bytes that may be claimed and not yet PUBACKed at once: `horizonMs` of the link's bytes
+   * (about a second: what an alert claimed now waits behind), and on a link whose round trip
+   * is a good part of that, the round trip's worth, so the link stays full, and half the
+   * horizon more, which queue ahead of an alert. (The round trip alone in a second's budget
+   * left 0.4 s of queue on the 600 ms satellite hop, and on a loaded machine, whose PUBACKs
+   * take 0.75-1.2 s there, none: the estimate then never climbed above its floor.)
    */
   byteBudget(): number {
-    const ahead = this.roundTripMs + this.horizonMs;
+    const ahead = Math.max(this.horizonMs, this.roundTripMs + this.horizonMs / 2);
     return Math.max(this.floorBytes, this.rate * ahead / 1_000);
   }
 

@@ -325,12 +325,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   function pump() {
     if (frames) {
       if (Date.now() < lingerUntil && buffer.length < lowWater) return; // the timer pumps
-      // In flight stays within the link's budget; the buffer holds what goes next.
-      const budget = pace.rowBudget();
-      while (
-        buffer.length && framesInFlight < frameWindow && session.connected && !stopped &&
-        inFlightSeqs.size < budget
-      ) {
+      while (buffer.length && framesInFlight < frameWindow && session.connected && !stopped) {
         sendFrames(takeRun());
       }
       return;
@@ -407,9 +402,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         if (buffer.length <= lowWater) {
           // Claimed but not PUBACKed stays within the link's second (see the header); a
           // sliver of room waits for more, so claims stay batches.
-          // Frames mode: plus one frame ready in the buffer, so that a PUBACK's room is filled
-          // at once (pump), not after a claim's round trip to the database.
-          const budget = pace.rowBudget() + (frames ? frameRows() : 0);
+          const budget = pace.rowBudget();
           const byBudget = budget - buffer.length - inFlightSeqs.size;
           const room = Math.min(highWater - buffer.length, byBudget);
           if (byBudget < highWater - buffer.length && byBudget < Math.max(1, budget / 8)) {

@@ -45,7 +45,7 @@ function simulate(
 
 Deno.test("the link's rate: starts at the floor and climbs to a slow link's while its budget limits what is in flight", () => {
   const clock = { now: 0 };
-  const pace = new LinkPace({ horizonMs: 500, floorBytes: 16_384, now: () => clock.now });
+  const pace = new LinkPace({ horizonMs: 1_000, floorBytes: 16_384, now: () => clock.now });
   assert.equal(pace.rate, 16_384, "nothing measured: the floor");
   assert.equal(pace.rowBudget(), Math.floor(16_384 / 200));
 
@@ -58,15 +58,15 @@ Deno.test("the link's rate: starts at the floor and climbs to a slow link's whil
   assert.ok(carried >= 0.95 * 54_000, `the link carried ${carried} B/s of 54,000`);
   const rtt = pace.roundTripMs;
   assert.ok(rtt >= 600 && rtt < 900, `round trip ${rtt} ms (600 ms and a publish's bytes)`);
-  // What may be in flight: the round trip and the horizon's worth of the link's bytes, so
-  // about half a second queues ahead of an alert claimed now.
+  // What may be in flight: the round trip and half the horizon's worth of the link's bytes,
+  // so about half a second queues ahead of an alert claimed now.
   const budget = pace.byteBudget();
   assert.ok(budget >= 54_000 * 1.1 && budget <= 54_000 * 1.5, `budget ${budget} B`);
 });
 
 Deno.test("the link's rate: PUBACKs released together after a lost segment do not inflate it, and the link stays nearly full through the stall", () => {
   const clock = { now: 0 };
-  const pace = new LinkPace({ horizonMs: 500, floorBytes: 16_384, now: () => clock.now });
+  const pace = new LinkPace({ horizonMs: 1_000, floorBytes: 16_384, now: () => clock.now });
   const link = { bytesPerSecond: 54_000, rttMs: 600 };
   simulate(pace, clock, link, 20_000);
   // A publish held 800 ms (one RTT plus the minimum RTO): the ones behind it come together.
@@ -79,15 +79,15 @@ Deno.test("the link's rate: PUBACKs released together after a lost segment do no
     6_000,
   );
   assert.ok(pace.rate <= 1.05 * 54_000, `rate ${pace.rate} after the stall`);
-  // The round trip's bytes plus the horizon's: the link carries the queued half second while
-  // the 800 ms stall holds the PUBACKs, then idles about 0.2 s.
+  // The round trip's bytes plus half the horizon's: the link carries the queued half second
+  // while the 800 ms stall holds the PUBACKs, then idles about 0.2 s.
   assert.ok(carried >= 0.9 * 54_000, `the link carried ${carried} B/s through the stall`);
   assert.ok(pace.byteBudget() <= before * 1.1, "the budget is back to the link's once it ends");
 });
 
 Deno.test("the link's rate: a slower link than the one measured seconds ago, and never below the floor", () => {
   let now = 0;
-  const pace = new LinkPace({ horizonMs: 500, floorBytes: 16_384, now: () => now });
+  const pace = new LinkPace({ horizonMs: 1_000, floorBytes: 16_384, now: () => now });
   // Two publishes back to back, 8 KiB each, PUBACKed 100 and 200 ms later.
   const a = pace.sent(8_192, 100);
   const b = pace.sent(8_192, 100);
