@@ -12,6 +12,7 @@ import { createSession } from "../sync/session.ts";
 import { createShore } from "../sync/shore/ingest.ts";
 import { DOWN_ACK_FILTER, DOWN_CATCHUP_FILTER, FLEET_FILTER } from "../sync/protocol.ts";
 import { createDownPublisher } from "../sync/shore/down.ts";
+import { startShoreHousekeeping } from "../sync/shore/housekeeping.ts";
 import { downHealth, refreshDownMetrics } from "../sync/shore/down-report.ts";
 import type { Role, RoleDeps } from "./role.ts";
 
@@ -39,7 +40,6 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     log: log.child({ module: "shore" }),
     metrics: metrics.shore,
     sharedGroup: config.shoreSharedGroup,
-    inboxRetentionDays: config.catchupRetentionDays,
   });
 
   // Changes made ashore, to each vessel (sync/shore/down.ts), on the same session.
@@ -52,6 +52,7 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     metrics: metrics.shore,
   });
 
+  let stopHousekeeping = () => {};
   const link = new LinkState();
   if (session) link.watch(session);
 
@@ -110,8 +111,15 @@ export function createShoreRole({ config, sql, log, metrics, tls }: RoleDeps): R
     async start() {
       await shore?.start();
       await down?.start();
+      // Both directions' rows past CATCHUP_RETENTION_DAYS, hourly.
+      stopHousekeeping = startShoreHousekeeping({
+        sql,
+        log: log.child({ module: "housekeeping" }),
+        retentionDays: config.catchupRetentionDays,
+      });
     },
     async close() {
+      stopHousekeeping();
       await down?.stop();
       await shore?.close();
       await session?.close();

@@ -21,7 +21,7 @@ import {
   topicsOf,
 } from "../protocol.ts";
 import { classify, type MalformedReason } from "./classify.ts";
-import { DEFAULT_LIMITS, type IngestLimits, pruneInbox } from "../../db/shore/inbox.ts";
+import { DEFAULT_LIMITS, type IngestLimits } from "../../db/shore/inbox.ts";
 import { GapMonitor } from "./gaps.ts";
 import { BatchQueue } from "./batches.ts";
 import { BatchWriter } from "./batch-writer.ts";
@@ -53,8 +53,6 @@ export interface ShoreOptions {
   gapWaitMs?: number;
   /** Longest wait between two catch-up requests for one vessel. */
   gapMaxBackoffMs?: number;
-  /** Applied inbox rows are kept this many days (`CATCHUP_RETENTION_DAYS`), pruned hourly. */
-  inboxRetentionDays?: number;
   /** A database call still unanswered after this is given up (and retried where it matters). */
   writeTimeoutMs?: number;
   /** What one vessel may park ashore (db/shore/inbox.ts). */
@@ -89,12 +87,6 @@ export function createShore(options: ShoreOptions): Shore {
     limits = DEFAULT_LIMITS,
   } = options;
   let closed = false;
-  let pruneTimer: ReturnType<typeof setInterval> | undefined;
-  const prune = () =>
-    pruneInbox(sql, options.inboxRetentionDays ?? 30).then(
-      (n) => n > 0 && log.info("Inbox pruned", { rows: n }),
-      (err) => log.warn("Inbox prune failed", { error: err }),
-    );
   const lastWarned = new Map<MalformedReason, { at: number; suppressed: number }>();
   const epochs = new EpochAdmission(limits.maxLiveEpochs);
   const acks = new AckPublisher({
@@ -183,8 +175,6 @@ export function createShore(options: ShoreOptions): Shore {
       // MQTT 5 sends no retained messages to a shared subscription: read presence directly.
       if (sharedGroup) await session.subscribe(FLEET_STATUS_FILTER, 1);
       gapMonitor.start();
-      pruneTimer = setInterval(prune, 3_600_000);
-      prune();
       if (session.connected) await acks.publish(true);
     },
     get buffered() {
@@ -194,7 +184,6 @@ export function createShore(options: ShoreOptions): Shore {
       offMessage();
       closed = true;
       gapMonitor.stop();
-      clearInterval(pruneTimer);
       // Write what is buffered, for a few seconds at most: anything left is re-sent by vessels.
       await queue.close(5_000);
       await acks.close();

@@ -1,12 +1,13 @@
 /**
  * The vessel's periodic chores: re-seed the outbox bound (core/outbox-gate.ts) from the
- * database, so a count that drifted in memory is corrected, and prune acknowledged changes past
- * `CATCHUP_RETENTION_DAYS`. A failed round is logged and the next one tries again.
+ * database, so a count that drifted in memory is corrected, and prune acknowledged changes and
+ * applied down inbox rows (the shore's stream) past `CATCHUP_RETENTION_DAYS`. A failed round is logged and the next one tries again.
  */
 import type { Sql } from "../../db/connection.ts";
 import type { OutboxGate } from "../../core/outbox-gate.ts";
 import type { Logger } from "../../core/log.ts";
 import { countPending, pruneAcked } from "../../db/vessel/outbox.ts";
+import { pruneDownInbox } from "../../db/vessel/down-inbox.ts";
 
 /** Options for {@linkcode startHousekeeping}. */
 export interface HousekeepingOptions {
@@ -35,6 +36,8 @@ export function startHousekeeping(options: HousekeepingOptions): () => void {
       try {
         const pruned = await pruneAcked(sql, retentionDays);
         if (pruned) log.info("Pruned acknowledged changes", { count: pruned });
+        const down = await pruneDownInbox(sql, retentionDays);
+        if (down) log.info("Pruned applied down inbox rows", { count: down });
       } catch (err) {
         log.warn("Pruning failed", { error: err });
       }
