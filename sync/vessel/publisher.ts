@@ -36,6 +36,7 @@ import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
+import { type WakeOn, WakeSignals } from "./wake.ts";
 
 /** What the publisher reports as it goes. */
 export type PublisherEvent =
@@ -132,16 +133,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
   const lowWater = 2 * window;
   const highWater = 4 * window;
-  // Two signals: "work" (a commit, a connect, a pass) and "slot" (the buffer ran low).
-  // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
-  const pendingSignals = { work: false, slot: false };
-  let wakeUp: (() => void) | undefined;
-  let wakeOn: "work" | "slot" = "work";
-
-  const signal = (kind: "work" | "slot") => {
-    pendingSignals[kind] = true;
-    if (wakeUp && (kind === "work" || wakeOn === "slot")) wakeUp();
-  };
+  // Wake-ups of the loop: "work" and "slot" (sync/vessel/wake.ts).
+  const signals = new WakeSignals();
+  const signal = (kind: WakeOn) => signals.signal(kind);
+  const sleep = (ms: number, on: WakeOn) => signals.sleep(ms, on);
   const wake = () => signal("work");
   const requestPass = (kind: "unpublished" | "all", untilSeq = Infinity) => {
     if (kind === "all") {
@@ -151,22 +146,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
     generation++;
     buffer = []; // the pass re-reads these rows
     wake();
-  };
-  const sleep = (ms: number, on: "work" | "slot") => {
-    const ready = on === "work" ? pendingSignals.work : pendingSignals.work || pendingSignals.slot;
-    pendingSignals.work = pendingSignals.slot = false;
-    if (ready) return Promise.resolve();
-    wakeOn = on;
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        wakeUp = undefined;
-        pendingSignals.work = pendingSignals.slot = false;
-        resolve();
-      }
-      wakeUp = done;
-    });
   };
 
   function send(row: OutboxRow) {
