@@ -28,20 +28,15 @@
  * first, so an alert committed during a drain rides a frame that leaves within about a second.
  */
 import type { Sql } from "../../db/connection.ts";
-import {
-  advancePublished,
-  claimChanges,
-  markAcked,
-  type OutboxRow,
-  pendingAfter,
-  vesselState,
-} from "../../db/vessel/outbox.ts";
+import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
 import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
 import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
+import { Watermark } from "./watermark.ts";
+import { type WakeOn, WakeSignals } from "./wake.ts";
 
 /** What the publisher reports as it goes. */
 export type PublisherEvent =
@@ -122,33 +117,26 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let framesInFlight = 0;
   let lingerUntil = 0;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  let flushTimer: ReturnType<typeof setTimeout> | undefined;
-  // The published watermark: every seq of `epoch` up to `seq` got its PUBACK; `above` holds
-  // the PUBACKed seqs past it (QoS 1 and 2 complete out of order, a refused row waits).
-  let mark = { epoch: "", seq: 0, above: new Set<number>() };
-  let saved = { epoch: "", seq: 0 }; // the watermark as last written
-  let ackedMark = { epoch: "", seq: 0 }; // shore's latest ack: published at least this far
-  const toAck: number[] = []; // ACK_MODE=broker: row ids PUBACKed, to mark acknowledged
-  // Seqs of `mark.epoch` the broker last refused (a PUBACK reason code). The pass after a
-  // reconnect skips them: a broker that drops the connection on a refusal (Mosquitto does)
-  // would otherwise take down, at every connect, the publishes sent right behind the refused
-  // one. Only the backed-off "all" pass tries them again.
-  const refused = new Set<number>();
+  // The published watermark and the seqs the broker refused (sync/vessel/watermark.ts).
+  const watermark = new Watermark({
+    sql,
+    log,
+    ackMode,
+    maxAbove: 16 * window,
+    onReleased(released) {
+      resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
+      onEvent({ type: "acked_by_broker", released });
+    },
+  });
   let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
   let buffer: OutboxRow[] = [];
   // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
   const lowWater = 2 * window;
   const highWater = 4 * window;
-  // Two signals: "work" (a commit, a connect, a pass) and "slot" (the buffer ran low).
-  // A signal raised while the loop is busy is remembered, so no wake-up is ever lost.
-  const pendingSignals = { work: false, slot: false };
-  let wakeUp: (() => void) | undefined;
-  let wakeOn: "work" | "slot" = "work";
-
-  const signal = (kind: "work" | "slot") => {
-    pendingSignals[kind] = true;
-    if (wakeUp && (kind === "work" || wakeOn === "slot")) wakeUp();
-  };
+  // Wake-ups of the loop: "work" and "slot" (sync/vessel/wake.ts).
+  const signals = new WakeSignals();
+  const signal = (kind: WakeOn) => signals.signal(kind);
+  const sleep = (ms: number, on: WakeOn) => signals.sleep(ms, on);
   const wake = () => signal("work");
   const requestPass = (kind: "unpublished" | "all", untilSeq = Infinity) => {
     if (kind === "all") {
@@ -159,78 +147,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
     buffer = []; // the pass re-reads these rows
     wake();
   };
-  const sleep = (ms: number, on: "work" | "slot") => {
-    const ready = on === "work" ? pendingSignals.work : pendingSignals.work || pendingSignals.slot;
-    pendingSignals.work = pendingSignals.slot = false;
-    if (ready) return Promise.resolve();
-    wakeOn = on;
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        wakeUp = undefined;
-        pendingSignals.work = pendingSignals.slot = false;
-        resolve();
-      }
-      wakeUp = done;
-    });
-  };
-
-  // The watermark (and, ACK_MODE=broker, acked_at) is written in batches: one UPDATE per
-  // PUBACK would cap the rate at the database's round trips.
-  async function flush() {
-    flushTimer = undefined;
-    const ids = toAck.splice(0);
-    const { epoch, seq } = mark;
-    try {
-      if (epoch !== saved.epoch || seq > saved.seq) {
-        await advancePublished(sql, epoch, seq);
-        if (epoch !== saved.epoch || seq > saved.seq) saved = { epoch, seq };
-      }
-      const released = await markAcked(sql, ids);
-      if (released) {
-        resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
-        onEvent({ type: "acked_by_broker", released });
-      }
-    } catch (err) {
-      // The watermark stays lower and the rows unacknowledged: they go out again, a
-      // duplicate, not a loss.
-      log.warn("Recording published changes failed", { count: ids.length, error: err });
-    }
-  }
-  const scheduleFlush = () => {
-    if (toAck.length >= 256 || mark.seq - saved.seq >= 1024) void flush();
-    else flushTimer ??= setTimeout(flush, 20);
-  };
-
-  // Past this many PUBACKed seqs above a watermark held back (a row the broker keeps
-  // refusing), forget them: they are re-sent by the next pass instead of held in memory.
-  const maxAbove = 16 * window;
-  function published(row: OutboxRow) {
-    if (ackMode === "broker") toAck.push(row.id);
-    refused.delete(row.seq);
-    if (row.epoch === mark.epoch && row.seq > mark.seq) {
-      mark.above.add(row.seq);
-      while (mark.above.delete(mark.seq + 1)) mark.seq++;
-      if (mark.above.size > maxAbove) mark.above.clear();
-    }
-    scheduleFlush();
-  }
-
-  /** Takes the database's watermark: a new epoch starts over, the same one never goes back. */
-  function seedMark(epoch: string, dbSeq: number) {
-    // An ack that came before the first pass read the watermark counts too.
-    const publishedSeq = ackedMark.epoch === epoch ? Math.max(dbSeq, ackedMark.seq) : dbSeq;
-    if (epoch !== mark.epoch) {
-      mark = { epoch, seq: publishedSeq, above: new Set() };
-      refused.clear();
-    } else if (publishedSeq > mark.seq) {
-      mark.seq = publishedSeq;
-      for (const seq of mark.above) if (seq <= publishedSeq) mark.above.delete(seq);
-      while (mark.above.delete(mark.seq + 1)) mark.seq++;
-    }
-    if (publishedSeq > dbSeq) scheduleFlush(); // the ack's mark is not in the database yet
-  }
 
   function send(row: OutboxRow) {
     // Built by PostgreSQL from the jsonb text and fixed-format fields: it cannot fail, so no
@@ -243,16 +159,14 @@ export function createPublisher(options: PublisherOptions): Publisher {
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
       pace.acked(paced);
       lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
-      published(row);
+      watermark.published(row);
       onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
     }, (err) => {
       pace.failed(paced);
       // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
       // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
       // refused row neither blocks the rows behind it nor spins.
-      if (isRefusal(err) && row.epoch === mark.epoch && refused.size < maxAbove) {
-        refused.add(row.seq);
-      }
+      if (isRefusal(err)) watermark.refuse(row.epoch, [row.seq]);
       onEvent({ type: "publish_failed", seq: row.seq, error: err });
     }).finally(() => {
       inFlightSeqs.delete(row.seq);
@@ -284,14 +198,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
           pace.acked(paced);
           lastPublishedSeq = Math.max(lastPublishedSeq, frame.toSeq);
           for (const row of part) {
-            published(row);
+            watermark.published(row);
             onEvent({ type: "published", entity: row.entity, qos: 1, seq: row.seq });
           }
         }, (err) => {
           pace.failed(paced);
-          if (isRefusal(err) && part[0]!.epoch === mark.epoch && refused.size < maxAbove) {
-            for (const row of part) refused.add(row.seq);
-          }
+          if (isRefusal(err)) watermark.refuse(part[0]!.epoch, part.map((row) => row.seq));
           onEvent({ type: "publish_failed", seq: frame.fromSeq, error: err });
         }).finally(() => {
           framesInFlight--;
@@ -349,16 +261,18 @@ export function createPublisher(options: PublisherOptions): Publisher {
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
       const { epoch, publishedSeq } = await vesselState(sql);
-      seedMark(epoch, publishedSeq);
+      watermark.seed(epoch, publishedSeq);
       const resendUntil = passRequest === "all" ? passUntil : 0;
       pass = { epoch, afterSeq: 0, resendUntil };
       passRequest = null;
       // What this process did not send itself but the broker took (PUBACKed before a restart
       // or a drop): shore gets a full delay from now to ack it before it is sent again.
+      const { mark } = watermark;
       if (resendUntil === 0 && mark.seq > 0) noteSent(epoch, mark.seq);
     }
     if (pass) {
       const { epoch, resendUntil } = pass;
+      const { mark, refused } = watermark;
       const skip = epoch === mark.epoch ? mark : null;
       // Past the re-send range, every seq up to the watermark was PUBACKed: start above it.
       if (skip && pass.afterSeq >= resendUntil) pass.afterSeq = Math.max(pass.afterSeq, skip.seq);
@@ -469,11 +383,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       sentLog = sentLog.filter((e) => e.epoch !== epoch || e.seq > seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.
-      if (epoch !== ackedMark.epoch || seq > ackedMark.seq) ackedMark = { epoch, seq };
-      if (epoch === mark.epoch && seq > mark.seq) {
-        seedMark(epoch, seq);
-        scheduleFlush();
-      }
+      watermark.acked(epoch, seq);
     },
     resendAll() {
       sentLog = [];
@@ -490,9 +400,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
       unsubscribe();
       wake();
       await running;
-      clearTimeout(flushTimer);
       clearTimeout(lingerTimer);
-      await flush();
+      await watermark.stop();
     },
   };
 }
