@@ -7,7 +7,7 @@ import { createLogger, type Logger } from "./core/log.ts";
 import { guardProcess } from "./core/guard.ts";
 import { RecentEvents } from "./core/recent-events.ts";
 import { claimDataDir } from "./core/data-dir.ts";
-import { StartupError } from "./core/errors.ts";
+import { isDatabaseUnavailable, isPermanentDatabaseError, StartupError } from "./core/errors.ts";
 import { parseArgs, usageText, versionText } from "./core/usage.ts";
 import type { Role } from "./roles/role.ts";
 import type { TlsFiles } from "./sync/tls.ts";
@@ -61,7 +61,7 @@ export async function start(
   const usesDataDir = config.databaseUrl === undefined || config.apiTokens === undefined;
   const lock = usesDataDir ? await claimDataDir(config.dataDir) : undefined;
   try {
-    const gateway = await startClaimed(config, log, options, tls);
+    const gateway = await startRetrying(config, log, options, tls);
     return {
       port: gateway.port,
       async close() {
@@ -72,6 +72,39 @@ export async function start(
   } catch (err) {
     lock?.release();
     throw err;
+  }
+}
+
+/**
+ * {@linkcode startClaimed}, again from the top while the database goes away under it: one that
+ * answered and then restarted (during the migrations, or while the role starts) is unreachable,
+ * which is retried (CONTRACT §1), not a failed start. The fault suite saw the shore exit 1
+ * ("start-up failed: write CONNECTION_CLOSED") when its PostgreSQL restarted mid-start.
+ */
+async function startRetrying(
+  config: Config,
+  log: Logger,
+  options: StartOptions,
+  tls: TlsFiles,
+): Promise<Gateway> {
+  for (let delay = 500;; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      return await startClaimed(config, log, options, tls);
+    } catch (err) {
+      // A StartupError (a refused login, an unknown database, a held DATA_DIR) is for good.
+      const transient = !(err instanceof StartupError) && isDatabaseUnavailable(err) &&
+        !isPermanentDatabaseError(err);
+      if (!transient || options.signal?.aborted) throw err;
+      log.warn("Database lost during start-up, starting again", { retryInMs: delay, error: err });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        options.signal?.addEventListener("abort", () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+      if (options.signal?.aborted) throw err;
+    }
   }
 }
 
@@ -144,7 +177,20 @@ async function startClaimed(
       `Cannot listen on "HOST" "${config.host}", "PORT" ${config.port}: ${(err as Error).message}`,
     );
   }
-  await role.start();
+  try {
+    await role.start();
+  } catch (err) {
+    // Everything this attempt opened is closed, so that a retry can bind and open again.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      server.shutdown(),
+      new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+    ]);
+    clearTimeout(timer);
+    await role.close().catch(() => {});
+    await db.close().catch(() => {});
+    throw err;
+  }
   log.info("Started", {
     role: config.role,
     vesselId: config.vesselId,
