@@ -237,6 +237,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         log: log.child({ module: "down" }),
         pollMs: options.pollMs,
         metrics,
+        onWaiting: () => downGaps?.poke(),
       });
       downGaps = createDownGapWatch({
         sql,
