@@ -145,11 +145,11 @@ Deno.test("down catch-up by request, and the down stream on both sides' health a
           [total, 0, 0, 0],
         );
         assert.equal(onBoard.epoch, v.downEpoch);
-      await vessel!.refresh();
-      const vesselText = await vessel!.metrics.registry.metrics();
-      assert.equal(metricOf(vesselText, "bosun_down_applied_seq"), total);
-      assert.equal(metricOf(vesselText, "bosun_down_waiting"), 0);
-      assert.ok(metricOf(vesselText, "bosun_down_applied_total")! >= 3);
+        await vessel!.refresh();
+        const vesselText = await vessel!.metrics.registry.metrics();
+        assert.equal(metricOf(vesselText, "bosun_down_applied_seq"), total);
+        assert.equal(metricOf(vesselText, "bosun_down_waiting"), 0);
+        assert.ok(metricOf(vesselText, "bosun_down_applied_total")! >= 3);
       },
     );
 
