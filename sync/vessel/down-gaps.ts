@@ -41,6 +41,8 @@ export interface DownGapWatchOptions {
 export interface DownGapWatch {
   /** One check: asks for the gap if it is due; true when a request went out. */
   check(now?: number): Promise<boolean>;
+  /** Changes were left waiting past a gap: watch the database until it is filled. */
+  poke(): void;
   stop(): void;
 }
 
@@ -53,6 +55,10 @@ export function createDownGapWatch(options: DownGapWatchOptions): DownGapWatch {
   let state: { epoch: string; lastSeq: number; nextAt: number; backoffMs: number } | null = null;
   let checking = false;
   let firstConnect = true;
+  // The database is read only while a gap may exist: at start (a restart finds one again),
+  // and from an ingest that left changes waiting until the gap is gone. An idle vessel
+  // costs no query.
+  let armed = true;
 
   async function ask(request: DownCatchupRequest, why: string): Promise<boolean> {
     if (!session.connected) return false;
@@ -63,12 +69,13 @@ export function createDownGapWatch(options: DownGapWatchOptions): DownGapWatch {
   }
 
   async function check(now = Date.now()): Promise<boolean> {
-    if (checking) return false;
+    if (checking || !armed) return false;
     checking = true;
     try {
       const f = await downInboxFigures(sql);
       if (!f.epoch || f.firstWaiting === null) {
         state = null;
+        armed = false;
         return false;
       }
       if (!state || state.epoch !== f.epoch || state.lastSeq !== f.lastSeq) {
@@ -115,6 +122,9 @@ export function createDownGapWatch(options: DownGapWatchOptions): DownGapWatch {
 
   return {
     check,
+    poke() {
+      armed = true;
+    },
     stop() {
       offEvent();
       clearInterval(timer);

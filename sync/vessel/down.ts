@@ -39,6 +39,8 @@ export interface DownReceiverOptions {
   pollMs?: number;
   /** Counts applied and dropped down changes and the conflicts recorded. */
   metrics?: Metrics;
+  /** An ingest left changes waiting past a missing seq (sync/vessel/down-gaps.ts watches). */
+  onWaiting?: () => void;
 }
 
 /** The running receiver. */
@@ -86,6 +88,7 @@ export function createDownReceiver(options: DownReceiverOptions): DownReceiver {
         log.warn("Shore clock ahead of ours beyond the drift bound", { changes: r.clockAhead });
       }
       scheduleAck();
+      if (r.waiting) options.onWaiting?.();
       if (r.conflicts) void drainConflicts();
     }).catch((err) => {
       // Not applied and not acknowledged: the shore re-sends it.

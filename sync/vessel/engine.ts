@@ -173,6 +173,7 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         log: log.child({ module: "down" }),
         pollMs: options.pollMs,
         metrics,
+        onWaiting: () => downGaps?.poke(),
       });
       downGaps = createDownGapWatch({
         sql,
