@@ -37,6 +37,7 @@ import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
 import { type WakeOn, WakeSignals } from "./wake.ts";
+import { SentLog } from "./sent-log.ts";
 
 /** What the publisher reports as it goes. */
 export type PublisherEvent =
@@ -110,10 +111,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
   let passUntil = Infinity; // an "all" pass re-sends up to this seq
   let resendDelay = options.ackTimeoutMs;
-  // What went out and when: {seq: the highest seq sent in a burst, at: the burst's start}. A
-  // burst leaves the log once shore's ack covers its seq; one older than the re-send delay
-  // is re-sent. Bursts (a second each) keep it short.
-  let sentLog: { epoch: string; seq: number; at: number }[] = [];
+  // What went out and when, for re-sends counted from the send (sync/vessel/sent-log.ts).
+  const sentLog = new SentLog();
   let framesInFlight = 0;
   let lingerUntil = 0;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -154,7 +153,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     const payload = row.json;
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
-    noteSent(row.epoch, row.seq);
+    sentLog.noteSent(row.epoch, row.seq);
     const paced = pace.sent(payload.length, 1);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
       pace.acked(paced);
@@ -175,13 +174,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
     });
   }
 
-  function noteSent(epoch: string, seq: number) {
-    const now = Date.now();
-    const last = sentLog.at(-1);
-    if (last && last.epoch === epoch && now - last.at < 1_000) last.seq = Math.max(last.seq, seq);
-    else sentLog.push({ epoch, seq, at: now });
-  }
-
   /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
   function sendFrames(rows: OutboxRow[]) {
     const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
@@ -190,7 +182,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const part = rows.slice(at, at + frame.count);
       at += frame.count;
       for (const row of part) inFlightSeqs.add(row.seq);
-      noteSent(part[0]!.epoch, frame.toSeq);
+      sentLog.noteSent(part[0]!.epoch, frame.toSeq);
       framesInFlight++;
       const paced = pace.sent(frame.payload.length, frame.count);
       session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
@@ -268,7 +260,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       // What this process did not send itself but the broker took (PUBACKed before a restart
       // or a drop): shore gets a full delay from now to ack it before it is sent again.
       const { mark } = watermark;
-      if (resendUntil === 0 && mark.seq > 0) noteSent(epoch, mark.seq);
+      if (resendUntil === 0 && mark.seq > 0) sentLog.noteSent(epoch, mark.seq);
     }
     if (pass) {
       const { epoch, resendUntil } = pass;
@@ -345,10 +337,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
   // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
-    const now = Date.now();
-    const expired = sentLog.filter((e) => now - e.at >= resendDelay);
+    const expired = sentLog.takeExpired(resendDelay);
     if (expired.length === 0) return;
-    sentLog = sentLog.filter((e) => now - e.at < resendDelay);
     const { epoch } = await vesselState(sql);
     const untilSeq = Math.max(...expired.filter((e) => e.epoch === epoch).map((e) => e.seq));
     const [waiting] = await pendingAfter(sql, { epoch, afterSeq: 0, limit: 1, vesselId });
@@ -365,8 +355,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const unsubscribe = session.onEvent((e) => {
     if (e.type === "connected") {
       // Shore could not ack while we were away: every send's clock restarts now.
-      const now = Date.now();
-      for (const entry of sentLog) entry.at = now;
+      sentLog.restartClocks();
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
       requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
@@ -380,13 +369,13 @@ export function createPublisher(options: PublisherOptions): Publisher {
       resendDelay = options.ackTimeoutMs;
     },
     acked(epoch, seq) {
-      sentLog = sentLog.filter((e) => e.epoch !== epoch || e.seq > seq);
+      sentLog.acked(epoch, seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.
       watermark.acked(epoch, seq);
     },
     resendAll() {
-      sentLog = [];
+      sentLog.clear();
       requestPass("all");
     },
     get inFlight() {
