@@ -15,7 +15,9 @@
  * `LINK_MODE=frames`: the same rows, states and watermark, but a contiguous run of buffered
  * rows leaves as one frame (sync/frame.ts) on `<root>/frames` at QoS 1, and all its rows are
  * published on its PUBACK. A backlog fills frames at once; rows claimed from an empty backlog
- * (live writes) wait up to `lingerMs` for company.
+ * (live writes) leave at once when no frame is in flight, and otherwise wait for its PUBACK (at
+ * most `lingerMs`) for company, as Nagle's algorithm does: no wait on a fast link, full frames on
+ * a slow one.
  *
  * Re-sends count from the send, not from the last ack: a row is re-sent once it went out
  * `ACK_TIMEOUT_S` ago (connected time: the clock restarts at every connect, since shore could
@@ -228,7 +230,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // loop awaits the database, instead of draining during every claim.
   function pump() {
     if (frames) {
-      if (Date.now() < lingerUntil && buffer.length < lowWater) return; // the timer pumps
+      // Live rows wait for company only while a frame is on its way (as Nagle's algorithm does):
+      // with nothing in flight they leave at once; otherwise the PUBACK or the timer pumps.
+      if (Date.now() < lingerUntil && framesInFlight > 0 && buffer.length < lowWater) return;
       while (buffer.length && framesInFlight < frameWindow && session.connected && !stopped) {
         sendFrames(takeRun());
       }

@@ -4,6 +4,7 @@ import { startMosquitto } from "../../support/mosquitto.ts";
 import { freePort } from "../../support/ports.ts";
 import { observe, startVessel } from "../../support/vessel.ts";
 import { waitUntil } from "../../support/wait.ts";
+import { startProxy } from "../../support/proxy.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
 import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { claimChanges } from "../../../db/vessel/outbox.ts";
@@ -143,24 +144,29 @@ Deno.test("after a crash, claimed but unpublished rows are published first on re
 Deno.test("a claimed row cleared from the buffer by a re-send pass is still sent (the 20-vessel stall)", async () => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  // No shore: nothing is acked, so seq 1 is re-sent after ACK_TIMEOUT_S (1 s). Seq 2, a live
-  // write, lingers in the buffer for 3 s, across that re-send pass, which clears the buffer
-  // and re-sends up to seq 1 only.
+  await using link = startProxy({ target: { port: broker.port } });
+  // No shore: nothing is acked, so what was sent is re-sent after ACK_TIMEOUT_S (1 s), doubling.
+  // A live row lingers (LINK_LINGER_MS, 10 s here) only while a frame is in flight: with the
+  // link black-holed, a frame stays in flight and the rows behind it wait in the buffer, across
+  // a re-send pass that clears the buffer and re-sends only what was sent. The old code (pass
+  // ended at its re-send range) dropped the waiting rows and never sent them: seen here as seq 2
+  // never arriving (it waited behind seq 1's frame), with the PUBACKs of seq 1 in.
   await using vessel = await startVessel({
     sql: db.sql,
-    brokerUrl: broker.url,
-    env: { LINK_LINGER_MS: "3000" },
+    brokerUrl: link.url(),
+    env: { LINK_LINGER_MS: "10000" },
   });
   await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/frames`);
   await vessel.records.create("crew", { name: "first" });
-  await shore.until((r) => uniqueSeqs(r) === 1, "seq 1 at the observer");
-  await vessel.records.create("crew", { name: "second" });
-  await shore.until(
-    (r) => r.filter((m) => m.envelope.seq === 1).length >= 2,
-    "seq 1 re-sent (the re-send pass ran)",
-    15_000,
-  );
-  await shore.until((r) => r.some((m) => m.envelope.seq === 2), "seq 2 at the observer", 15_000);
+  await shore.until((r) => r.some((m) => m.envelope.seq === 1), "seq 1 at the observer");
+  link.setMode({ kind: "blackhole" });
+  await vessel.records.create("crew", { name: "second" }); // leaves at once, held by the link
+  await vessel.records.create("crew", { name: "third" }); // waits for seq 2's PUBACK
+  // Past the re-send of seqs 1-2 (1-2 s after they went) and well inside seq 3's linger.
+  await new Promise((r) => setTimeout(r, 4_000));
+  link.setMode({ kind: "pass" });
+  await shore.until((r) => r.some((m) => m.envelope.seq === 2), "seq 2 at the observer", 20_000);
+  await shore.until((r) => r.some((m) => m.envelope.seq === 3), "seq 3 at the observer", 20_000);
 });
 
 Deno.test("a change the broker refuses is counted and retried later, and never blocks the changes behind it (LINK_MODE=messages)", async () => {
