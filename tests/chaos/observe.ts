@@ -32,12 +32,19 @@ export function trackRecovery(vesselUrl: string, onRecovered?: OnRecovered): Rec
   let longest = 0;
   let stopped = false;
 
-  const query = async <T>(run: () => Promise<T>): Promise<T> => {
+  // The vessel's database may be down for a fault's length: retried, but not for ever (a
+  // database that never comes back fails the run saying so instead of hanging it).
+  const query = async <T>(run: () => Promise<T>, deadlineMs = 300_000): Promise<T> => {
+    const deadline = Date.now() + deadlineMs;
     while (true) {
       try {
         return await run();
       } catch (err) {
-        if (stopped) throw err;
+        if (stopped || Date.now() > deadline) {
+          throw new Error(`The vessel's database did not answer for ${deadlineMs} ms`, {
+            cause: err,
+          });
+        }
         await sleep(250);
       }
     }

@@ -26,6 +26,8 @@ function simulate(
       pace.acked(sent);
     }
     const budget = pace.byteBudget();
+    // A budget that is not a finite number of bytes would spin this loop for ever.
+    assert.ok(Number.isFinite(budget) && budget < 1e9, `byte budget ${budget}`);
     while (bytesInFlight < budget) {
       const bytes = Math.max(100, Math.floor(budget / 4));
       const sent = pace.sent(bytes, bytes / 30);
