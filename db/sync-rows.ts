@@ -126,6 +126,26 @@ export function toRow(
   };
 }
 
+/**
+ * A merged record as both inboxes' batched upserts take it (the columns of their
+ * `jsonb_to_recordset`): db/shore/apply.ts and db/vessel/down-inbox.ts.
+ */
+export function upsertRow(
+  record: SyncRecord,
+  base: { id: string; createdAt: string; version: number },
+) {
+  const image = toRow(record, base);
+  return {
+    id: base.id,
+    version: base.version,
+    data: image.data,
+    created_at: base.createdAt,
+    updated_at: image.updatedAt,
+    deleted_at: image.deleted ? image.updatedAt : null,
+    sync: image.sync,
+  };
+}
+
 /** A change's stored metadata. */
 export function changeSync(change: Change): ChangeSync {
   return { clock: change.clock, seen: change.seen, fields: Object.keys(change.fields) };

@@ -8,7 +8,13 @@ import type { ChangeSync } from "../../core/change.ts";
 import type { ApiRecord, Entity } from "../../core/entities.ts";
 import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import {
+  earlierCreatedAt,
+  type StoredSync,
+  toChange,
+  toSyncRecord,
+  upsertRow,
+} from "../sync-rows.ts";
 
 type Tx = postgres.TransactionSql;
 
@@ -138,17 +144,7 @@ async function mergeChanges(tx: Tx, vesselId: string, changes: InboxChange[]): P
   const rows = [...touched].sort().map((key) => {
     const s = state.get(key)!;
     const [entity, id] = key.split("/") as [string, string];
-    const image = toRow(s.record!, { id, createdAt: s.createdAt, version: s.version });
-    return {
-      entity,
-      id,
-      version: s.version,
-      data: image.data,
-      created_at: s.createdAt,
-      updated_at: image.updatedAt,
-      deleted_at: image.deleted ? image.updatedAt : null,
-      sync: image.sync,
-    };
+    return { entity, ...upsertRow(s.record!, { id, createdAt: s.createdAt, version: s.version }) };
   });
   if (rows.length > 0) {
     await tx`

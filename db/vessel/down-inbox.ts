@@ -10,7 +10,13 @@ import type { ApiRecord } from "../../core/entities.ts";
 import type { Hlc } from "../../core/hlc.ts";
 import { applyRemote, type Conflict, type SyncRecord } from "../../sync/merge.ts";
 import { recordConflicts } from "../conflicts.ts";
-import { earlierCreatedAt, type StoredSync, toChange, toRow, toSyncRecord } from "../sync-rows.ts";
+import {
+  earlierCreatedAt,
+  type StoredSync,
+  toChange,
+  toSyncRecord,
+  upsertRow,
+} from "../sync-rows.ts";
 import type { ChangeSync, Envelope } from "../../core/change.ts";
 
 type Tx = postgres.TransactionSql;
@@ -176,16 +182,7 @@ async function applyStep(
     }
     const rows = [...touched].sort().map((id) => {
       const s = state.get(id)!;
-      const image = toRow(s.record!, { id, createdAt: s.createdAt!, version: s.version });
-      return {
-        id,
-        version: s.version,
-        data: image.data,
-        created_at: s.createdAt,
-        updated_at: image.updatedAt,
-        deleted_at: image.deleted ? image.updatedAt : null,
-        sync: image.sync,
-      };
+      return upsertRow(s.record!, { id, createdAt: s.createdAt!, version: s.version });
     });
     if (rows.length === 0) continue;
     await tx`
