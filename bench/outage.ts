@@ -13,7 +13,10 @@
  * seen while draining (flat memory: a backlog of any length is read from the database in pages,
  * never held whole).
  *
- * `BENCH_OUTAGE_N` sets the backlog (100,000; 1,000,000 is issue 13's 30-day voyage).
+ * `BENCH_OUTAGE_N` sets the backlog (100,000; 1,000,000 is issue 13's 30-day voyage);
+ * `BENCH_OUTAGE_HOLD_S` how long the broker stays away after the backlog committed (0: only
+ * the restart; 600 with 50,000 is issue 15's ten-minute outage, whose re-send timers expire many
+ * times over while nothing can be sent).
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
@@ -44,6 +47,7 @@ const connects = (gw: GatewayProcess) => gw.stderr().split('"msg":"MQTT connecte
 /** Measures; returns the recovery row. */
 export async function run(): Promise<BenchRow[]> {
   const n = envNumber("BENCH_OUTAGE_N", 100_000);
+  const holdS = envNumber("BENCH_OUTAGE_HOLD_S", 0);
   await using vesselDb = await freshDatabase();
   await using shoreDb = await freshDatabase();
   const store = await Deno.makeTempDir({ prefix: "bosun-bench-outage-" });
@@ -79,6 +83,10 @@ export async function run(): Promise<BenchRow[]> {
     const vesselConnects = connects(vessel);
     await writer`commit`;
     writer.release();
+    if (holdS > 0) {
+      console.error(`outage: ${n} changes committed; the broker stays away ${holdS} s`);
+      await new Promise((r) => setTimeout(r, holdS * 1_000));
+    }
     const cpuBefore = {
       vessel: cpuSeconds(vessel.child.pid),
       shore: cpuSeconds(shore.child.pid),
@@ -181,7 +189,9 @@ export async function run(): Promise<BenchRow[]> {
         holds: seconds <= 20,
       },
       {
-        figure: `duplicates at the shore after an outage with ${n} behind it`,
+        figure: `duplicates at the shore after ${
+          holdS > 0 ? `a ${holdS} s outage` : "an outage"
+        } with ${n} behind it`,
         value: duplicates,
         baseline: null,
         ratio: null,
