@@ -115,6 +115,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let resendDelay = options.ackTimeoutMs;
   // What went out and when, for re-sends counted from the send (sync/vessel/sent-log.ts).
   const sentLog = new SentLog();
+  // Whether shore acked anything since this connection came up. Until it does, shore may be
+  // away (its broker session queues what we send, and at its return it asks for what it lacks:
+  // contract §5), so a send's clock runs to the back-off ceiling, not to ACK_TIMEOUT_S: after
+  // an outage that shore's link ends later than ours, nothing goes twice for that.
+  let shoreHeard = ackMode !== "shore";
   let framesInFlight = 0;
   let lingerUntil = 0;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -341,7 +346,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
   // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
-    const expired = sentLog.takeExpired(resendDelay);
+    const expired = sentLog.takeExpired(shoreHeard ? resendDelay : maxResendMs);
     if (expired.length === 0) return;
     const { epoch } = await vesselState(sql);
     const untilSeq = Math.max(...expired.filter((e) => e.epoch === epoch).map((e) => e.seq));
@@ -360,6 +365,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (e.type === "connected") {
       // Shore could not ack while we were away: every send's clock restarts now.
       sentLog.restartClocks();
+      shoreHeard = ackMode !== "shore";
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
       requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
@@ -370,9 +376,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     wake,
     ackProgress() {
+      shoreHeard = true;
       resendDelay = options.ackTimeoutMs;
+      // Shore is working through our stream in seq order: what it has not acked yet is on its
+      // way (queued at the broker or in its ingest), not lost, so the clocks of the sends still
+      // outstanding start again. A re-send needs shore silent for ACK_TIMEOUT_S after the send;
+      // a loss mid-stream stops its ack at the gap (and shore asks for the gap itself).
+      sentLog.restartClocks();
     },
     acked(epoch, seq) {
+      shoreHeard = true;
       sentLog.acked(epoch, seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.
