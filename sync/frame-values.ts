@@ -179,8 +179,25 @@ export class Reader {
   str(): string {
     const n = this.varint();
     this.#need(n);
-    const s = utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
+    const s = this.#ascii(n) ?? utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
     this.#at += n;
+    return s;
+  }
+
+  /**
+   * The next `n` bytes as text when they are all ASCII (always valid UTF-8), else undefined.
+   * Most strings of a frame are short ASCII (ids, names, keys), and a TextDecoder call costs
+   * more than decoding them here.
+   */
+  #ascii(n: number): string | undefined {
+    if (n > 64) return undefined;
+    const buf = this.#buf;
+    let s = "";
+    for (let i = this.#at; i < this.#at + n; i++) {
+      const b = buf[i]!;
+      if (b > 0x7f) return undefined;
+      s += String.fromCharCode(b);
+    }
     return s;
   }
 
