@@ -352,8 +352,7 @@ function insertInbox(
     where not exists (select 1 from shore_dead_letters d
       where d.vessel_id = ${vesselId} and d.epoch = ${epoch} and d.seq = x.seq)
     order by x.seq
-    on conflict do nothing
-    returning seq`.then((r) => r.length);
+    on conflict do nothing`.then((r) => r.count);
 }
 
 /**
