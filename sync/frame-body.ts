@@ -213,8 +213,9 @@ export function decodeBody(body: Uint8Array): Envelope[] {
     const t = r.value(ref);
     if (typeof t !== "string") throw new Error("A change's timestamp must be a string");
     timestamps.push(t);
-    ref = timeOf(t) ?? ref;
-    times.push(timeOf(t) ?? 0);
+    const ms = timeOf(t);
+    ref = ms ?? ref;
+    times.push(ms ?? 0);
   }
   const messageIds = new Map<number, string>();
   const nExplicit = r.varint();

@@ -21,11 +21,32 @@ const T_JSON = 10;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TIME_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+// The last time converted either way. A frame's times repeat (a created record's createdAt and
+// updatedAt are its change's timestamp, and a backlog's changes share milliseconds), and each
+// conversion costs a Date and its ISO text: the repeats are answered from here.
+let lastMs = NaN;
+let lastIso = "";
+
 /** The ms of an ISO timestamp `toISOString` writes exactly so, else undefined. */
 export function timeOf(s: unknown): number | undefined {
-  if (typeof s !== "string" || s.length !== 24 || !TIME_RE.test(s)) return undefined;
+  if (typeof s !== "string" || s.length !== 24) return undefined;
+  if (s === lastIso) return lastMs; // lastIso is 24 characters: toISOString wrote it
+  if (!TIME_RE.test(s)) return undefined;
   const ms = Date.parse(s);
-  return Number.isNaN(ms) || new Date(ms).toISOString() !== s ? undefined : ms;
+  if (Number.isNaN(ms) || new Date(ms).toISOString() !== s) return undefined;
+  [lastMs, lastIso] = [ms, s];
+  return ms;
+}
+
+/** `toISOString` of `ms`; throws where no Date can hold it. */
+function isoOf(ms: number): string {
+  if (ms === lastMs) return lastIso;
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) throw new Error("Timestamp out of range");
+  const iso = date.toISOString();
+  // Only the 24-character form may stand for timeOf's answer (years 0000-9999).
+  if (iso.length === 24) [lastMs, lastIso] = [ms, iso];
+  return iso;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -179,8 +200,25 @@ export class Reader {
   str(): string {
     const n = this.varint();
     this.#need(n);
-    const s = utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
+    const s = this.#ascii(n) ?? utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
     this.#at += n;
+    return s;
+  }
+
+  /**
+   * The next `n` bytes as text when they are all ASCII (always valid UTF-8), else undefined.
+   * Most strings of a frame are short ASCII (ids, names, keys), and a TextDecoder call costs
+   * more than decoding them here.
+   */
+  #ascii(n: number): string | undefined {
+    if (n > 64) return undefined;
+    const buf = this.#buf;
+    let s = "";
+    for (let i = this.#at; i < this.#at + n; i++) {
+      const b = buf[i]!;
+      if (b > 0x7f) return undefined;
+      s += String.fromCharCode(b);
+    }
     return s;
   }
 
@@ -225,10 +263,7 @@ export class Reader {
       case T_TIME_AFTER:
       case T_TIME_BEFORE: {
         const d = this.varint();
-        const ms = tag === T_TIME_AFTER ? ref + d : ref - d;
-        const date = new Date(ms);
-        if (Number.isNaN(date.getTime())) throw new Error("Timestamp out of range");
-        return date.toISOString();
+        return isoOf(tag === T_TIME_AFTER ? ref + d : ref - d);
       }
       case T_JSON:
         return JSON.parse(this.str());
