@@ -3,7 +3,7 @@
  *
  * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published (on
  * PUBACK/PUBCOMP; kept as a watermark, `vessel_state.published_seq`: every seq up to it was
- * PUBACKed) → acknowledged (`acked_at`, when shore's retained ack covers its seq). A row stays
+ * PUBACKed) → acknowledged (`vessel_state.acked_seq`, when shore's retained ack covers its seq). A row stays
  * until acknowledged. Above the watermark, after a restart, everything is re-sent: a
  * duplicate, which shore discards, where a `published_at` per row cost a second update of
  * every row. PUBACK is not delivery: Mosquitto answers
