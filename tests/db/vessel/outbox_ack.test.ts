@@ -11,6 +11,7 @@ import {
   pendingAfter,
   pruneAcked,
 } from "../../../db/vessel/outbox.ts";
+import { migrate, MIGRATIONS } from "../../../db/migrations.ts";
 
 // Found by the chaos suite (vessel PostgreSQL stopped while PUBACKs were being recorded): the
 // rows were published and acknowledged by shore, yet stayed "queued" in /health forever.
@@ -147,4 +148,31 @@ Deno.test("retention keeps changes acknowledged less than CATCHUP_RETENTION_DAYS
   await db.sql`update vessel_acks set at = at - interval '2 days'`;
   assert.equal(await pruneAcked(db.sql, 1, 100), 4);
   assert.deepEqual(await seqsLeft(db.sql), [3]);
+});
+
+Deno.test("the upgrade to the watermark keeps what was acknowledged, and re-sends what was not", async () => {
+  await using db = await freshDatabase({ migrated: false });
+  await migrate(db.sql, MIGRATIONS.filter((m) => m.version < 13));
+  const records = createRecordStore({ sql: db.sql, gate: new OutboxGate(100) });
+  for (let i = 0; i < 5; i++) await records.create("crew", { name: `c${i}` });
+  // ACK_MODE=broker marked rows one by one: seqs 1, 2 and 4 acknowledged (4 ten days ago), 3
+  // and 5 not.
+  await db.sql`update changes set epoch = (select epoch from vessel_state), seq = id,
+    acked_at = case when id in (1, 2) then now() when id = 4 then now() - interval '10 days' end`;
+  await db.sql`update vessel_state set last_seq = 5, published_seq = 5`;
+  await migrate(db.sql);
+
+  const stats = await outboxStats(db.sql);
+  assert.deepEqual([stats.lastAckedSeq, stats.unacked, stats.queued], [2, 3, 0]);
+  assert.ok(stats.lastAckAt instanceof Date);
+  const rows = await pendingAfter(db.sql, {
+    epoch: stats.epoch,
+    afterSeq: 0,
+    limit: 10,
+    vesselId: "v",
+  });
+  assert.deepEqual(rows.map((r) => r.seq), [3, 4, 5]);
+  // Retention: nothing acknowledged is older than 30 days.
+  assert.equal(await pruneAcked(db.sql, 30, 100), 0);
+  assert.equal(await pruneAcked(db.sql, 0, 100), 2);
 });
