@@ -81,7 +81,10 @@ export interface OutboxRow {
   entity: Entity;
   epoch: string;
   seq: number;
-  /** The envelope as JSON text, built by PostgreSQL (see {@linkcode envelopeSql}). */
+  /**
+   * The envelope as JSON text, built by PostgreSQL (see {@linkcode envelopeSql}); read for
+   * frames, without the messageId where it is the derived one (a `FrameChange` of sync/frame.ts).
+   */
   json: string;
 }
 
@@ -92,15 +95,21 @@ export interface OutboxRow {
  * which halved its CPU per claimed row. Nothing in it can fail or need escaping: jsonb text
  * is valid JSON, the other fields are uuids, enum values, numbers, a timestamp in the
  * `toISOString` format (milliseconds truncated, as a JS Date truncates them) and the vessel
- * id `$vesselParam`, which matches VESSEL_ID_PATTERN.
+ * id `$vesselParam`, which matches VESSEL_ID_PATTERN. `forFrames`: the messageId only where one is
+ * stored (see {@linkcode messageIdSql}): a frame leaves a derived one out, so neither
+ * PostgreSQL nor the encoder need compute it (SHA-256 per change, on each side).
  */
-export const envelopeSql = (t: string, vesselParam: string) =>
-  `'{"type":"data_change","entity":"' || ${t}entity || '","operation":"' || ${t}operation
+export function envelopeSql(t: string, vesselParam: string, forFrames = false): string {
+  const messageId = forFrames
+    ? `coalesce(',"messageId":"' || ${t}message_id || '"', '')`
+    : `',"messageId":"' || ${messageIdSql(t, vesselParam)} || '"'`;
+  return `'{"type":"data_change","entity":"' || ${t}entity || '","operation":"' || ${t}operation
    || '","data":' || ${t}data::text || ',"timestamp":"'
-   || to_char(${t}changed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-   || '","messageId":"' || ${messageIdSql(t, vesselParam)} || '","vesselId":"' || ${vesselParam}
+   || to_char(${t}changed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"'
+   || ${messageId} || ',"vesselId":"' || ${vesselParam}
    || '","epoch":"' || ${t}epoch || '","seq":' || ${t}seq
    || coalesce(',"sync":' || ${t}sync::text, '') || '}'`;
+}
 
 /**
  * `deriveMessageId` of sync/message-id.ts in SQL (tests/db/vessel/outbox.test.ts holds them
@@ -127,7 +136,12 @@ export const messageIdSql = (t: string, vesselParam: string) =>
  * (not "rows after the last id") means a transaction that commits late is claimed next time,
  * never skipped.
  */
-export function claimChanges(sql: Sql, limit: number, vesselId: string): Promise<OutboxRow[]> {
+export function claimChanges(
+  sql: Sql,
+  limit: number,
+  vesselId: string,
+  options: { forFrames?: boolean } = {},
+): Promise<OutboxRow[]> {
   return sql.begin(async (tx) => {
     const [state] = await tx<{ epoch: string; last_seq: number }[]>`
       select epoch::text, last_seq from vessel_state for update`;
@@ -143,7 +157,7 @@ export function claimChanges(sql: Sql, limit: number, vesselId: string): Promise
        from (select id, row_number() over (order by priority, id) as rn from changes
              where seq is null order by priority, id limit $3) p
        where c.id = p.id
-       returning c.id, c.entity, c.seq, ${envelopeSql("c.", "$4")} as json`,
+       returning c.id, c.entity, c.seq, ${envelopeSql("c.", "$4", options.forFrames)} as json`,
       [state.epoch, state.last_seq, limit, vesselId],
     );
     for (const row of rows) row.epoch = state.epoch;
@@ -160,11 +174,17 @@ export function claimChanges(sql: Sql, limit: number, vesselId: string): Promise
  */
 export async function pendingAfter(
   sql: Sql,
-  options: { epoch: string; afterSeq: number; limit: number; vesselId: string },
+  options: {
+    epoch: string;
+    afterSeq: number;
+    limit: number;
+    vesselId: string;
+    forFrames?: boolean;
+  },
 ): Promise<OutboxRow[]> {
-  const { epoch, afterSeq, limit, vesselId } = options;
+  const { epoch, afterSeq, limit, vesselId, forFrames } = options;
   const rows = await sql.unsafe<OutboxRow[]>(
-    `select c.id, c.entity, c.seq, ${envelopeSql("c.", "$4")} as json
+    `select c.id, c.entity, c.seq, ${envelopeSql("c.", "$4", forFrames)} as json
      from changes c join vessel_state s on c.epoch = s.epoch
      where c.epoch = $1 and c.seq > greatest($2, s.acked_seq)
      order by c.seq limit $3`,

@@ -33,8 +33,8 @@ import type { Sql } from "../../db/connection.ts";
 import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
-import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
-import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
+import { qosOf, topicsOf } from "../protocol.ts";
+import { cutFrames, FRAME_CONTENT_TYPE, type FrameChange } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
@@ -178,7 +178,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
   function sendFrames(rows: OutboxRow[]) {
-    const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
+    const envelopes = rows.map((r) => JSON.parse(r.json) as FrameChange);
     let at = 0;
     for (const frame of cutFrames(envelopes)) {
       const part = rows.slice(at, at + frame.count);
@@ -277,6 +277,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         afterSeq: pass.afterSeq,
         limit: room,
         vesselId,
+        forFrames: frames,
       });
       if (rows.length === 0) {
         pass = null;
@@ -291,7 +292,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    const claimed = await claimChanges(sql, room, vesselId);
+    const claimed = await claimChanges(sql, room, vesselId, { forFrames: frames });
     // Fewer than asked for: the backlog is drained, these are live writes.
     if (claimed.length > 0 && claimed.length < room && buffer.length === 0) linger();
     return claimed;

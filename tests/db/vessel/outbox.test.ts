@@ -12,6 +12,7 @@ import {
 import { migrate, MIGRATIONS } from "../../../db/migrations.ts";
 import { type ChangeRow, envelopeSchema, toEnvelope } from "../../../sync/protocol.ts";
 import { deriveMessageId } from "../../../sync/message-id.ts";
+import { decodeFrame, encodeFrame } from "../../../sync/frame.ts";
 
 Deno.test("the envelope PostgreSQL builds for a claimed or re-read row parses to toEnvelope's, key for key", async () => {
   await using db = await freshDatabase();
@@ -95,4 +96,18 @@ Deno.test("a change keeps its messageId across the upgrade that stopped storing 
   assert.deepEqual(ids(reread), want);
   const caughtUp = await changesSince(db.sql, { since: 0, limit: 10, vesselId });
   assert.deepEqual(caughtUp.map((r) => r.message_id), want);
+
+  // Read for frames, a derived id is left out (computed by neither side of the vessel), a stored
+  // one travels, and shore decodes every one as messages mode would send it.
+  const forFrames = await pendingAfter(db.sql, {
+    epoch,
+    afterSeq: 0,
+    limit: 10,
+    vesselId,
+    forFrames: true,
+  });
+  assert.deepEqual(ids(forFrames), [random, derived2, undefined, undefined]);
+  const decoded = decodeFrame(encodeFrame(forFrames.map((r) => JSON.parse(r.json))));
+  assert.ok(decoded.ok);
+  assert.deepEqual(decoded.envelopes, reread.map((r) => JSON.parse(r.json)));
 });
