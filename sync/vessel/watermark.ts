@@ -40,6 +40,8 @@ export class Watermark {
   #saved = { epoch: "", seq: 0 }; // the watermark as last written
   #acked = { epoch: "", seq: 0 }; // shore's latest ack: published at least this far
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #writing: Promise<void> | undefined; // the write on its way
+  #again = false; // the watermark moved meanwhile: write again after it
 
   constructor(readonly options: WatermarkOptions) {}
 
@@ -88,9 +90,30 @@ export class Watermark {
     }
   }
 
-  /** Writes the watermark (under ACK_MODE=broker, the acknowledged one with it) now. */
-  async flush(): Promise<void> {
+  /**
+   * Writes the watermark (under ACK_MODE=broker, the acknowledged one with it) now, or, while a
+   * write is on its way, once more after it: one write at a time. (Each PUBACKed row past the
+   * batch size started a write of its own while the first was on its way: 7,000 transactions for
+   * a drain of 20,000 changes in frames, where 30 claimed them.)
+   */
+  flush(): Promise<void> {
+    clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#writing) {
+      this.#again = true;
+      return this.#writing;
+    }
+    this.#writing = this.#write().finally(() => {
+      this.#writing = undefined;
+      if (this.#again) {
+        this.#again = false;
+        void this.flush();
+      }
+    });
+    return this.#writing;
+  }
+
+  async #write(): Promise<void> {
     const { sql, log, ackMode } = this.options;
     const { epoch, seq } = this.mark;
     if (epoch === this.#saved.epoch && seq <= this.#saved.seq) return;
@@ -107,8 +130,8 @@ export class Watermark {
 
   /** Stops the batching timer and writes what is pending. */
   async stop(): Promise<void> {
-    clearTimeout(this.#timer);
     await this.flush();
+    while (this.#writing) await this.#writing;
   }
 
   #schedule() {
