@@ -22,6 +22,7 @@ import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { type GatewayProcess, spawnLocalGateway } from "../tests/support/process.ts";
 import type { BenchRow } from "./types.ts";
+import { countPending } from "../db/vessel/outbox.ts";
 import {
   backendCpu,
   cpuSeconds,
@@ -110,7 +111,7 @@ export async function run(): Promise<BenchRow[]> {
       ? setInterval(async () => {
         const [v] = await vesselDb.sql<{ p: number; a: number }[]>`
         select (select published_seq from vessel_state)::int8 as p,
-          (select count(*) from changes where acked_at is not null)::int8 as a`;
+          (select acked_seq from vessel_state)::int8 as a`;
         const [s] = await shoreDb.sql<{ n: number; i: number }[]>`
         select (select coalesce(sum(applied_count), 0) from shore_positions)::int8 as n,
           (select count(*) from shore_inbox)::int8 as i`;
@@ -125,9 +126,7 @@ export async function run(): Promise<BenchRow[]> {
       if (Number.isNaN(vesselBackS) && connects(vessel) > vesselConnects) {
         vesselBackS = (performance.now() - back) / 1000;
       }
-      const [row] = await vesselDb.sql<{ n: number }[]>`
-        select count(*)::int8 as n from changes where acked_at is null`;
-      return row!.n === 0;
+      return await countPending(vesselDb.sql) === 0;
     }, "every change acknowledged after the outage");
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);

@@ -3,7 +3,7 @@
  *
  * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published (on
  * PUBACK/PUBCOMP; kept as a watermark, `vessel_state.published_seq`: every seq up to it was
- * PUBACKed) → acknowledged (`acked_at`, when shore's retained ack covers its seq). A row stays
+ * PUBACKed) → acknowledged (`vessel_state.acked_seq`, when shore's retained ack covers its seq). A row stays
  * until acknowledged. Above the watermark, after a restart, everything is re-sent: a
  * duplicate, which shore discards, where a `published_at` per row cost a second update of
  * every row. PUBACK is not delivery: Mosquitto answers
@@ -33,8 +33,8 @@ import type { Sql } from "../../db/connection.ts";
 import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
-import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
-import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
+import { qosOf, topicsOf } from "../protocol.ts";
+import { cutFrames, FRAME_CONTENT_TYPE, type FrameChange } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
@@ -183,7 +183,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
   function sendFrames(rows: OutboxRow[]) {
-    const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
+    const envelopes = rows.map((r) => JSON.parse(r.json) as FrameChange);
     let at = 0;
     for (const frame of cutFrames(envelopes)) {
       const part = rows.slice(at, at + frame.count);
@@ -282,6 +282,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         afterSeq: pass.afterSeq,
         limit: room,
         vesselId,
+        forFrames: frames,
       });
       if (rows.length === 0) {
         pass = null;
@@ -296,7 +297,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    const claimed = await claimChanges(sql, room, vesselId);
+    const claimed = await claimChanges(sql, room, vesselId, { forFrames: frames });
     // Fewer than asked for: the backlog is drained, these are live writes.
     if (claimed.length > 0 && claimed.length < room && buffer.length === 0) linger();
     return claimed;
