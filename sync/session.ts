@@ -122,6 +122,8 @@ class MqttSession implements Session {
   #attempt = 0; // since the last successful connect, drives the delay
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #subscribeTimer: ReturnType<typeof setTimeout> | undefined;
+  #subscribeAttempt = 0; // refusals in a row, drives the delay of asking again
   #filters = new Map<string, 0 | 1 | 2>();
   #messageFns = new Set<(topic: string, payload: Uint8Array, meta: MessageMeta) => void>();
   #v5: boolean;
@@ -303,6 +305,7 @@ class MqttSession implements Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#subscribeTimer);
     const client = this.#client;
     if (!this.#connected) {
       await client.endAsync(true);
@@ -353,12 +356,48 @@ class MqttSession implements Session {
     for (const f of filters) {
       map[f] = { qos: Math.min(this.#filters.get(f) ?? 1, this.#maxQos) as 0 | 1 | 2 };
     }
-    const granted = await this.#client.subscribeAsync(map);
-    for (const g of granted) {
-      if (g.qos > 2) {
-        this.#log.warn("Subscription refused by broker", { filter: g.topic, code: g.qos });
+    let granted: { topic: string; qos: number }[];
+    try {
+      granted = await this.#client.subscribeAsync(map);
+    } catch (err) {
+      // mqtt.js rejects a SUBACK holding a failure code; its packet says which filter failed.
+      const codes = (err as { packet?: { granted?: (number | object)[] } }).packet?.granted;
+      if (!codes) throw err;
+      granted = filters.map((topic, i) => ({ topic, qos: Number(codes[i] ?? 0x80) }));
+    }
+    const refused = granted.filter((g) => g.qos > 2);
+    if (refused.length === 0) {
+      this.#subscribeAttempt = 0;
+      return;
+    }
+    // A refusal need not be final: nats-server refuses a QoS 1 subscription when it cannot
+    // create the subscription's JetStream consumer within its 4 s (a loaded or electing
+    // cluster), and a vessel deaf to its ack re-sends for ever. So the refused filters are
+    // asked for again, backing off, while connected; a connect asks for every filter anyway.
+    this.#subscribeAttempt++;
+    if (shouldLogAttempt(this.#subscribeAttempt)) {
+      for (const g of refused) {
+        this.#log.warn("Subscription refused by broker, asking again", {
+          filter: g.topic,
+          code: g.qos,
+          attempt: this.#subscribeAttempt,
+        });
       }
     }
+    if (this.#subscribeTimer !== undefined || this.#closed) return;
+    this.#subscribeTimer = setTimeout(
+      () => {
+        this.#subscribeTimer = undefined;
+        if (!this.#connected || this.#closed) return;
+        this.#subscribeAll(refused.map((g) => g.topic).filter((f) => this.#filters.has(f)))
+          .catch((err) => this.#log.warn("Resubscribe failed", { error: err }));
+      },
+      backoffDelay(
+        this.#subscribeAttempt,
+        this.#opts.backoff ?? DEFAULT_BACKOFF,
+        this.#opts.random,
+      ),
+    );
   }
 
   #rejectPending(reason: string): void {
