@@ -109,7 +109,7 @@ export class SimPeer {
         qos: 1,
         retain: true,
       });
-      this.client.subscribe([topics.ack, topics.catchupRequest], { qos: 1 });
+      this.#subscribe([topics.ack, topics.catchupRequest]);
       this.#pump();
     });
     this.client.on("message", (topic, payload) => {
@@ -236,6 +236,19 @@ export class SimPeer {
     });
   }
 
+  /**
+   * SUBSCRIBEs, and again a second later for any filter the broker refused, as sync/session.ts
+   * does: NATS refuses a QoS 1 subscription when it cannot create its JetStream consumer in time,
+   * which passes.
+   */
+  #subscribe(filters: string[]): void {
+    if (this.#closed || !this.client.connected) return;
+    this.client.subscribe(filters, { qos: 1 }, (err, granted) => {
+      const refused = err ? filters : (granted ?? []).filter((g) => g.qos > 2).map((g) => g.topic);
+      if (refused.length) setTimeout(() => this.#subscribe(refused), 1_000);
+    });
+  }
+
   /** Re-sends from the ack when it has stalled with changes unacknowledged. */
   #checkAck(): void {
     const now = performance.now();
@@ -245,6 +258,9 @@ export class SimPeer {
     }
     this.#ackMovedAt = now;
     this.#nextToSend = this.stats.acked + 1;
+    // As the publisher does: SUBSCRIBE again, so the broker hands over the retained ack (a live
+    // ack may have been lost with the subscription that carried it).
+    this.#subscribe([topicsOf(this.#o.id).ack]);
     this.#pump();
   }
 
