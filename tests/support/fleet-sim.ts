@@ -93,6 +93,9 @@ export class SimPeer {
       ...(options.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 86_400 } } : {}),
       keepalive: 10,
       reconnectPeriod: 500,
+      // As sync/session.ts: SUBSCRIBE is ours. mqtt.js's own bookkeeping would skip a SUBSCRIBE
+      // to a filter it thinks is held, and the broker then never hands over the retained ack.
+      resubscribe: false,
       connectTimeout: 10_000,
       username: options.username,
       password: options.password,
