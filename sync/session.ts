@@ -49,6 +49,12 @@ export interface Session {
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void>;
   /** Adds a subscription, kept across reconnects and session losses. */
   subscribe(filter: string, qos: 0 | 1 | 2): Promise<void>;
+  /**
+   * UNSUBSCRIBE and SUBSCRIBE `filter` again, for a subscription that stopped delivering: a
+   * broker that keeps a subscription's state apart from the connection (NATS: a JetStream
+   * consumer) makes it anew.
+   */
+  renew(filter: string): Promise<void>;
   /** Calls `fn` for every incoming message; returns the unsubscribe. */
   onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void;
   /** Calls `fn` for every session event; returns the unsubscribe. */
@@ -289,6 +295,12 @@ class MqttSession implements Session {
     validateFilter(filter);
     this.#filters.set(filter, qos);
     if (this.#connected) await this.#subscribeAll([filter]);
+  }
+
+  async renew(filter: string): Promise<void> {
+    if (!this.#filters.has(filter) || !this.#connected) return;
+    await this.#client.unsubscribeAsync(filter);
+    await this.#subscribeAll([filter]);
   }
 
   onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void {

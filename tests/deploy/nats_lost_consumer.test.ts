@@ -11,6 +11,7 @@ import mqtt from "mqtt";
 import { type NatsCluster, SHORE_USER, startNatsCluster } from "../support/nats.ts";
 import { freshDatabase } from "../support/pg.ts";
 import { startVessel, type TestVessel } from "../support/vessel.ts";
+import { startShore, type TestShore } from "../support/fleet.ts";
 import { waitUntil } from "../support/wait.ts";
 import { programMissing } from "../support/programs.ts";
 import { vesselState } from "../../db/vessel/outbox.ts";
@@ -127,6 +128,80 @@ Deno.test({
       );
     } finally {
       await vessel?.[Symbol.asyncDispose]();
+    }
+  },
+});
+
+Deno.test({
+  name: "consumer_replicas 1: a shore whose fleet subscription died with a NATS node renews it " +
+    "and takes the fleet's changes again",
+  ignore: natsMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const vesselId = "deaf-shore-1";
+    await using cluster = await startNatsCluster({
+      vessels: [vesselId],
+      mqtt: { consumer_replicas: "1" },
+    });
+    await using shoreDb = await freshDatabase();
+    await using vesselDb = await freshDatabase();
+    const startAt = (node: number) =>
+      startShore(cluster.nodes[node]!.mqttUrl, shoreDb.sql, {
+        clientId: "bosun-shore-t",
+        hearingQuietMs: 1_000,
+        env: {
+          MQTT_PROTOCOL: "3.1.1",
+          MQTT_USERNAME: SHORE_USER,
+          MQTT_PASSWORD: cluster.passwords[SHORE_USER]!,
+        },
+      });
+    let shore: TestShore | undefined = await startAt(0);
+    let vessel: TestVessel | undefined;
+    try {
+      let doomed: number | undefined;
+      await waitUntil(
+        async () => (doomed = await consumerNode(cluster, "vessel.*.sync.>")) !== undefined,
+        "the shore's fleet subscription has its JetStream consumer",
+      );
+      // The shore must stay on a surviving node: when the consumer landed on its own node, the
+      // same session resumes on another.
+      if (doomed === 0) {
+        await shore.close();
+        shore = undefined;
+        shore = await startAt(1);
+      }
+      const on = [0, 1, 2].find((i) => i !== doomed)!;
+      vessel = await startVessel({
+        sql: vesselDb.sql,
+        brokerUrl: cluster.nodes[on]!.mqttUrl,
+        env: {
+          VESSEL_ID: vesselId,
+          MQTT_PROTOCOL: "3.1.1",
+          MQTT_USERNAME: vesselId,
+          MQTT_PASSWORD: cluster.passwords[vesselId]!,
+        },
+      });
+      await vessel.records.create("work_orders", { title: "before", equipmentId: "e" });
+      await waitUntil(
+        async () => (await vessel!.report()).lastAckedSeq === 1,
+        "the shore acknowledges the change made before the kill",
+      );
+
+      await cluster.kill(doomed!);
+      await cluster.waitReady(60_000, { replicasCurrent: false });
+      await vessel.records.create("work_orders", { title: "after", equipmentId: "e" });
+      await waitUntil(
+        async () => (await vessel!.report()).lastAckedSeq === 2,
+        "the shore takes and acknowledges the change made after the kill",
+        60_000,
+      );
+      const [pos] = await shoreDb.sql<{ last_seq: number; applied_count: number }[]>`
+        select last_seq::int, applied_count::int from shore_positions`;
+      assert.deepEqual({ ...pos }, { last_seq: 2, applied_count: 2 });
+    } finally {
+      await vessel?.[Symbol.asyncDispose]();
+      await shore?.close();
     }
   },
 });
