@@ -3,7 +3,7 @@
  * the shore ingest are both written against. Client id, a persistent session (MQTT 5 session
  * expiry, or MQTT 3.1.1's clean: false), TLS and credentials, keepalive, Last Will,
  * reconnect forever with exponential back-off and jitter, subscriptions re-established after
- * a session loss.
+ * a session loss (sync/subscriptions.ts).
  */
 import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient, UniqueMessageIdProvider } from "mqtt";
@@ -12,6 +12,7 @@ import type { Logger } from "../core/log.ts";
 import type { TlsFiles } from "./tls.ts";
 import { validateFilter, validateTopicName } from "./protocol.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, shouldLogAttempt } from "./backoff.ts";
+import { Subscriptions } from "./subscriptions.ts";
 
 /** Publish options. */
 export interface PublishOptions {
@@ -128,9 +129,7 @@ class MqttSession implements Session {
   #attempt = 0; // since the last successful connect, drives the delay
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #subscribeTimer: ReturnType<typeof setTimeout> | undefined;
-  #subscribeAttempt = 0; // refusals in a row, drives the delay of asking again
-  #filters = new Map<string, 0 | 1 | 2>();
+  #subs: Subscriptions;
   #messageFns = new Set<(topic: string, payload: Uint8Array, meta: MessageMeta) => void>();
   #v5: boolean;
   #eventFns = new Set<(event: SessionEvent) => void>();
@@ -188,6 +187,14 @@ class MqttSession implements Session {
       // the table per connection and restores the name of a stored publish it sends again.
       autoAssignTopicAlias: v5,
     });
+    this.#subs = new Subscriptions({
+      client: this.#client,
+      log: this.#log,
+      maxQos: () => this.#maxQos,
+      connected: () => this.#connected,
+      backoff: opts.backoff,
+      random: opts.random,
+    });
     this.#client.on("connect", (connack) => {
       this.#receiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
       // An MQTT 5 broker without QoS 2 says so in its CONNACK ("Maximum QoS").
@@ -236,7 +243,7 @@ class MqttSession implements Session {
   }
 
   get subscriptions(): readonly string[] {
-    return [...this.#filters.keys()];
+    return this.#subs.filters;
   }
 
   get receiveMaximum(): number {
@@ -293,14 +300,11 @@ class MqttSession implements Session {
 
   async subscribe(filter: string, qos: 0 | 1 | 2): Promise<void> {
     validateFilter(filter);
-    this.#filters.set(filter, qos);
-    if (this.#connected) await this.#subscribeAll([filter]);
+    await this.#subs.add(filter, qos);
   }
 
-  async renew(filter: string): Promise<void> {
-    if (!this.#filters.has(filter) || !this.#connected) return;
-    await this.#client.unsubscribeAsync(filter);
-    await this.#subscribeAll([filter]);
+  renew(filter: string): Promise<void> {
+    return this.#subs.renew(filter);
   }
 
   onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void {
@@ -317,7 +321,7 @@ class MqttSession implements Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
-    clearTimeout(this.#subscribeTimer);
+    this.#subs.stop();
     const client = this.#client;
     if (!this.#connected) {
       await client.endAsync(true);
@@ -356,60 +360,10 @@ class MqttSession implements Session {
     // Every connect re-sends every SUBSCRIBE: after a session loss the broker has none, and a
     // filter added while offline was never sent. Retained messages come again; the ack is
     // idempotent, so that is harmless and recovers an ack lost in a crash.
-    this.#subscribeAll([...this.#filters.keys()]).catch((err) => {
+    this.#subs.sendAll().catch((err) => {
       this.#log.warn("Resubscribe failed", { error: err });
     });
     this.#emit({ type: "connected", sessionPresent });
-  }
-
-  async #subscribeAll(filters: string[]): Promise<void> {
-    if (filters.length === 0) return;
-    const map: Record<string, { qos: 0 | 1 | 2 }> = {};
-    for (const f of filters) {
-      map[f] = { qos: Math.min(this.#filters.get(f) ?? 1, this.#maxQos) as 0 | 1 | 2 };
-    }
-    let granted: { topic: string; qos: number }[];
-    try {
-      granted = await this.#client.subscribeAsync(map);
-    } catch (err) {
-      // mqtt.js rejects a SUBACK holding a failure code; its packet says which filter failed.
-      const codes = (err as { packet?: { granted?: (number | object)[] } }).packet?.granted;
-      if (!codes) throw err;
-      granted = filters.map((topic, i) => ({ topic, qos: Number(codes[i] ?? 0x80) }));
-    }
-    const refused = granted.filter((g) => g.qos > 2);
-    if (refused.length === 0) {
-      this.#subscribeAttempt = 0;
-      return;
-    }
-    // A refusal need not be final: nats-server refuses a QoS 1 subscription when it cannot
-    // create the subscription's JetStream consumer within its 4 s (a loaded or electing
-    // cluster), and a vessel deaf to its ack re-sends for ever. So the refused filters are
-    // asked for again, backing off, while connected; a connect asks for every filter anyway.
-    this.#subscribeAttempt++;
-    if (shouldLogAttempt(this.#subscribeAttempt)) {
-      for (const g of refused) {
-        this.#log.warn("Subscription refused by broker, asking again", {
-          filter: g.topic,
-          code: g.qos,
-          attempt: this.#subscribeAttempt,
-        });
-      }
-    }
-    if (this.#subscribeTimer !== undefined || this.#closed) return;
-    this.#subscribeTimer = setTimeout(
-      () => {
-        this.#subscribeTimer = undefined;
-        if (!this.#connected || this.#closed) return;
-        this.#subscribeAll(refused.map((g) => g.topic).filter((f) => this.#filters.has(f)))
-          .catch((err) => this.#log.warn("Resubscribe failed", { error: err }));
-      },
-      backoffDelay(
-        this.#subscribeAttempt,
-        this.#opts.backoff ?? DEFAULT_BACKOFF,
-        this.#opts.random,
-      ),
-    );
   }
 
   #rejectPending(reason: string): void {
