@@ -3,7 +3,7 @@
  * the shore ingest are both written against. Client id, a persistent session (MQTT 5 session
  * expiry, or MQTT 3.1.1's clean: false), TLS and credentials, keepalive, Last Will,
  * reconnect forever with exponential back-off and jitter, subscriptions re-established after
- * a session loss.
+ * a session loss (sync/subscriptions.ts).
  */
 import { Buffer } from "node:buffer";
 import mqtt, { type MqttClient, UniqueMessageIdProvider } from "mqtt";
@@ -12,6 +12,7 @@ import type { Logger } from "../core/log.ts";
 import type { TlsFiles } from "./tls.ts";
 import { validateFilter, validateTopicName } from "./protocol.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF, shouldLogAttempt } from "./backoff.ts";
+import { Subscriptions } from "./subscriptions.ts";
 
 /** Publish options. */
 export interface PublishOptions {
@@ -49,6 +50,12 @@ export interface Session {
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void>;
   /** Adds a subscription, kept across reconnects and session losses. */
   subscribe(filter: string, qos: 0 | 1 | 2): Promise<void>;
+  /**
+   * UNSUBSCRIBE and SUBSCRIBE `filter` again, for a subscription that stopped delivering: a
+   * broker that keeps a subscription's state apart from the connection (NATS: a JetStream
+   * consumer) makes it anew.
+   */
+  renew(filter: string): Promise<void>;
   /** Calls `fn` for every incoming message; returns the unsubscribe. */
   onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void;
   /** Calls `fn` for every session event; returns the unsubscribe. */
@@ -122,7 +129,7 @@ class MqttSession implements Session {
   #attempt = 0; // since the last successful connect, drives the delay
   #attemptsTotal = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #filters = new Map<string, 0 | 1 | 2>();
+  #subs: Subscriptions;
   #messageFns = new Set<(topic: string, payload: Uint8Array, meta: MessageMeta) => void>();
   #v5: boolean;
   #eventFns = new Set<(event: SessionEvent) => void>();
@@ -180,6 +187,14 @@ class MqttSession implements Session {
       // the table per connection and restores the name of a stored publish it sends again.
       autoAssignTopicAlias: v5,
     });
+    this.#subs = new Subscriptions({
+      client: this.#client,
+      log: this.#log,
+      maxQos: () => this.#maxQos,
+      connected: () => this.#connected,
+      backoff: opts.backoff,
+      random: opts.random,
+    });
     this.#client.on("connect", (connack) => {
       this.#receiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
       // An MQTT 5 broker without QoS 2 says so in its CONNACK ("Maximum QoS").
@@ -228,7 +243,7 @@ class MqttSession implements Session {
   }
 
   get subscriptions(): readonly string[] {
-    return [...this.#filters.keys()];
+    return this.#subs.filters;
   }
 
   get receiveMaximum(): number {
@@ -285,8 +300,11 @@ class MqttSession implements Session {
 
   async subscribe(filter: string, qos: 0 | 1 | 2): Promise<void> {
     validateFilter(filter);
-    this.#filters.set(filter, qos);
-    if (this.#connected) await this.#subscribeAll([filter]);
+    await this.#subs.add(filter, qos);
+  }
+
+  renew(filter: string): Promise<void> {
+    return this.#subs.renew(filter);
   }
 
   onMessage(fn: (topic: string, payload: Uint8Array, meta: MessageMeta) => void): () => void {
@@ -303,6 +321,7 @@ class MqttSession implements Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    this.#subs.stop();
     const client = this.#client;
     if (!this.#connected) {
       await client.endAsync(true);
@@ -341,24 +360,10 @@ class MqttSession implements Session {
     // Every connect re-sends every SUBSCRIBE: after a session loss the broker has none, and a
     // filter added while offline was never sent. Retained messages come again; the ack is
     // idempotent, so that is harmless and recovers an ack lost in a crash.
-    this.#subscribeAll([...this.#filters.keys()]).catch((err) => {
+    this.#subs.sendAll().catch((err) => {
       this.#log.warn("Resubscribe failed", { error: err });
     });
     this.#emit({ type: "connected", sessionPresent });
-  }
-
-  async #subscribeAll(filters: string[]): Promise<void> {
-    if (filters.length === 0) return;
-    const map: Record<string, { qos: 0 | 1 | 2 }> = {};
-    for (const f of filters) {
-      map[f] = { qos: Math.min(this.#filters.get(f) ?? 1, this.#maxQos) as 0 | 1 | 2 };
-    }
-    const granted = await this.#client.subscribeAsync(map);
-    for (const g of granted) {
-      if (g.qos > 2) {
-        this.#log.warn("Subscription refused by broker", { filter: g.topic, code: g.qos });
-      }
-    }
   }
 
   #rejectPending(reason: string): void {

@@ -28,6 +28,7 @@ import { BatchWriter } from "./batch-writer.ts";
 import { EpochAdmission } from "./epochs.ts";
 import { AckPublisher } from "./acks.ts";
 import { PresenceRecorder } from "./presence.ts";
+import { type Hearing, watchHearing } from "./hearing.ts";
 
 /** Options for {@linkcode createShore}; the timings default to production values. */
 export interface ShoreOptions {
@@ -57,6 +58,12 @@ export interface ShoreOptions {
   writeTimeoutMs?: number;
   /** What one vessel may park ashore (db/shore/inbox.ts). */
   limits?: IngestLimits;
+  /**
+   * Silence on the fleet subscription before the shore probes it, and renews it when the probe
+   * does not come back either (sync/shore/hearing.ts); not with a shared subscription, where the
+   * probe may go to another instance.
+   */
+  hearingQuietMs?: number;
 }
 
 /** A running shore ingest. */
@@ -144,7 +151,11 @@ export function createShore(options: ShoreOptions): Shore {
     lastWarned.set(reason, { at: now, suppressed: 0 });
   }
 
+  let hearing: Hearing | undefined;
+
   function receive(topic: string, payload: Uint8Array, meta: MessageMeta = {}) {
+    // Only the fleet subscription's own messages say it delivers (not the down acks).
+    if (topic.split("/", 3)[2] === "sync") hearing?.heard();
     if (closed) return;
     const m = classify(topic, payload, meta);
     if (m.kind === "malformed") return warnMalformed(m.reason, m.detail, m.vesselId);
@@ -174,6 +185,14 @@ export function createShore(options: ShoreOptions): Shore {
       await session.subscribe(filter, 1);
       // MQTT 5 sends no retained messages to a shared subscription: read presence directly.
       if (sharedGroup) await session.subscribe(FLEET_STATUS_FILTER, 1);
+      else {
+        hearing = watchHearing({
+          session,
+          filter,
+          log,
+          quietMs: options.hearingQuietMs ?? 30_000,
+        });
+      }
       gapMonitor.start();
       if (session.connected) await acks.publish(true);
     },
@@ -183,6 +202,7 @@ export function createShore(options: ShoreOptions): Shore {
     async close() {
       offMessage();
       closed = true;
+      hearing?.stop();
       gapMonitor.stop();
       // Write what is buffered, for a few seconds at most: anything left is re-sent by vessels.
       await queue.close(5_000);

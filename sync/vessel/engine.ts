@@ -145,7 +145,14 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
         pollMs: options.pollMs,
         linkMode: config.linkMode,
         lingerMs: config.linkLingerMs,
-        onEvent: (e) => onPublisherEvent(e, { metrics, gate, emit }),
+        onEvent: (e) => {
+          // The shore may have acked and the ack not reached us: a broker can lose a live
+          // message with the subscription that was to carry it (nats-server with
+          // consumer_replicas 1 loses the subscription's consumer with its node and never
+          // replaces it). SUBSCRIBE again and the broker hands over the retained ack.
+          if (e.type === "resending") void live.subscribe(topics.ack, 1).catch(() => {});
+          onPublisherEvent(e, { metrics, gate, emit });
+        },
       });
 
       acks = createAckReceiver({

@@ -45,7 +45,9 @@ import { SentLog } from "./sent-log.ts";
 export type PublisherEvent =
   | { type: "published"; entity: Entity; qos: 1 | 2; seq: number }
   | { type: "publish_failed"; seq: number; error: unknown }
-  | { type: "acked_by_broker"; released: number };
+  | { type: "acked_by_broker"; released: number }
+  /** Shore stayed silent past the re-send delay: unacknowledged changes go out again. */
+  | { type: "resending"; fromSeq: number; toSeq: number };
 
 /** Options for {@linkcode createPublisher}. */
 export interface PublisherOptions {
@@ -359,6 +361,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       toSeq: untilSeq,
       delayMs: resendDelay,
     });
+    onEvent({ type: "resending", fromSeq: waiting.seq, toSeq: untilSeq });
     resendDelay = Math.min(resendDelay * 2, maxResendMs);
   }
 

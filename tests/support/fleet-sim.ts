@@ -93,6 +93,9 @@ export class SimPeer {
       ...(options.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 86_400 } } : {}),
       keepalive: 10,
       reconnectPeriod: 500,
+      // As sync/session.ts: SUBSCRIBE is ours. mqtt.js's own bookkeeping would skip a SUBSCRIBE
+      // to a filter it thinks is held, and the broker then never hands over the retained ack.
+      resubscribe: false,
       connectTimeout: 10_000,
       username: options.username,
       password: options.password,
@@ -109,7 +112,7 @@ export class SimPeer {
         qos: 1,
         retain: true,
       });
-      this.client.subscribe([topics.ack, topics.catchupRequest], { qos: 1 });
+      this.#subscribe([topics.ack, topics.catchupRequest]);
       this.#pump();
     });
     this.client.on("message", (topic, payload) => {
@@ -236,6 +239,19 @@ export class SimPeer {
     });
   }
 
+  /**
+   * SUBSCRIBEs, and again a second later for any filter the broker refused, as sync/session.ts
+   * does: NATS refuses a QoS 1 subscription when it cannot create its JetStream consumer in time,
+   * which passes.
+   */
+  #subscribe(filters: string[]): void {
+    if (this.#closed || !this.client.connected) return;
+    this.client.subscribe(filters, { qos: 1 }, (err, granted) => {
+      const refused = err ? filters : (granted ?? []).filter((g) => g.qos > 2).map((g) => g.topic);
+      if (refused.length) setTimeout(() => this.#subscribe(refused), 1_000);
+    });
+  }
+
   /** Re-sends from the ack when it has stalled with changes unacknowledged. */
   #checkAck(): void {
     const now = performance.now();
@@ -245,6 +261,9 @@ export class SimPeer {
     }
     this.#ackMovedAt = now;
     this.#nextToSend = this.stats.acked + 1;
+    // As the publisher does: SUBSCRIBE again, so the broker hands over the retained ack (a live
+    // ack may have been lost with the subscription that carried it).
+    this.#subscribe([topicsOf(this.#o.id).ack]);
     this.#pump();
   }
 

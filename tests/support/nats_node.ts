@@ -10,12 +10,27 @@ export interface NatsNode {
   url: string;
   kill(): Promise<void>;
   restart(): Promise<void>;
+  /** Writes `name` next to its configuration (for an `include`), e.g. before a reload. */
+  writeFile(name: string, text: string): Promise<void>;
+  /** SIGHUP: nats-server reads its configuration again (users and permissions included). */
+  reload(): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Options for {@linkcode startNatsMqtt}. */
+export interface NatsMqttOptions {
+  /** Lines appended to the configuration (e.g. `include ./auth.conf`). */
+  extraConfig?: string;
+  /** Files written next to the configuration before the start, by name. */
+  files?: Record<string, string>;
+}
+
 /** Starts `nats-server` with JetStream and MQTT on free ports and waits until MQTT listens. */
-export async function startNatsMqtt(): Promise<NatsNode> {
+export async function startNatsMqtt(options: NatsMqttOptions = {}): Promise<NatsNode> {
   const dir = await Deno.makeTempDir({ prefix: "bosun-nats-" });
+  for (const [name, text] of Object.entries(options.files ?? {})) {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+  }
   const [clientPort, mqttPort] = [freePort(), freePort()];
   const conf = `${dir}/nats.conf`;
   await Deno.writeTextFile(
@@ -25,6 +40,7 @@ export async function startNatsMqtt(): Promise<NatsNode> {
       `listen: 127.0.0.1:${clientPort}`,
       `jetstream { store_dir: "${dir}/js" }`,
       `mqtt { listen: 127.0.0.1:${mqttPort} }`,
+      options.extraConfig ?? "",
     ].join("\n"),
   );
   let child: Deno.ChildProcess | undefined;
@@ -51,6 +67,8 @@ export async function startNatsMqtt(): Promise<NatsNode> {
       await kill();
       await launch();
     },
+    writeFile: (name, text) => Deno.writeTextFile(`${dir}/${name}`, text),
+    reload: () => child?.kill("SIGHUP"),
     async [Symbol.asyncDispose]() {
       await kill();
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startMosquitto } from "../support/mosquitto.ts";
+import { startNatsMqtt } from "../support/nats_node.ts";
 import { createSession, type Session, type SessionEvent } from "../../sync/session.ts";
 import { silentLogger } from "../../core/log.ts";
 import { parseConfig } from "../../config.ts";
@@ -136,5 +137,51 @@ Deno.test("session keeps QoS 1/2 publishes within the broker's Receive Maximum, 
   } finally {
     await session.close();
     await sub.endAsync();
+  }
+});
+
+Deno.test("session asks again for a subscription the broker refused, until it is granted", async () => {
+  // nats-server refuses a QoS 1 SUBSCRIBE when it cannot create its JetStream consumer in time;
+  // here its permissions refuse it first and allow it after a reload (SIGHUP).
+  const users = (allowed: string) =>
+    `authorization { users: [{ user: "u", password: "p", permissions: { publish: ">", ` +
+    `subscribe: ["${allowed}", "$MQTT.sub.>"] } }] }\n`;
+  await using nats = await startNatsMqtt({
+    extraConfig: "include ./auth.conf",
+    files: { "auth.conf": users("elsewhere.>") },
+  });
+  const config = parseConfig({
+    MQTT_BROKER_URL: nats.url,
+    MQTT_PROTOCOL: "3.1.1",
+    MQTT_USERNAME: "u",
+    MQTT_PASSWORD: "p",
+  });
+  const session = createSession({
+    mqtt: config.mqtt,
+    clientId: `bosun-t-${crypto.randomUUID().slice(0, 8)}`,
+    log: silentLogger,
+    backoff: fast,
+  });
+  const peer = await mqtt.connectAsync(nats.url, {
+    protocolVersion: 4,
+    username: "u",
+    password: "p",
+  });
+  try {
+    const got: string[] = [];
+    session.onMessage((topic) => got.push(topic));
+    await waitUntil(() => session.connected, "the session connects");
+    await session.subscribe("t/in", 1);
+    await peer.publishAsync("t/in", "refused", { qos: 1 });
+    await nats.writeFile("auth.conf", users("t.>"));
+    nats.reload();
+    // Granted only once the session asks again; publish until a message lands.
+    await waitUntil(async () => {
+      await peer.publishAsync("t/in", "granted", { qos: 1 });
+      return got.length > 0;
+    }, "a message on the subscription the broker first refused");
+  } finally {
+    await peer.endAsync();
+    await session.close();
   }
 });
