@@ -34,7 +34,6 @@ export interface AckReceiver {
 export function createAckReceiver(options: AckReceiverOptions): AckReceiver {
   const { sql, gate, publisher, log, emit, onNewEpoch } = options;
   let ackChain = Promise.resolve();
-  let lastAck: { epoch: string; seq: number } | undefined;
   return {
     receive(payload) {
       const parsed = parsePayload(payload, ackSchema);
@@ -53,7 +52,6 @@ export function createAckReceiver(options: AckReceiverOptions): AckReceiver {
             epoch: outcome.epoch,
             shoreSeq: parsed.seq,
           });
-          lastAck = undefined;
           publisher.ackProgress();
           publisher.resendAll(); // drops rows buffered under the old epoch
           emit({ type: "new_epoch", previous: parsed.epoch, ...outcome });
@@ -61,9 +59,9 @@ export function createAckReceiver(options: AckReceiverOptions): AckReceiver {
           return;
         }
         publisher.acked(parsed.epoch, parsed.seq);
-        const progress = !lastAck || lastAck.epoch !== parsed.epoch || parsed.seq > lastAck.seq;
-        if (progress) publisher.ackProgress();
-        lastAck = parsed;
+        // Progress is what the database had not held acknowledged: a retained ack handed over
+        // again (at every SUBSCRIBE, after a restart too) is no word from shore.
+        if (outcome.released > 0) publisher.ackProgress();
         emit({ type: "acked", ...parsed, released: outcome.released });
       }).catch((err) => {
         log.warn("Applying an ack failed", { error: err });

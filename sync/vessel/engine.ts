@@ -150,7 +150,9 @@ export function createVesselEngine(options: VesselEngineOptions): VesselEngine {
           // message with the subscription that was to carry it (nats-server with
           // consumer_replicas 1 loses the subscription's consumer with its node and never
           // replaces it). SUBSCRIBE again and the broker hands over the retained ack.
-          if (e.type === "resending") void live.subscribe(topics.ack, 1).catch(() => {});
+          if (e.type === "resending" || e.type === "shore_silent") {
+            void live.subscribe(topics.ack, 1).catch(() => {});
+          }
           onPublisherEvent(e, { metrics, gate, emit });
         },
       });

@@ -47,7 +47,12 @@ export type PublisherEvent =
   | { type: "publish_failed"; seq: number; error: unknown }
   | { type: "acked_by_broker"; released: number }
   /** Shore stayed silent past the re-send delay: unacknowledged changes go out again. */
-  | { type: "resending"; fromSeq: number; toSeq: number };
+  | { type: "resending"; fromSeq: number; toSeq: number }
+  /**
+   * Shore not heard on this connection past the re-send delay: it is away, or we are deaf to
+   * its acks. Nothing is re-sent (its session queues what we sent); the listener asks again.
+   */
+  | { type: "shore_silent" };
 
 /** Options for {@linkcode createPublisher}. */
 export interface PublisherOptions {
@@ -117,7 +122,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let resendDelay = options.ackTimeoutMs;
   // What went out and when, for re-sends counted from the send (sync/vessel/sent-log.ts).
   const sentLog = new SentLog();
-  // Whether shore acked anything since this connection came up. Until it does, shore may be
+  // Whether shore's ack moved since this connection came up. Until it does, shore may be
   // away (its broker session queues what we send, and at its return it asks for what it lacks:
   // contract §5), so a send's clock runs to the back-off ceiling, not to ACK_TIMEOUT_S: after
   // an outage that shore's link ends later than ours, nothing goes twice for that.
@@ -349,6 +354,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
   // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
+    if (!shoreHeard && sentLog.holdsOlderThan(resendDelay)) {
+      // On the re-send schedule, but only a question: a SUBSCRIBE to the ack topic again gets
+      // the retained ack from a broker that lost the subscription's live copy (docs/scaling.md).
+      onEvent({ type: "shore_silent" });
+      resendDelay = Math.min(resendDelay * 2, maxResendMs);
+    }
     const expired = sentLog.takeExpired(shoreHeard ? resendDelay : maxResendMs);
     if (expired.length === 0) return;
     const { epoch } = await vesselState(sql);
@@ -389,7 +400,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
       sentLog.restartClocks();
     },
     acked(epoch, seq) {
-      shoreHeard = true;
       sentLog.acked(epoch, seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.

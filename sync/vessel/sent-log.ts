@@ -45,6 +45,12 @@ export class SentLog {
     this.#log = [];
   }
 
+  /** Whether a send at least `delayMs` old is still waiting for its ack. */
+  holdsOlderThan(delayMs: number): boolean {
+    const now = this.now();
+    return this.#log.some((e) => now - e.at >= delayMs);
+  }
+
   /** Takes the sends at least `delayMs` old out of the log and returns them. */
   takeExpired(delayMs: number): Sent[] {
     const now = this.now();
