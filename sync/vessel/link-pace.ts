@@ -45,7 +45,7 @@ const STARTUP_FLAT_ROUNDS = 3;
 export interface LinkPaceOptions {
   /**
    * How far ahead of the broker's PUBACKs to claim, ms of the link's measured bytes: at least
-   * this, and at least the round trip and half of it (see {@linkcode LinkPace.byteBudget}).
+   * this, and at least the round trip and a third of it (see {@linkcode LinkPace.byteBudget}).
    */
   horizonMs?: number;
   /** The budget before anything was measured, and never less: bytes. */
@@ -201,15 +201,17 @@ export class LinkPace {
   /**
    * Bytes that may be claimed and not yet PUBACKed at once: `horizonMs` of the link's bytes
    * (about a second: what an alert claimed now waits behind), and on a link whose round trip
-   * is a good part of that, the round trip's worth, so the link stays full, and half the
+   * is a good part of that, the round trip's worth, so the link stays full, and a third of the
    * horizon more, which queue ahead of an alert. (The round trip alone in a second's budget
    * left 0.4 s of queue on the 600 ms satellite hop, and on a loaded machine, whose PUBACKs
-   * take 0.75-1.2 s there, none: the estimate then never climbed above its floor.) In start-up,
-   * at least two round trips' worth; between PUBACKs, plus what the link carried since the last.
+   * take 0.75-1.2 s there, none: the estimate then never climbed above its floor; start-up now
+   * climbs it. Half a horizon instead of a third kept the satellite link no fuller, for 0.1-0.2
+   * s more of every alert's delay.) In start-up, at least two round trips' worth; between
+   * PUBACKs, plus what the link carried since the last.
    */
   byteBudget(): number {
     const rtt = this.roundTripMs;
-    let ahead = Math.max(this.horizonMs, rtt + this.horizonMs / 2);
+    let ahead = Math.max(this.horizonMs, rtt + this.horizonMs / 3);
     if (this.#startup) ahead = Math.max(ahead, STARTUP_GAIN * rtt);
     return Math.max(this.floorBytes, this.rate * ahead / 1_000 + this.#carried(rtt));
   }

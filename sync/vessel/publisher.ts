@@ -31,6 +31,7 @@
  */
 import type { Sql } from "../../db/connection.ts";
 import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
+import { priorityOf } from "../../db/vessel/records.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
 import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
@@ -217,14 +218,18 @@ export function createPublisher(options: PublisherOptions): Publisher {
   /**
    * The longest prefix of the buffer that runs on by seq within one epoch, at most a quarter
    * of the claim budget: several frames share the link's second, so room for an alert's
-   * claim opens as each is PUBACKed rather than once per second.
+   * claim opens as each is PUBACKed rather than once per second. Alerts (claimed first) leave
+   * in a frame of their own: sharing one with the backlog rows claimed behind them, they
+   * waited for all of those to cross the link (a quarter second on the satellite hop) and to
+   * be applied ashore before them.
    */
   function takeRun(): OutboxRow[] {
     const most = frameRows();
+    const urgent = (row: OutboxRow) => priorityOf(row.entity) === 0;
     let n = 1;
     while (
       n < buffer.length && n < most && buffer[n]!.epoch === buffer[0]!.epoch &&
-      buffer[n]!.seq === buffer[n - 1]!.seq + 1
+      buffer[n]!.seq === buffer[n - 1]!.seq + 1 && urgent(buffer[n]!) === urgent(buffer[0]!)
     ) n++;
     return buffer.splice(0, n);
   }
