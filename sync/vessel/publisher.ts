@@ -27,7 +27,7 @@
  * Alerts overtake a backlog on any link: what is claimed but not yet PUBACKed (buffered or in
  * flight) stays within about a second of what the link carries, measured from PUBACK timing
  * (sync/vessel/link-pace.ts), and a frame holds at most a quarter of that. Claims take alerts
- * first, so an alert committed during a drain rides a frame that leaves within about a second.
+ * first, into frames of their own, so an alert committed during a drain leaves within a second.
  */
 import type { Sql } from "../../db/connection.ts";
 import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
