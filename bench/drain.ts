@@ -17,7 +17,8 @@ import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { startShore } from "../tests/support/fleet.ts";
 import type { Sql } from "../db/connection.ts";
-import { applyAck, vesselState } from "../db/vessel/outbox.ts";
+import { applyAck, countPending, vesselState } from "../db/vessel/outbox.ts";
+import { deriveMessageId } from "../sync/message-id.ts";
 import { type ChangeRow, toEnvelope } from "../sync/protocol.ts";
 
 const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
@@ -97,7 +98,10 @@ async function drainRows(n: number): Promise<BenchRow[]> {
     from changes c, vessel_state s order by priority, c.id`;
   const payloads = rows.map((r) => ({
     topic: `vessel/${vesselId}/sync/${r.entity}`,
-    body: JSON.stringify(toEnvelope(r, vesselId)),
+    body: JSON.stringify(toEnvelope({
+      ...r,
+      message_id: r.message_id ?? deriveMessageId(vesselId, r.epoch!, r.seq!),
+    }, vesselId)),
   }));
 
   await using broker = await startMosquitto();
@@ -222,18 +226,17 @@ async function rssRows(n: number): Promise<BenchRow[]> {
   await settle();
   const loaded = rss();
   const loadedHeap = Deno.memoryUsage().heapUsed;
-  const [unacked] = await db.sql<{ n: number }[]>`
-    select count(*)::int8 as n from changes where acked_at is null`;
+  const unacked = { n: await countPending(db.sql) };
   await vessel.engine.stop();
   console.error(
     `rss: cold idle ${mib(cold)} MiB, warm idle ${mib(idle)} MiB, ` +
-      `${unacked!.n} unacknowledged ${mib(loaded)} MiB, peak while draining them ` +
+      `${unacked.n} unacknowledged ${mib(loaded)} MiB, peak while draining them ` +
       `${mib(peak)} MiB (queued and drained in ${seconds.toFixed(1)} s); V8 heap in use ` +
       `${mib(idleHeap)} MiB idle, ${mib(loadedHeap)} MiB loaded`,
   );
   return [
     {
-      figure: `RSS with ${unacked!.n} unacknowledged changes (MiB; baseline warm idle)`,
+      figure: `RSS with ${unacked.n} unacknowledged changes (MiB; baseline warm idle)`,
       value: mib(loaded),
       baseline: mib(idle),
       ratio: loaded / idle,

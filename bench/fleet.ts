@@ -56,7 +56,7 @@ async function pace(client: mqtt.MqttClient, vessel: SimulatedVessel, intervalMs
 /** Latency percentiles (ms) of the inbox rows of vessels named `prefix…`. */
 async function latencies(sql: Sql, prefix: string) {
   const ms = (await sql<{ ms: number }[]>`
-    select extract(epoch from applied_at - (envelope->>'timestamp')::timestamptz)::float8
+    select extract(epoch from applied_at - changed_at)::float8
       * 1000 as ms
     from shore_inbox where vessel_id like ${prefix + "%"}`).map((r) => r.ms).sort((a, b) => a - b);
   return { p50: percentile(ms, 0.5), p99: percentile(ms, 0.99) };

@@ -115,10 +115,10 @@ async function drain(
   const endedAt = new Date();
   const quiet = fleet.peers.filter((p) => p.kind.name === "quiet").map((p) => p.peer.id);
   const ms = quiet.length === 0 ? [] : (await sql<{ ms: number }[]>`
-    select extract(epoch from applied_at - (envelope->>'timestamp')::timestamptz)::float8
+    select extract(epoch from applied_at - changed_at)::float8
       * 1000 as ms
     from shore_inbox where vessel_id = any(${quiet})
-      and (envelope->>'timestamp')::timestamptz between ${startedAt} and ${endedAt}
+      and changed_at between ${startedAt} and ${endedAt}
       and applied_at is not null`).map((r) => r.ms).sort((a, b) => a - b);
   return {
     fleet,

@@ -55,7 +55,7 @@ function attack(v: SimulatedVessel): Envelope {
 
 async function latencies(sql: Sql, vesselId: string) {
   const ms = (await sql<{ ms: number }[]>`
-    select extract(epoch from applied_at - (envelope->>'timestamp')::timestamptz)::float8
+    select extract(epoch from applied_at - changed_at)::float8
       * 1000 as ms
     from shore_inbox where vessel_id = ${vesselId} and applied_at is not null`)
     .map((r) => r.ms).sort((a, b) => a - b);

@@ -11,6 +11,7 @@ import { createPgServer } from "../tests/support/pgserver.ts";
 /** Every bench, in order. Add a module here; it exports `run(): Promise<BenchRow[]>`. */
 const BENCHES: [string, () => Promise<BenchModule>][] = [
   ["drain", () => import("./drain.ts")],
+  ["shore-ingest", () => import("./shore-ingest.ts")],
   ["write", () => import("./write.ts")],
   ["latency", () => import("./latency.ts")],
   ["catchup", () => import("./catchup.ts")],

@@ -31,6 +31,7 @@ import { createRecordStore } from "../db/vessel/records.ts";
 import { createShoreWrites } from "../db/shore/writes.ts";
 import { OutboxGate } from "../core/outbox-gate.ts";
 import { Hlc } from "../core/hlc.ts";
+import { countPending } from "../db/vessel/outbox.ts";
 import type { Sql } from "../db/connection.ts";
 import type { BenchRow } from "./types.ts";
 import mqtt from "mqtt";
@@ -50,9 +51,7 @@ async function pool(n: number, width: number, task: (i: number) => Promise<unkno
 }
 
 const count = async (sql: Sql, query: "up" | "down") => {
-  const [row] = query === "up"
-    ? await sql<{ n: number }[]>`select count(*)::int as n from changes where acked_at is null`
-    : await sql<{ n: number }[]>`
+  const [row] = query === "up" ? [{ n: await countPending(sql) }] : await sql<{ n: number }[]>`
       select count(*)::int as n from shore_down_changes where acked_at is null`;
   return row!.n;
 };

@@ -284,6 +284,64 @@ alter table shore_down_state add column acked_seq bigint not null default 0;
 alter table shore_down_state add column last_ack_at timestamptz;
 `,
   },
+  {
+    version: 13,
+    name: "vessel outbox: acknowledged watermark, messageId derived where it is read",
+    sql: `
+-- "Acknowledged" becomes a watermark, as "published" did in version 4: a change is
+-- acknowledged iff it has a seq and its epoch is not the current one or its seq is at most
+-- acked_seq. One small update per ack, where acked_at cost a second non-HOT update of every
+-- change row (a new heap tuple, an entry in most indexes, and vacuum's work after).
+-- Under ACK_MODE=broker the PUBACKs advance it contiguously; rows marked one by one before
+-- (past a refused row) count from the first unacknowledged one: re-sent, never lost.
+alter table vessel_state add column acked_seq bigint not null default 0;
+alter table vessel_state add column last_ack_at timestamptz;
+update vessel_state s set
+  acked_seq = coalesce((select min(seq) - 1 from changes
+    where epoch = s.epoch and seq is not null and acked_at is null), s.last_seq),
+  last_ack_at = (select max(acked_at) from changes where acked_at is not null);
+
+-- When each epoch was acknowledged how far, for retention (CATCHUP_RETENTION_DAYS after the
+-- ack): one row per epoch and minute, its seq the highest acknowledged by at.
+create table vessel_acks (
+  epoch uuid not null,
+  minute timestamptz not null,
+  seq bigint not null,
+  at timestamptz not null,
+  primary key (epoch, minute)
+);
+insert into vessel_acks (epoch, minute, seq, at)
+  select epoch, date_trunc('minute', acked_at), max(seq), max(acked_at) from changes
+  where acked_at is not null and seq is not null group by 1, 2;
+
+-- The messageId is derived from (vessel, epoch, seq) where it is read (db/vessel/outbox.ts):
+-- a claim no longer writes it. Rows claimed before keep theirs (derived, or random from before
+-- derivation), so a change's id never changes; rows not yet claimed get theirs when read.
+alter table changes alter column message_id drop default;
+alter table changes alter column message_id drop not null;
+update changes set message_id = null where seq is null;
+
+-- Fewer indexes for the claim's new row version to enter: the watermark replaces the partial
+-- indexes over acked_at.
+drop index changes_unacked;
+drop index changes_acked;
+alter table changes drop column acked_at;
+`,
+  },
+  {
+    version: 14,
+    name: "shore inbox rows applied as they arrive keep no envelope",
+    sql: `
+-- A change that continues its vessel's position is applied in the transaction that receives
+-- it (db/shore/inbox.ts), and its inbox row is written applied: nothing reads an applied row's
+-- envelope (gap repair and dead letters read waiting rows, a forgery is told by message_id),
+-- so none is written (about a fifth of the shore database's CPU per change). changed_at
+-- (the change's own time, from its envelope) stays, for the write-to-applied latency; rows
+-- from before this migration have it in their envelope only.
+alter table shore_inbox alter column envelope drop not null;
+alter table shore_inbox add column changed_at timestamptz;
+`,
+  },
 ];
 
 // Any constant serves; it only has to be the same in every bosun process.

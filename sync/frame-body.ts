@@ -4,6 +4,13 @@
  * (entities, operations, known shapes) that make it compact.
  */
 import type { Envelope } from "./protocol.ts";
+
+/**
+ * A change to put in a frame: an envelope whose messageId may be left out where it is the one
+ * `deriveMessageId` gives (the vessel's outbox knows, and need not compute it only for the
+ * encoder to find it derived and leave it out of the frame). The decoder always fills it in.
+ */
+export type FrameChange = Omit<Envelope, "messageId"> & { messageId?: string };
 import { deriveMessageId } from "./message-id.ts";
 import { Reader, timeOf, Writer } from "./frame-values.ts";
 
@@ -79,13 +86,13 @@ export const KNOWN_SHAPES_V1: readonly (readonly string[])[] = [
 const SYNC_FLAG = 2;
 
 /** Whether `b` runs on from `a` in one frame: the next seq of the same epoch, vessel and type. */
-export const runsOn = (a: Envelope, b: Envelope) =>
+export const runsOn = (a: FrameChange, b: FrameChange) =>
   b.seq === a.seq + 1 && b.epoch === a.epoch && b.vesselId === a.vesselId &&
   b.type === a.type && b.total === a.total &&
   (b.sequence === undefined ? a.sequence === undefined : b.sequence === a.sequence! + 1);
 
 /** The uncompressed body of a frame; exported for bench/codec.ts, which compares compressors. */
-export function encodeBody(envelopes: readonly Envelope[]): Uint8Array {
+export function encodeBody(envelopes: readonly FrameChange[]): Uint8Array {
   const first = envelopes[0];
   if (!first) throw new Error("A frame holds at least one change");
   for (let i = 1; i < envelopes.length; i++) {
@@ -141,12 +148,13 @@ export function encodeBody(envelopes: readonly Envelope[]): Uint8Array {
   });
   const explicit: number[] = [];
   envelopes.forEach((e, i) => {
-    if (e.messageId !== deriveMessageId(e.vesselId, e.epoch, e.seq)) explicit.push(i);
+    const id = e.messageId;
+    if (id !== undefined && id !== deriveMessageId(e.vesselId, e.epoch, e.seq)) explicit.push(i);
   });
   w.varint(explicit.length);
   for (const i of explicit) {
     w.varint(i);
-    w.uuidOrStr(envelopes[i]!.messageId);
+    w.uuidOrStr(envelopes[i]!.messageId!);
   }
   shapes.forEach((keys, s) => {
     for (const k of keys) {
@@ -213,8 +221,9 @@ export function decodeBody(body: Uint8Array): Envelope[] {
     const t = r.value(ref);
     if (typeof t !== "string") throw new Error("A change's timestamp must be a string");
     timestamps.push(t);
-    ref = timeOf(t) ?? ref;
-    times.push(timeOf(t) ?? 0);
+    const ms = timeOf(t);
+    ref = ms ?? ref;
+    times.push(ms ?? 0);
   }
   const messageIds = new Map<number, string>();
   const nExplicit = r.varint();

@@ -21,11 +21,63 @@ const T_JSON = 10;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TIME_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-/** The ms of an ISO timestamp `toISOString` writes exactly so, else undefined. */
+// The last time converted either way. A frame's times repeat (a created record's createdAt and
+// updatedAt are its change's timestamp, and a backlog's changes share milliseconds), and each
+// conversion costs a Date and its ISO text: the repeats are answered from here.
+let lastMs = NaN;
+let lastIso = "";
+
+/** Two decimal digits of `s` at `i` (the caller checked they are digits). */
+const d2 = (s: string, i: number) => (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48;
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * The ms of an ISO timestamp `toISOString` writes exactly so, else undefined. Computed from the
+ * digits (every record has several: parsing and formatting each back was a tenth of the
+ * encoder's time): `toISOString` writes `s` back exactly when each field is in its range.
+ */
 export function timeOf(s: unknown): number | undefined {
-  if (typeof s !== "string" || s.length !== 24 || !TIME_RE.test(s)) return undefined;
-  const ms = Date.parse(s);
-  return Number.isNaN(ms) || new Date(ms).toISOString() !== s ? undefined : ms;
+  if (typeof s !== "string" || s.length !== 24) return undefined;
+  if (s === lastIso) return lastMs; // lastIso is 24 characters: toISOString wrote it
+  if (!TIME_RE.test(s)) return undefined;
+  const year = d2(s, 0) * 100 + d2(s, 2);
+  if (year < 100) {
+    // Date.UTC takes years 0-99 as 1900-1999: the slow way, for these rare ones.
+    const ms = Date.parse(s);
+    return Number.isNaN(ms) || new Date(ms).toISOString() !== s ? undefined : ms;
+  }
+  const month = d2(s, 5);
+  const day = d2(s, 8);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1) return undefined;
+  if (day > DAYS[month - 1]! + (month === 2 && leap ? 1 : 0)) return undefined;
+  const hour = d2(s, 11);
+  const minute = d2(s, 14);
+  const second = d2(s, 17);
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const ms = Date.UTC(
+    year,
+    month - 1,
+    day,
+    hour,
+    minute,
+    second,
+    d2(s, 20) * 10 + s.charCodeAt(22) - 48,
+  );
+  [lastMs, lastIso] = [ms, s];
+  return ms;
+}
+
+/** `toISOString` of `ms`; throws where no Date can hold it. */
+function isoOf(ms: number): string {
+  if (ms === lastMs) return lastIso;
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) throw new Error("Timestamp out of range");
+  const iso = date.toISOString();
+  // Only the 24-character form may stand for timeOf's answer (years 0000-9999).
+  if (iso.length === 24) [lastMs, lastIso] = [ms, iso];
+  return iso;
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -37,6 +89,19 @@ export function uuidText(b: Uint8Array, at: number): string {
     s += HEX[b[at + i]!];
   }
   return s;
+}
+
+/** The value of a lowercase hex digit's char code. */
+const hexValue = (c: number) => c <= 57 ? c - 48 : c - 87;
+
+/** How many bytes `Writer.varint` takes for `n`. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
 }
 
 const utf8 = new TextEncoder();
@@ -72,21 +137,24 @@ export class Writer {
   }
 
   str(s: string) {
-    // At most 3 bytes per UTF-16 unit; write, then go back for the length.
-    this.#room(s.length * 3 + 8);
-    const scratch = this.#buf.subarray(this.#at + 8);
-    const { written } = utf8.encodeInto(s, scratch);
-    const bytes = this.#buf.slice(this.#at + 8, this.#at + 8 + written);
+    // At most 3 bytes per UTF-16 unit: write after room for the longest length varint, then
+    // put the length down and move the bytes back where it took less (in place, no copy made).
+    const most = s.length * 3;
+    const room = varintBytes(most);
+    this.#room(most + room);
+    const start = this.#at + room;
+    const { written } = utf8.encodeInto(s, this.#buf.subarray(start, start + most));
     this.varint(written);
-    this.#buf.set(bytes, this.#at);
+    if (this.#at !== start) this.#buf.copyWithin(this.#at, start, start + written);
     this.#at += written;
   }
 
+  /** A lowercase uuid (the caller checked it against UUID_RE) as its 16 bytes. */
   uuid(s: string) {
     this.#room(16);
-    for (let i = 0, j = 0; i < 16; i++, j += 2) {
+    for (let j = 0; j < 36; j += 2) {
       if (j === 8 || j === 13 || j === 18 || j === 23) j++;
-      this.#buf[this.#at++] = parseInt(s.slice(j, j + 2), 16);
+      this.#buf[this.#at++] = (hexValue(s.charCodeAt(j)) << 4) | hexValue(s.charCodeAt(j + 1));
     }
   }
 
@@ -179,8 +247,25 @@ export class Reader {
   str(): string {
     const n = this.varint();
     this.#need(n);
-    const s = utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
+    const s = this.#ascii(n) ?? utf8Strict.decode(this.#buf.subarray(this.#at, this.#at + n));
     this.#at += n;
+    return s;
+  }
+
+  /**
+   * The next `n` bytes as text when they are all ASCII (always valid UTF-8), else undefined.
+   * Most strings of a frame are short ASCII (ids, names, keys), and a TextDecoder call costs
+   * more than decoding them here.
+   */
+  #ascii(n: number): string | undefined {
+    if (n > 64) return undefined;
+    const buf = this.#buf;
+    let s = "";
+    for (let i = this.#at; i < this.#at + n; i++) {
+      const b = buf[i]!;
+      if (b > 0x7f) return undefined;
+      s += String.fromCharCode(b);
+    }
     return s;
   }
 
@@ -225,10 +310,7 @@ export class Reader {
       case T_TIME_AFTER:
       case T_TIME_BEFORE: {
         const d = this.varint();
-        const ms = tag === T_TIME_AFTER ? ref + d : ref - d;
-        const date = new Date(ms);
-        if (Number.isNaN(date.getTime())) throw new Error("Timestamp out of range");
-        return date.toISOString();
+        return isoOf(tag === T_TIME_AFTER ? ref + d : ref - d);
       }
       case T_JSON:
         return JSON.parse(this.str());

@@ -32,7 +32,9 @@
  */
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { Envelope } from "./protocol.ts";
-import { decodeBody, encodeBody, runsOn } from "./frame-body.ts";
+import { decodeBody, encodeBody, type FrameChange, runsOn } from "./frame-body.ts";
+
+export type { FrameChange };
 
 /** The encoding version this build writes and reads. */
 export const FRAME_VERSION = 1;
@@ -65,7 +67,7 @@ export type DecodedFrame =
  * vessel, epoch and type and run contiguously by seq (a catch-up run also by `sequence`, with
  * one `total`); anything else is a programming error and throws.
  */
-export function encodeFrame(envelopes: readonly Envelope[]): Uint8Array {
+export function encodeFrame(envelopes: readonly FrameChange[]): Uint8Array {
   const body = encodeBody(envelopes);
   const z = deflateRawSync(body, { level: 6 });
   const out = new Uint8Array(3 + z.length);
@@ -136,7 +138,7 @@ export interface CutFrame {
  * alone. Sizes are measured, not guessed: a frame over the cap is re-cut smaller.
  */
 export function cutFrames(
-  envelopes: readonly Envelope[],
+  envelopes: readonly FrameChange[],
   options: { maxBytes?: number } = {},
 ): CutFrame[] {
   const { maxBytes = FRAME_MAX_BYTES } = options;
@@ -163,9 +165,9 @@ export function cutFrames(
   return frames;
 }
 
-function contiguousRuns(envelopes: readonly Envelope[]): Envelope[][] {
-  const runs: Envelope[][] = [];
-  let run: Envelope[] = [];
+function contiguousRuns(envelopes: readonly FrameChange[]): FrameChange[][] {
+  const runs: FrameChange[][] = [];
+  let run: FrameChange[] = [];
   for (const e of envelopes) {
     const prev = run.at(-1);
     if (prev && !runsOn(prev, e)) {

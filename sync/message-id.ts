@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256 } from "./sha256.ts";
 import { uuidText } from "./frame-values.ts";
 
 /**
@@ -7,7 +7,7 @@ import { uuidText } from "./frame-values.ts";
  * identical on every re-delivery. `db/vessel/outbox.ts` computes the same in SQL.
  */
 export function deriveMessageId(vesselId: string, epoch: string, seq: number): string {
-  const h = createHash("sha256").update(`bosun/${vesselId}/${epoch}/${seq}`).digest();
+  const h = sha256(`bosun/${vesselId}/${epoch}/${seq}`);
   h[6] = (h[6]! & 0x0f) | 0x80;
   h[8] = (h[8]! & 0x3f) | 0x80;
   return uuidText(h, 0);

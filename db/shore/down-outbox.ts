@@ -66,7 +66,8 @@ export async function pendingDownAfter(
 
 /** What a down ack from a vessel did (db/vessel/outbox.ts's AckOutcome, per vessel). */
 export type DownAckOutcome =
-  | { kind: "acked"; released: number }
+  /** `behind`: below what the vessel acknowledged before (its database was restored). */
+  | { kind: "acked"; released: number; behind: boolean }
   | { kind: "ignored" }
   | { kind: "new_epoch"; epoch: string; released: number };
 
@@ -84,9 +85,9 @@ export function applyDownAck(
   ack: { epoch: string; seq: number },
 ): Promise<DownAckOutcome> {
   return sql.begin(async (tx) => {
-    const [state] = await tx<{ epoch: string; last_seq: number }[]>`
-      select epoch::text, last_seq from shore_down_state where vessel_id = ${vesselId}
-      for update`;
+    const [state] = await tx<{ epoch: string; last_seq: number; acked_seq: number }[]>`
+      select epoch::text, last_seq, acked_seq from shore_down_state
+      where vessel_id = ${vesselId} for update`;
     if (!state || state.epoch !== ack.epoch) return { kind: "ignored" } as const;
     if (ack.seq > state.last_seq) {
       const [next] = await tx<{ epoch: string }[]>`
@@ -106,7 +107,7 @@ export function applyDownAck(
         acked_seq = greatest(acked_seq, ${ack.seq}),
         published_seq = greatest(published_seq, ${ack.seq})
       where vessel_id = ${vesselId}`;
-    return { kind: "acked", released: r.count } as const;
+    return { kind: "acked", released: r.count, behind: ack.seq < state.acked_seq } as const;
   }) as Promise<DownAckOutcome>;
 }
 

@@ -7,6 +7,11 @@
  * re-delivery into a no-op), then apply every inbox row from last_seq + 1 on while the seqs
  * are contiguous. Rows past a gap wait in the inbox, durably, until the gap is filled: by
  * this process, after a restart, or by another shore instance.
+ *
+ * The common case takes a shorter way: a batch whose seqs continue the position, with nothing
+ * waiting at them, is applied from memory and its inbox rows are written applied, without
+ * their envelopes (nothing reads an applied row's envelope), instead of written, read back and
+ * updated. The key and the position row's lock hold exactly-once alike on both ways.
  */
 import type postgres from "postgres";
 import type { Sql } from "../connection.ts";
@@ -150,8 +155,9 @@ function ingestOnce(
     }
     let last = position!.last_seq;
     const refused: Partial<Record<RefusalReason, number>> = {};
-    const inWindow = unique.filter((e) => e.seq <= last + limits.seqWindow);
-    const outside = envelopes.filter((e) => e.seq > last + limits.seqWindow).length;
+    const window = last + limits.seqWindow;
+    const inWindow = unique.filter((e) => e.seq <= window);
+    const outside = envelopes.filter((e) => e.seq > window).length;
     if (outside > 0) refused.seq_window = outside;
     // At or below last_seq is applied already: a duplicate even if its inbox row were gone.
     const rows = inWindow.filter((e) => e.seq > last).map((e) => ({
@@ -162,8 +168,37 @@ function ingestOnce(
       envelope: e,
     }));
     let inserted = 0;
-    if (!oneByOne) inserted = await insertInbox(tx, vesselId, epoch, rows);
-    else {
+    let applied = 0;
+    let conflicts = 0;
+    // The common case, a frame that continues the position: its head (the seqs from
+    // last_seq + 1 on, as far as they run contiguously in memory) is applied straight from
+    // memory and its inbox rows are written applied, once, instead of written waiting, read
+    // back and updated. Only where nothing waits at those seqs (a row parked past a gap, a
+    // dead letter): then the inbox, not this batch, says what they hold, and the general
+    // path below reads it. The position row's lock makes this read final until commit.
+    let head = 0;
+    while (head < rows.length && rows[head]!.seq === last + 1 + head) head++;
+    // The lowest seq above the position held waiting or dead-lettered (before this batch).
+    let firstWaiting = -1;
+    if (!oneByOne && head > 0) {
+      firstWaiting = await lowestWaiting(tx, vesselId, epoch, last);
+      if (firstWaiting > last + head) {
+        const done = rows.splice(0, head);
+        inserted = await insertInbox(tx, vesselId, epoch, done, { applied: true });
+        // Only an applied row could hold these keys, and every applied seq is at or below
+        // last_seq: a database that says otherwise was changed by hand.
+        if (inserted !== head) {
+          throw new Error(`Inbox of "${vesselId}" holds seqs above its position ${last}`);
+        }
+        conflicts += await applyChanges(tx, vesselId, done.map((r) => r.envelope));
+        applied = head;
+        last += head;
+      }
+    }
+    // Whatever is left (past a gap, or the whole batch where rows wait) is written waiting.
+    if (!oneByOne) {
+      if (rows.length > 0) inserted += await insertInbox(tx, vesselId, epoch, rows);
+    } else {
       for (const row of rows) {
         try {
           inserted += await tx.savepoint((sp) => insertInbox(sp, vesselId, epoch, [row]));
@@ -181,7 +216,7 @@ function ingestOnce(
         tx,
         vesselId,
         epoch,
-        envelopes.filter((e) => e.seq <= last + limits.seqWindow),
+        envelopes.filter((e) => e.seq <= window),
       )
       : [];
     duplicates -= forgeries.length;
@@ -192,10 +227,11 @@ function ingestOnce(
         set forgeries = shore_vessels.forgeries + excluded.forgeries`;
     }
 
-    let applied = 0;
-    let conflicts = 0;
-    let waiting = false;
-    for (;;) {
+    // After the fast path, what waits is known: the rest of the batch, past a gap, and what
+    // waited before; only where that continues the position is there more to apply.
+    let waiting = rows.length > 0 || firstWaiting < Infinity;
+    const known = applied > 0 && Math.min(rows[0]?.seq ?? Infinity, firstWaiting) > last + 1;
+    while (!known) {
       // Dead letters count as contiguous: the position steps over them.
       const next = await tx<{ seq: number; dead: boolean }[]>`
         select seq, false as dead from shore_inbox
@@ -268,23 +304,55 @@ function ingestOnce(
   });
 }
 
+/** The lowest seq above `last` waiting in the inbox or dead-lettered; Infinity when none. */
+async function lowestWaiting(tx: Tx, vesselId: string, epoch: string, last: number) {
+  const [row] = await tx<{ seq: string | null }[]>`
+    select least(
+      (select min(seq) from shore_inbox
+        where vessel_id = ${vesselId} and epoch = ${epoch} and applied_at is null
+          and seq > ${last}),
+      (select min(seq) from shore_dead_letters
+        where vessel_id = ${vesselId} and epoch = ${epoch} and seq > ${last})) as seq`;
+  return row!.seq === null ? Infinity : Number(row!.seq);
+}
+
+interface InboxRow {
+  seq: number;
+  message_id: string;
+  entity: string;
+  operation: string;
+  envelope: Envelope;
+}
+
+/**
+ * Inserts inbox rows, waiting (with their envelopes, which the apply reads back), or
+ * `applied` in this transaction (without: nothing reads an applied row's envelope).
+ */
 function insertInbox(
   tx: Tx,
   vesselId: string,
   epoch: string,
-  rows: { seq: number; message_id: string; entity: string; operation: string }[],
+  rows: InboxRow[],
+  { applied = false } = {},
 ): Promise<number> {
+  const values = rows.map(({ envelope, ...row }) => ({
+    ...row,
+    changed_at: envelope.timestamp,
+    envelope: applied ? null : envelope,
+  }));
   return tx`
-    insert into shore_inbox (vessel_id, epoch, seq, message_id, entity, operation, envelope)
-    select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope
-    from jsonb_to_recordset(${tx.json(rows as never)}) as x(
-      seq bigint, message_id uuid, entity text, operation text, envelope jsonb)
+    insert into shore_inbox
+      (vessel_id, epoch, seq, message_id, entity, operation, envelope, changed_at, applied_at)
+    select ${vesselId}, ${epoch}, x.seq, x.message_id, x.entity, x.operation, x.envelope,
+      x.changed_at, case when ${applied}::boolean then now() end
+    from jsonb_to_recordset(${tx.json(values as never)}) as x(
+      seq bigint, message_id uuid, entity text, operation text, envelope jsonb,
+      changed_at timestamptz)
     -- A re-delivery of a dead-lettered change is a duplicate too.
     where not exists (select 1 from shore_dead_letters d
       where d.vessel_id = ${vesselId} and d.epoch = ${epoch} and d.seq = x.seq)
     order by x.seq
-    on conflict do nothing
-    returning seq`.then((r) => r.length);
+    on conflict do nothing`.then((r) => r.count);
 }
 
 /**

@@ -146,7 +146,9 @@ function checkEnvelope(value: unknown, vesselId: string, entity?: string): Shore
     const fields = [...new Set(record.error.issues.map((i) => i.path.join(".")))].join(", ");
     return malformed("invalid_record", `Record fields: ${fields}`, vesselId);
   }
-  return { kind: "envelope", envelope: { ...envelope, data: record.data } };
+  // Both objects are zod's own copies: the envelope takes the checked record in place.
+  envelope.data = record.data;
+  return { kind: "envelope", envelope };
 }
 
 function presenceOf(vesselId: string, payload: Uint8Array): ShoreMessage {

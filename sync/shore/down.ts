@@ -326,6 +326,16 @@ export function createDownPublisher(options: DownPublisherOptions): DownPublishe
           epoch: outcome.epoch,
         });
         s.newEpoch(outcome.epoch);
+      } else if (outcome.behind) {
+        // The vessel announces (at every connect) a position below what it acknowledged
+        // before: its database was restored from a backup. Serve it from there, as if it had
+        // asked (it asks itself only where its broker session is gone, which a restore does not
+        // say), so a restarted vessel whose session holds its down stream asks nothing.
+        log.info("Vessel's down ack went back (a restored database): serving from it", {
+          vesselId,
+          ...ack,
+        });
+        s.askCatchup({ since: ack.seq, epoch: ack.epoch });
       } else if (!s.acked(ack.epoch, ack.seq, Date.now())) return;
       spawn(s); // the window opened
     }).catch((err) => log.warn("Applying a down ack failed", { vesselId, error: err }));

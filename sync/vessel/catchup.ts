@@ -55,7 +55,7 @@ export function createCatchup(options: CatchupOptions): Catchup {
   const topics = topicsOf(vesselId);
 
   const select = (query: CatchupQuery, limit: number) =>
-    changesSince(sql, { since: query.since, entity: query.entity, limit });
+    changesSince(sql, { since: query.since, entity: query.entity, limit, vesselId });
 
   return {
     async list(query) {

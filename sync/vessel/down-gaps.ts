@@ -5,10 +5,12 @@
  * when such a gap has not moved for `waitMs`, shore is asked for the changes after the last
  * applied seq, and while the gap stays unfilled the requests back off.
  *
- * It also asks at once, without waiting for a gap to show, at the first connect of this
- * process (a restarted vessel, perhaps on a database restored from a backup, lacks changes
- * shore holds as acknowledged) and at every connect where the broker kept no session (what
- * it had queued for this vessel is gone). Recovery never waits out the shore's re-send timer.
+ * It also asks at once, without waiting for a gap to show, at every connect where the broker
+ * kept no session (what it had queued for this vessel is gone), and at a start on a database
+ * that holds no down position yet (a new or emptied one). A restart whose session is still
+ * there asks nothing: the session holds the stream, and a database restored from a backup is
+ * served by the shore from the down ack every connect publishes (sync/shore/down.ts takes an ack
+ * below the last one for a restore). Recovery never waits out the shore's re-send timer.
  *
  * The gap is read from the database, not from memory, so a restart finds it again.
  */
@@ -106,6 +108,7 @@ export function createDownGapWatch(options: DownGapWatchOptions): DownGapWatch {
     if (!first && sessionPresent) return;
     try {
       const f = await downInboxFigures(sql);
+      if (sessionPresent && f.epoch) return;
       const request = f.epoch
         ? { since: f.lastSeq, epoch: f.epoch, limit: MAX_CATCHUP_LIMIT }
         : { since: 0, limit: MAX_CATCHUP_LIMIT };

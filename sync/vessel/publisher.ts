@@ -3,7 +3,7 @@
  *
  * Delivery states of a change row: pending (no seq) → claimed (seq, epoch) → published (on
  * PUBACK/PUBCOMP; kept as a watermark, `vessel_state.published_seq`: every seq up to it was
- * PUBACKed) → acknowledged (`acked_at`, when shore's retained ack covers its seq). A row stays
+ * PUBACKed) → acknowledged (`vessel_state.acked_seq`, when shore's retained ack covers its seq). A row stays
  * until acknowledged. Above the watermark, after a restart, everything is re-sent: a
  * duplicate, which shore discards, where a `published_at` per row cost a second update of
  * every row. PUBACK is not delivery: Mosquitto answers
@@ -34,8 +34,8 @@ import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../d
 import { priorityOf } from "../../db/vessel/records.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
-import { type Envelope, qosOf, topicsOf } from "../protocol.ts";
-import { cutFrames, FRAME_CONTENT_TYPE } from "../frame.ts";
+import { qosOf, topicsOf } from "../protocol.ts";
+import { cutFrames, FRAME_CONTENT_TYPE, type FrameChange } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
@@ -121,6 +121,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let resendDelay = options.ackTimeoutMs;
   // What went out and when, for re-sends counted from the send (sync/vessel/sent-log.ts).
   const sentLog = new SentLog();
+  // Whether shore acked anything since this connection came up. Until it does, shore may be
+  // away (its broker session queues what we send, and at its return it asks for what it lacks:
+  // contract §5), so a send's clock runs to the back-off ceiling, not to ACK_TIMEOUT_S: after
+  // an outage that shore's link ends later than ours, nothing goes twice for that.
+  let shoreHeard = ackMode !== "shore";
   let framesInFlight = 0;
   let lingerUntil = 0;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -184,7 +189,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
   function sendFrames(rows: OutboxRow[]) {
-    const envelopes = rows.map((r) => JSON.parse(r.json) as Envelope);
+    const envelopes = rows.map((r) => JSON.parse(r.json) as FrameChange);
     let at = 0;
     for (const frame of cutFrames(envelopes)) {
       const part = rows.slice(at, at + frame.count);
@@ -287,6 +292,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         afterSeq: pass.afterSeq,
         limit: room,
         vesselId,
+        forFrames: frames,
       });
       if (rows.length === 0) {
         pass = null;
@@ -301,7 +307,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    const claimed = await claimChanges(sql, room, vesselId);
+    const claimed = await claimChanges(sql, room, vesselId, { forFrames: frames });
     // Fewer than asked for: the backlog is drained, these are live writes.
     if (claimed.length > 0 && claimed.length < room && buffer.length === 0) linger();
     return claimed;
@@ -354,7 +360,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
   // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
-    const expired = sentLog.takeExpired(resendDelay);
+    const expired = sentLog.takeExpired(shoreHeard ? resendDelay : maxResendMs);
     if (expired.length === 0) return;
     const { epoch } = await vesselState(sql);
     const untilSeq = Math.max(...expired.filter((e) => e.epoch === epoch).map((e) => e.seq));
@@ -373,6 +379,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (e.type === "connected") {
       // Shore could not ack while we were away: every send's clock restarts now.
       sentLog.restartClocks();
+      shoreHeard = ackMode !== "shore";
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
       requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
@@ -383,9 +390,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     wake,
     ackProgress() {
+      shoreHeard = true;
       resendDelay = options.ackTimeoutMs;
+      // Shore is working through our stream in seq order: what it has not acked yet is on its
+      // way (queued at the broker or in its ingest), not lost, so the clocks of the sends still
+      // outstanding start again. A re-send needs shore silent for ACK_TIMEOUT_S after the send;
+      // a loss mid-stream stops its ack at the gap (and shore asks for the gap itself).
+      sentLog.restartClocks();
     },
     acked(epoch, seq) {
+      shoreHeard = true;
       sentLog.acked(epoch, seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.

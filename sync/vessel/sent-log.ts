@@ -3,7 +3,9 @@
  * once it went out the re-send delay ago with no ack from shore covering it since (not once the
  * last ack is that old: that re-sent the first changes of every drain after an outage). One
  * entry per burst (a second of sending): the highest seq sent in it and the burst's start; an
- * entry leaves once shore's ack covers its seq.
+ * entry leaves once shore's ack covers its seq. Every clock starts again at a (re)connect and
+ * whenever shore's ack moves (it is working through what we sent), so a re-send needs shore
+ * silent for the whole delay after the send.
  */
 
 /** One burst of sends. */
@@ -27,7 +29,7 @@ export class SentLog {
     else this.#log.push({ epoch, seq, at: now });
   }
 
-  /** Shore could not ack while the link was down: every send's clock restarts now. */
+  /** Shore could not ack (the link was down) or is still acking: every send's clock restarts now. */
   restartClocks(): void {
     const now = this.now();
     for (const entry of this.#log) entry.at = now;

@@ -55,7 +55,8 @@ export function trackRecovery(vesselUrl: string, onRecovered?: OnRecovered): Rec
       if (open.length) {
         try {
           const [row] = await sql<{ first: number | null }[]>`
-            select min(id)::int8 as first from changes where acked_at is null`;
+            select min(id)::int8 as first from changes c, vessel_state s
+            where c.seq is null or (c.epoch = s.epoch and c.seq > s.acked_seq)`;
           const first = row?.first === null || row?.first === undefined
             ? Infinity
             : Number(row.first);

@@ -15,6 +15,7 @@
  */
 import postgres from "postgres";
 import { ENTITIES } from "../../core/entities.ts";
+import { deriveMessageId } from "../../sync/message-id.ts";
 import { sumSeries } from "./observe.ts";
 import type { AckedWrite } from "./writers.ts";
 
@@ -98,7 +99,8 @@ interface ChangeRow {
   version: number;
   epoch: string | null;
   seq: number | null;
-  message_id: string;
+  /** Null for a change not yet claimed, and in the database for one claimed since v13. */
+  message_id: string | null;
 }
 
 interface RecordRow {
@@ -207,7 +209,13 @@ export async function computeVerdict(options: VerdictOptions): Promise<Verdict> 
     const changes = (await vessel.query<ChangeRow>(`
       select entity, record_id::text, operation, (data->>'version')::int as version,
         epoch::text, seq::float8 as seq, message_id::text
-      from changes`)).map((c) => ({ ...c, seq: c.seq === null ? null : Number(c.seq) }));
+      from changes`)).map((c) => {
+      const seq = c.seq === null ? null : Number(c.seq);
+      // Claimed since migration 13: derived where it is read (db/vessel/outbox.ts).
+      const messageId = c.message_id ??
+        (seq === null ? null : deriveMessageId(options.vesselId, c.epoch!, seq));
+      return { ...c, seq, message_id: messageId };
+    });
     const onBoard = await vesselRecords(vessel);
     const view = await shoreView(shore, options.vesselId);
     const examples: string[] = [];
@@ -242,7 +250,7 @@ export async function computeVerdict(options: VerdictOptions): Promise<Verdict> 
     let notApplied = 0;
     for (const c of changes) {
       const key = `${c.epoch}/${c.seq}`;
-      if (c.seq === null || !appliedKeys.has(key) || !appliedIds.has(c.message_id)) {
+      if (c.seq === null || !appliedKeys.has(key) || !appliedIds.has(c.message_id ?? "")) {
         notApplied++;
         note(`change ${c.operation} ${c.entity}/${c.record_id} seq ${c.seq} not applied ashore`);
       }

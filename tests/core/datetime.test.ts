@@ -58,3 +58,27 @@ Deno.test("the shore takes records the vessel normalised, and normalises older o
     false,
   );
 });
+
+Deno.test("values already in toISOString form come back unchanged, or refused as in any other form", () => {
+  for (
+    const bad of [
+      "2026-02-30T10:00:00.000Z",
+      "2025-02-29T10:00:00.000Z",
+      "2026-12-01T24:00:00.000Z",
+      "2026-12-01T10:60:00.000Z",
+      "2026-12-01T10:00:60.000Z",
+      "2026-13-01T10:00:00.000Z",
+      "0000-06-01T00:00:00.000Z",
+    ]
+  ) {
+    assert.equal(toUtc(bad), undefined, bad);
+  }
+  // The same instants written with an offset take the general way: both ways agree.
+  const first = Date.parse("0000-01-01T00:00:00.000Z");
+  const last = Date.parse("9999-12-31T23:59:59.999Z");
+  for (let i = 0; i < 2_000; i++) {
+    const iso = new Date(first + Math.floor(Math.random() * (last - first))).toISOString();
+    assert.equal(toUtc(iso), iso.startsWith("0000") ? undefined : iso, iso);
+    assert.equal(toUtc(iso.replace("Z", "+00:00")), toUtc(iso), iso);
+  }
+});

@@ -153,6 +153,47 @@ Deno.test("down catch-up by request, and the down stream on both sides' health a
       },
     );
 
+    await t.step(
+      "a restart asks nothing while its session holds the stream; a restore to an earlier position is served from its down ack",
+      async () => {
+        const shoreMetric = async (series: string) =>
+          metricOf((await call("GET", "/metrics")).text, series) ?? 0;
+        const ackedAshore = (seq: number) =>
+          waitUntil(async () => {
+            const [v] = (await call("GET", "/api/vessels")).body
+              .filter((x: { vesselId: string }) => x.vesselId === vesselId);
+            return v?.downAckedSeq === seq;
+          }, `the shore sees the vessel's down ack of ${seq}`);
+        const requests = await shoreMetric("bosun_shore_down_catchup_requests_total");
+        await vessel![Symbol.asyncDispose]();
+        for (let i = 0; i < 2; i++) assert.equal((await crewAshore(`s${i}`)).status, 201);
+        total += 2;
+        vessel = await boot();
+        await waitUntil(async () => (await crewOnBoard()) === total, `all ${total} on board`);
+        await ackedAshore(total);
+        assert.equal(
+          metricOf(await vessel.metrics.registry.metrics(), "bosun_down_catchup_requests_total"),
+          0,
+          "the broker session held the stream: no catch-up request at start",
+        );
+
+        // The restore: the database as it was before the last two shore changes arrived.
+        await vessel[Symbol.asyncDispose]();
+        vessel = undefined;
+        const served = await shoreMetric("bosun_shore_down_catchup_published_total");
+        await vesselDb.sql`delete from down_inbox where seq > ${total - 2}`;
+        await vesselDb.sql`update down_positions set last_seq = ${total - 2}`;
+        await vesselDb.sql`delete from crew where data->>'name' in ('s0', 's1')`;
+        vessel = await boot();
+        await waitUntil(async () => (await crewOnBoard()) === total, `all ${total} back on board`);
+        assert.equal(await shoreMetric("bosun_shore_down_catchup_requests_total"), requests);
+        assert.ok(
+          await shoreMetric("bosun_shore_down_catchup_published_total") >= served + 2,
+          "served from the vessel's down ack",
+        );
+      },
+    );
+
     await t.step("a vessel restored from a backup gets back what it had acknowledged", async () => {
       await vessel![Symbol.asyncDispose]();
       vessel = undefined;

@@ -94,6 +94,10 @@ Deno.test("awkward values survive exactly: escapes, unicode, numbers, nulls, sha
       oldTime: "1970-01-01T00:00:00.000Z",
       farTime: "9999-12-31T23:59:59.999Z",
       uuidLike: "00000000-0000-0000-0000-000000000000",
+      shortUnicode: "é",
+      ascii64: "a".repeat(64),
+      ascii65: "a".repeat(65),
+      asciiThenUnicode: "a".repeat(40) + "ü",
     },
     {},
     { id: crypto.randomUUID(), deleted: true, version: 9 },
@@ -198,7 +202,10 @@ Deno.test("corrupt, truncated and forged frames are refused whole, never thrown"
   assert.ok(refused > 0);
   // Well-compressed bodies that do not parse.
   const enc = new TextEncoder();
-  for (const body of [new Uint8Array([0]), enc.encode("garbage"), new Uint8Array(100)]) {
+  const badUtf8 = new Uint8Array([2, 0xc3, 0x28]); // the vessel id: a lead byte, no follower
+  for (
+    const body of [new Uint8Array([0]), enc.encode("garbage"), new Uint8Array(100), badUtf8]
+  ) {
     const r = decodeFrame(forged(body));
     assert.ok(!r.ok && r.reason === "corrupt", JSON.stringify(r));
   }

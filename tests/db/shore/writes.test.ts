@@ -139,6 +139,17 @@ Deno.test("a vessel's down ack releases its rows; re-sends start past the ack", 
   assert.deepEqual(await applyDownAck(sql, V1, { epoch, seq: 3 }), {
     kind: "acked",
     released: 3,
+    behind: false,
+  });
+  assert.deepEqual(
+    await applyDownAck(sql, V1, { epoch, seq: 1 }),
+    { kind: "acked", released: 0, behind: true },
+    "an ack below the last one says the vessel went back (a restored database)",
+  );
+  assert.deepEqual(await applyDownAck(sql, V1, { epoch, seq: 3 }), {
+    kind: "acked",
+    released: 0,
+    behind: false,
   });
   const again = await pendingDownAfter(sql, { vesselId: V1, epoch, afterSeq: 0, limit: 10 });
   assert.deepEqual(again.map((r) => r.seq), [4, 5]);

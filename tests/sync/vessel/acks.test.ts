@@ -4,7 +4,7 @@ import { startMosquitto } from "../../support/mosquitto.ts";
 import { freePort } from "../../support/ports.ts";
 import { ack, observe, startVessel } from "../../support/vessel.ts";
 import { waitUntil } from "../../support/wait.ts";
-import { vesselState } from "../../../db/vessel/outbox.ts";
+import { countPending, vesselState } from "../../../db/vessel/outbox.ts";
 import { OutboxFullError } from "../../../core/errors.ts";
 import type { EngineEvent } from "../../../sync/vessel/engine.ts";
 import mqtt from "mqtt";
@@ -48,8 +48,7 @@ Deno.test("shore's ack releases rows up to its seq and a bad ack is dropped", as
     assert.equal(report.lastAckedSeq, 3);
     assert.equal(report.lastPublishedSeq, 5);
     assert.equal(vessel.gate.pending, 2);
-    const [row] = await db.sql`select count(*)::int as n from changes
-      where acked_at is not null and seq <= 3`;
+    const [row] = await db.sql`select acked_seq::int as n from vessel_state`;
     assert.equal(row!.n, 3);
   });
 });
@@ -75,8 +74,7 @@ Deno.test("an ack ahead of our last seq (a restored database) starts a new epoch
   );
   const now = await vesselState(db.sql);
   assert.equal(now.lastSeq, 0);
-  const [pending] = await db.sql`select count(*)::int as n from changes where acked_at is null`;
-  assert.equal(pending!.n, 0);
+  assert.equal(await countPending(db.sql), 0);
 
   await vessel.records.create("crew", { name: "after restore" });
   await shore.until(
@@ -125,13 +123,31 @@ Deno.test("at OUTBOX_MAX_PENDING writes get 503 and nothing accepted is lost", a
 Deno.test("unacknowledged changes are re-sent after ACK_TIMEOUT_S with the same seq and messageId", async () => {
   await using db = await freshDatabase();
   await using broker = await startMosquitto();
-  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url });
+  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url }); // 1 s
   await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
+  await vessel.records.create("crew", { name: "acked" });
+  await shore.until((r) => r.length >= 1, "the first change at the observer");
+  // Shore is heard on this connection (it acked), then falls silent.
+  await ack(broker.url, vessel.vesselId, shore.received[0]!.envelope.epoch, 1);
+  await waitUntil(async () => (await vessel.report()).lastAckedSeq === 1, "seq 1 acked");
   await vessel.records.create("crew", { name: "silent shore" });
-  await shore.until((r) => r.length >= 2, "two messages at the observer");
-  const [a, b] = shore.received;
-  assert.equal(a!.envelope.seq, 1);
+  const changes = (r: typeof shore.received) => r.filter((m) => !m.topic.endsWith("/ack"));
+  await shore.until((r) => changes(r).length >= 3, "seq 2 twice at the observer", 10_000);
+  const [, a, b] = changes(shore.received);
+  assert.equal(a!.envelope.seq, 2);
   assert.deepEqual(b!.envelope, a!.envelope);
+});
+
+Deno.test("a shore not heard since the connection came up is not re-sent to at ACK_TIMEOUT_S: its broker session queues, and at its return it asks", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  await using vessel = await startVessel({ sql: db.sql, brokerUrl: broker.url }); // 1 s
+  await using shore = await observe(broker.url, `vessel/${vessel.vesselId}/sync/+`);
+  await vessel.records.create("crew", { name: "nobody acks" });
+  await shore.until((r) => r.length >= 1, "the change at the observer");
+  // Five times ACK_TIMEOUT_S: the old clock re-sent at 1, 2 and 4 s.
+  await new Promise((r) => setTimeout(r, 5_000));
+  assert.equal(shore.received.length, 1, "no re-send to a shore that never answered");
 });
 
 Deno.test("ACK_MODE=broker releases rows on PUBACK", async () => {

@@ -6,7 +6,7 @@ import { startMosquitto } from "../../support/mosquitto.ts";
 import { observe, startVessel, type TestVessel } from "../../support/vessel.ts";
 import { waitUntil } from "../../support/wait.ts";
 import { catchupRoutes } from "../../../routes/catchup.ts";
-import { pruneAcked } from "../../../db/vessel/outbox.ts";
+import { applyAck, pruneAcked, vesselState } from "../../../db/vessel/outbox.ts";
 import { toHttpError } from "../../../core/errors.ts";
 import type { Envelope } from "../../../sync/protocol.ts";
 
@@ -156,11 +156,17 @@ Deno.test("POST /catchup is 503 while the broker is unreachable", async () => {
 
 Deno.test("retention prunes only acknowledged changes older than the limit, in batches", async () => {
   await using db = await freshDatabase();
+  // Seqs 1-2,500 acknowledged 40 days ago, 2,501-2,600 now, the rest not yet.
   await db.sql`insert into changes (entity, record_id, operation, data, changed_at, priority,
-      epoch, seq, published_at, acked_at)
-    select 'crew', gen_random_uuid(), 'create', '{}', now(), 1, s.epoch, g, now(),
-      case when g <= 2500 then now() - interval '40 days' when g <= 2600 then now() end
+      epoch, seq)
+    select 'crew', gen_random_uuid(), 'create', '{}', now(), 1, s.epoch, g
     from generate_series(1, 2700) g, vessel_state s`;
+  await db.sql`update vessel_state set last_seq = 2700`;
+  const { epoch } = await vesselState(db.sql);
+  await applyAck(db.sql, { epoch, seq: 2500 });
+  await db.sql`update vessel_acks set at = now() - interval '40 days',
+    minute = minute - interval '40 days'`;
+  await applyAck(db.sql, { epoch, seq: 2600 });
   assert.equal(await pruneAcked(db.sql, 30, 1_000), 2500);
   const [left] = await db.sql`select count(*)::int as n, min(seq)::int as lo from changes`;
   assert.deepEqual({ ...left }, { n: 200, lo: 2501 });

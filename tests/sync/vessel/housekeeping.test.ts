@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../../../core/log.ts";
 import { OutboxGate } from "../../../core/outbox-gate.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
+import { applyAck, claimChanges, vesselState } from "../../../db/vessel/outbox.ts";
 import { startHousekeeping } from "../../../sync/vessel/housekeeping.ts";
 import { freshDatabase } from "../../support/pg.ts";
 import { waitUntil } from "../../support/wait.ts";
@@ -13,9 +14,12 @@ Deno.test("vessel housekeeping prunes acknowledged changes and applied down inbo
   const store = createRecordStore({ sql, gate });
   for (let i = 0; i < 3; i++) await store.create("crew", { name: `c${i}` });
   // Change 1 acknowledged 40 days ago, change 2 today, change 3 never.
-  await sql`update changes set seq = id, epoch = (select epoch from vessel_state)`;
-  await sql`update changes set acked_at = now() - interval '40 days' where id = 1`;
-  await sql`update changes set acked_at = now() where id = 2`;
+  const { epoch: ours } = await vesselState(sql);
+  await claimChanges(sql, 10, "vessel-1");
+  await applyAck(sql, { epoch: ours, seq: 1 });
+  await sql`update vessel_acks set at = now() - interval '40 days',
+    minute = minute - interval '40 days'`;
+  await applyAck(sql, { epoch: ours, seq: 2 });
   // The shore's stream: seq 1 applied 40 days ago, seq 2 today, seq 3 waiting.
   const epoch = crypto.randomUUID();
   const rows: [number, string][] = [[1, "now() - interval '40 days'"], [2, "now()"], [3, "null"]];

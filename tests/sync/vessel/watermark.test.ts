@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "../../support/pg.ts";
 import { waitUntil } from "../../support/wait.ts";
 import { silentLogger } from "../../../core/log.ts";
+import type { Sql } from "../../../db/connection.ts";
 import { type OutboxRow, vesselState } from "../../../db/vessel/outbox.ts";
 import { Watermark } from "../../../sync/vessel/watermark.ts";
 
@@ -84,4 +85,42 @@ Deno.test("the watermark: refused seqs are kept until PUBACKed or a new epoch, a
   assert.equal(w.mark.seq, 0);
   assert.equal(w.refused.size, 0, "a new epoch starts over");
   await w.stop();
+});
+
+Deno.test("the watermark is written one write at a time, however many PUBACKs arrive meanwhile", async () => {
+  // A database that answers only when told, and counts the writes it gets.
+  const writes: number[] = [];
+  let inFlight = 0;
+  let most = 0;
+  const answers: (() => void)[] = [];
+  const sql = ((_strings: TemplateStringsArray, seq: number) => {
+    writes.push(seq);
+    most = Math.max(most, ++inFlight);
+    return new Promise<void>((resolve) =>
+      answers.push(() => {
+        inFlight--;
+        resolve();
+      })
+    );
+  }) as unknown as Sql;
+  const epoch = crypto.randomUUID();
+  const w = new Watermark({
+    sql,
+    log: silentLogger,
+    ackMode: "shore",
+    maxAbove: 100,
+    onReleased: () => {},
+  });
+  w.seed(epoch, 0);
+  // 3,000 PUBACKs in one go (a few frames' rows): the first past the batch size starts a write.
+  for (let seq = 1; seq <= 3_000; seq++) w.published(row(epoch, seq));
+  assert.deepEqual(writes, [1024]);
+  answers.shift()!();
+  await waitUntil(() => writes.length === 2, "the second write, after the first");
+  assert.deepEqual(writes, [1024, 3000]);
+  const stopped = w.stop();
+  answers.shift()!();
+  await stopped;
+  assert.equal(most, 1);
+  assert.deepEqual(writes, [1024, 3000]);
 });
