@@ -20,18 +20,32 @@
  * a delivery rate counted from the send (one stall's PUBACKs read together gave 1.47 MB/s on a
  * 54 KB/s link, hence the medians). Measured: docs/frames.md.
  *
- * It starts at `floorBytes` a horizon and never goes below.
+ * It starts at `floorBytes` a horizon and never goes below. From there it probes up as TCP's
+ * slow start and BBR's start-up do: until the link is full, what may be in flight is two round
+ * trips of the measured rate, so each round trip's samples are up to twice the last (a horizon
+ * above the round trip, as after start-up, grew them by 1.3-1.4× a round trip on the satellite
+ * hop). Start-up ends when a whole round trip's PUBACKs come back later than the round trip by a
+ * quarter horizon (a queue formed and lasted: HyStart's test), or after three round trips whose
+ * best sample grew less than a quarter (BBR's); it begins again when nothing above the floor is
+ * remembered. Two more things kept the satellite drain at 0.7-0.85 of the link: changes were
+ * counted at 200 bytes each until publishes taught better (they carry 26), and a lost segment's
+ * retransmission held the PUBACKs, and with them the budget, while the link went on carrying:
+ * see {@linkcode LinkPace.byteBudget}.
  */
 
 const WINDOW_MS = 10_000;
 /** The round trip is the least of this long: see {@linkcode LinkPace.roundTripMs}. */
 const RTT_WINDOW_MS = 60_000;
+/** Start-up: what may be in flight is this many round trips of the measured rate (BBR's cwnd gain). */
+const STARTUP_GAIN = 2;
+/** Start-up ends after this many round trips in a row whose best sample grew less than 25 %. */
+const STARTUP_FLAT_ROUNDS = 3;
 
 /** Options for {@linkcode LinkPace}. */
 export interface LinkPaceOptions {
   /**
    * How far ahead of the broker's PUBACKs to claim, ms of the link's measured bytes: at least
-   * this, and at least the round trip and half of it (see {@linkcode LinkPace.byteBudget}).
+   * this, and at least the round trip and a third of it (see {@linkcode LinkPace.byteBudget}).
    */
   horizonMs?: number;
   /** The budget before anything was measured, and never less: bytes. */
@@ -55,8 +69,12 @@ export interface Sent {
 export class LinkPace {
   readonly horizonMs: number;
   readonly floorBytes: number;
-  /** Payload bytes per change, smoothed: turns a byte budget into rows. */
+  /** Payload bytes per change (a guess until the first publish): turns a byte budget into rows. */
   bytesPerRow = 200;
+  // Bytes and rows of recent publishes, each sum decaying by 7/8 a publish: weighted by rows,
+  // so a lone alert's frame (188 bytes for one row) does not shrink the next claim.
+  #rowBytes = 0;
+  #rows = 0;
   #now: () => number;
   #acked = 0;
   #ackedAt = 0;
@@ -64,6 +82,13 @@ export class LinkPace {
   #inFlight = 0;
   #delivery: Samples = [];
   #rtt: Samples = [];
+  #startup = true;
+  // A round trip ends with the PUBACK of a publish sent after it began.
+  #roundStart = -Infinity;
+  #roundBest = 0;
+  #roundLeastDelay = Infinity;
+  #startupBest = 0;
+  #flatRounds = 0;
 
   constructor(options: LinkPaceOptions = {}) {
     this.horizonMs = options.horizonMs ?? 1_000;
@@ -79,12 +104,25 @@ export class LinkPace {
     return best;
   }
 
+  /** Still probing up from the floor (see {@linkcode LinkPace.byteBudget}). */
+  get startingUp(): boolean {
+    return this.#startup;
+  }
+
   /** A publish of `bytes` carrying `rows` changes left. */
   sent(bytes: number, rows: number): Sent {
-    if (rows > 0) this.bytesPerRow += (bytes / rows - this.bytesPerRow) / 8;
+    if (rows > 0) {
+      this.#rowBytes = this.#rowBytes * 7 / 8 + bytes;
+      this.#rows = this.#rows * 7 / 8 + rows;
+      this.bytesPerRow = this.#rowBytes / this.#rows;
+    }
     const at = this.#now();
     // Nothing on its way: the link was idle, its clock starts at this send.
-    if (this.#inFlight++ === 0) this.#ackedAt = this.#firstSentAt = at;
+    if (this.#inFlight++ === 0) {
+      this.#ackedAt = this.#firstSentAt = at;
+      // Nothing measured above the floor for a while (a trickle, an outage): probe up again.
+      if (!this.#startup && this.rate <= this.floorBytes) this.#restart();
+    }
     return {
       bytes,
       at,
@@ -105,6 +143,7 @@ export class LinkPace {
     this.#acked += sent.bytes;
     const now = this.#now();
     keep(this.#rtt, now, now - sent.at, Math.min, RTT_WINDOW_MS);
+    this.#roundLeastDelay = Math.min(this.#roundLeastDelay, now - sent.at);
     this.#ackedAt = now;
     this.#firstSentAt = sent.at;
     // Under 20 ms the clock says little (and on such a link the budget is large anyway).
@@ -112,7 +151,37 @@ export class LinkPace {
     if (interval >= 20) {
       const rate = (this.#acked - sent.ackedBefore) * 1_000 / interval;
       keep(this.#delivery, now, rate, Math.max, WINDOW_MS);
+      this.#roundBest = Math.max(this.#roundBest, rate);
     }
+    if (this.#startup && sent.at >= this.#roundStart) this.#roundEnded(now);
+  }
+
+  #restart() {
+    this.#startup = true;
+    this.#roundStart = -Infinity;
+    this.#roundBest = this.#startupBest = this.#flatRounds = 0;
+    this.#roundLeastDelay = Infinity;
+  }
+
+  /**
+   * Start-up ends as BBR's does: once three round trips in a row failed to raise the best
+   * sample by a quarter, the budget, not the link, no longer limits the samples: the link is
+   * full.
+   */
+  #roundEnded(now: number) {
+    // Every PUBACK of the round later than the round trip by a quarter horizon: a queue
+    // formed and lasted a whole round trip, so the link is full (as HyStart ends slow start).
+    const queued = this.#roundLeastDelay > this.roundTripMs + this.horizonMs / 4;
+    if (queued) this.#startup = false;
+    else if (this.#roundStart > -Infinity) {
+      if (this.#roundBest >= this.#startupBest * 1.25) {
+        this.#startupBest = this.#roundBest;
+        this.#flatRounds = 0;
+      } else if (++this.#flatRounds >= STARTUP_FLAT_ROUNDS) this.#startup = false;
+    }
+    this.#roundStart = now;
+    this.#roundBest = 0;
+    this.#roundLeastDelay = Infinity;
   }
 
   /**
@@ -132,14 +201,47 @@ export class LinkPace {
   /**
    * Bytes that may be claimed and not yet PUBACKed at once: `horizonMs` of the link's bytes
    * (about a second: what an alert claimed now waits behind), and on a link whose round trip
-   * is a good part of that, the round trip's worth, so the link stays full, and half the
+   * is a good part of that, the round trip's worth, so the link stays full, and a third of the
    * horizon more, which queue ahead of an alert. (The round trip alone in a second's budget
    * left 0.4 s of queue on the 600 ms satellite hop, and on a loaded machine, whose PUBACKs
-   * take 0.75-1.2 s there, none: the estimate then never climbed above its floor.)
+   * take 0.75-1.2 s there, none: the estimate then never climbed above its floor; start-up now
+   * climbs it. Half a horizon instead of a third kept the satellite link no fuller, for 0.1-0.2
+   * s more of every alert's delay.) In start-up, at least two round trips' worth; between
+   * PUBACKs, plus what the link carried since the last.
    */
   byteBudget(): number {
-    const ahead = Math.max(this.horizonMs, this.roundTripMs + this.horizonMs / 2);
-    return Math.max(this.floorBytes, this.rate * ahead / 1_000);
+    const rtt = this.roundTripMs;
+    let ahead = Math.max(this.horizonMs, rtt + this.horizonMs / 3);
+    if (this.#startup) ahead = Math.max(ahead, STARTUP_GAIN * rtt);
+    return Math.max(this.floorBytes, this.rate * ahead / 1_000 + this.#carried(rtt));
+  }
+
+  /**
+   * What the link carried since the last PUBACK, at the measured rate, for up to the round trip
+   * and half the horizon: bytes no longer queued ahead of an alert claimed now, so the budget
+   * may send that many more. A lost segment holds back every PUBACK behind it for a
+   * retransmission (a round trip and more), but not the link, which goes on carrying its queue:
+   * counting only PUBACKs, the budget ran out half a second into such a stall and the link
+   * idled for the rest of it. Nothing at a PUBACK (the budget is then what the PUBACKs allow),
+   * nothing before the first (no round trip known), and bounded, so that PUBACKs that stopped
+   * for good (a dead link) stop the sending too.
+   */
+  #carried(rtt: number): number {
+    if (this.#inFlight === 0 || rtt === 0) return 0;
+    const since = Math.max(0, this.#now() - this.#ackedAt);
+    return this.rate * Math.min(since, rtt + this.horizonMs / 2) / 1_000;
+  }
+
+  /**
+   * How long until the budget has grown by `bytes` with no PUBACK (the link carrying its queue,
+   * see {@linkcode LinkPace.byteBudget}); Infinity where only a PUBACK can open it.
+   */
+  msUntilRoom(bytes: number): number {
+    const rtt = this.roundTripMs;
+    if (this.#inFlight === 0 || rtt === 0) return Infinity;
+    const ms = Math.max(0, bytes) * 1_000 / this.rate;
+    const since = Math.max(0, this.#now() - this.#ackedAt);
+    return since + ms > rtt + this.horizonMs / 2 ? Infinity : ms;
   }
 
   /** Changes that may be claimed and not yet PUBACKed at once. */

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { startProxy } from "./proxy.ts";
+import { startProxyProcess } from "./proxy-process.ts";
+import { waitUntil } from "./wait.ts";
 
 /** An echo server on a free port. */
 function echoServer() {
@@ -132,4 +134,33 @@ Deno.test("proxy throttle delivers intact but no sooner than its bandwidth allow
   assert.deepEqual(back, payload);
   assert.ok(elapsed >= 800, `16 kB each way at 320 kbit/s arrived after only ${elapsed} ms`);
   conn.close();
+});
+
+Deno.test("proxy in a process of its own: modes over its pipe, bytes counted both ways", async () => {
+  await using echo = echoServer();
+  await using proxy = await startProxyProcess({ target: { port: echo.port } });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
+  const payload = crypto.getRandomValues(new Uint8Array(20_000));
+  await conn.write(payload);
+  assert.deepEqual(await readExactly(conn, payload.length), payload);
+  // The count follows the write that delivered the bytes: poll, the pipe is another process.
+  const counted = async (n: number) => {
+    const { up, down } = await proxy.bytes();
+    return up === n && down === n;
+  };
+  await waitUntil(() => counted(20_000), "20,000 bytes counted each way", 10_000);
+
+  await proxy.setMode({ kind: "cut" });
+  assert.equal(await nextRead(conn), null);
+  conn.close();
+
+  await proxy.setMode({
+    kind: "throttle",
+    throttle: { bitsPerSecond: 1e6, latencyMs: 5, loss: 0 },
+  });
+  const again = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
+  await again.write(new Uint8Array([4, 2]));
+  assert.deepEqual(await readExactly(again, 2), new Uint8Array([4, 2]));
+  await waitUntil(() => counted(20_002), "2 more bytes counted each way", 10_000);
+  again.close();
 });

@@ -15,7 +15,7 @@ import { waitUntil } from "../support/wait.ts";
 import { createRecordStore } from "../../db/vessel/records.ts";
 import { OutboxGate } from "../../core/outbox-gate.ts";
 import { claimChanges, vesselState } from "../../db/vessel/outbox.ts";
-import { encodeFrame, FRAME_CONTENT_TYPE, FRAME_MAX_BYTES } from "../../sync/frame.ts";
+import { decodeFrame, encodeFrame, FRAME_CONTENT_TYPE, FRAME_MAX_BYTES } from "../../sync/frame.ts";
 import { topicsOf } from "../../sync/protocol.ts";
 import type { Envelope } from "../../sync/protocol.ts";
 
@@ -264,7 +264,7 @@ Deno.test("shore's ack raises the published watermark when no PUBACK ever came",
   }
 });
 
-Deno.test("an alert committed during a drain over a slow link overtakes the backlog", async () => {
+Deno.test("an alert committed during a drain over a slow link overtakes the backlog, in a frame of its own", async () => {
   await using vesselDb = await freshDatabase();
   await using shoreDb = await freshDatabase();
   await using broker = await startMosquitto();
@@ -275,6 +275,15 @@ Deno.test("an alert committed during a drain over a slow link overtakes the back
       sql: vesselDb.sql,
       brokerUrl: proxy.url(),
       env: { ACK_TIMEOUT_S: "60" }, // no re-send blurs the order
+    });
+    // The frames as they reach the broker: which entities each one carried.
+    await using frames = await observe(broker.url, topicsOf(vessel.vesselId).frames);
+    const framesOf = new Map<number, string[]>(); // seq -> the entities of its frame
+    frames.client.on("message", (_topic, payload) => {
+      const frame = decodeFrame(payload);
+      if (!frame.ok) return;
+      const entities = frame.envelopes.map((e) => e.entity);
+      for (const e of frame.envelopes) framesOf.set(e.seq, entities);
     });
     proxy.setMode({ kind: "cut" });
     await waitUntil(
@@ -313,6 +322,12 @@ Deno.test("an alert committed during a drain over a slow link overtakes the back
       crewBefore <= backlog - 1_500,
       `the alert arrived after ${crewBefore} of ${backlog} backlog changes`,
     );
+    // Claimed first, then the backlog rows behind it: they did not share its frame (and it
+    // did not wait for them to cross the link).
+    const [alertRow] = await shoreDb.sql`
+      select seq::int from shore_inbox where entity = 'alerts'`;
+    await frames.until(() => framesOf.has(alertRow!.seq), "the alert's frame observed");
+    assert.deepEqual(framesOf.get(alertRow!.seq), ["alerts"]);
     await acked(vessel, backlog + 1);
     assert.equal(await count("crew"), backlog);
     assert.equal(await valueOf(shore.metrics.shore.duplicates), 0);
