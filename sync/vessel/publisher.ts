@@ -40,7 +40,7 @@ import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
 import { Watermark } from "./watermark.ts";
 import { type WakeOn, WakeSignals } from "./wake.ts";
-import { SentLog } from "./sent-log.ts";
+import { ResendClock } from "./sent-log.ts";
 
 /** What the publisher reports as it goes. */
 export type PublisherEvent =
@@ -125,14 +125,12 @@ export function createPublisher(options: PublisherOptions): Publisher {
   let pass: { epoch: string; afterSeq: number; resendUntil: number } | null = null;
   let passRequest: "unpublished" | "all" | null = "unpublished"; // after a crash: first thing
   let passUntil = Infinity; // an "all" pass re-sends up to this seq
-  let resendDelay = options.ackTimeoutMs;
   // What went out and when, for re-sends counted from the send (sync/vessel/sent-log.ts).
-  const sentLog = new SentLog();
-  // Whether shore's ack moved since this connection came up. Until it does, shore may be
-  // away (its broker session queues what we send, and at its return it asks for what it lacks:
-  // contract §5), so a send's clock runs to the back-off ceiling, not to ACK_TIMEOUT_S: after
-  // an outage that shore's link ends later than ours, nothing goes twice for that.
-  let shoreHeard = ackMode !== "shore";
+  const resends = new ResendClock({
+    baseMs: options.ackTimeoutMs,
+    maxMs: maxResendMs,
+    shoreAcks: ackMode === "shore",
+  });
   let framesInFlight = 0;
   let lingerUntil = 0;
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -143,7 +141,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     ackMode,
     maxAbove: 16 * window,
     onReleased(released) {
-      resendDelay = options.ackTimeoutMs; // ACK_MODE=broker: a PUBACK is the ack
+      resends.brokerAcked();
       onEvent({ type: "acked_by_broker", released });
     },
   });
@@ -173,7 +171,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     const payload = row.json;
     const qos = qosOf(row.entity);
     inFlightSeqs.add(row.seq);
-    sentLog.noteSent(row.epoch, row.seq);
+    resends.noteSent(row.epoch, row.seq);
     const paced = pace.sent(payload.length, 1);
     session.publish(topics.data(row.entity), payload, { qos }).then(() => {
       pace.acked(paced);
@@ -202,7 +200,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       const part = rows.slice(at, at + frame.count);
       at += frame.count;
       for (const row of part) inFlightSeqs.add(row.seq);
-      sentLog.noteSent(part[0]!.epoch, frame.toSeq);
+      resends.noteSent(part[0]!.epoch, frame.toSeq);
       framesInFlight++;
       const paced = pace.sent(frame.payload.length, frame.count);
       session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
@@ -286,7 +284,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       // What this process did not send itself but the broker took (PUBACKed before a restart
       // or a drop): shore gets a full delay from now to ack it before it is sent again.
       const { mark } = watermark;
-      if (resendUntil === 0 && mark.seq > 0) sentLog.noteSent(epoch, mark.seq);
+      if (resendUntil === 0 && mark.seq > 0) resends.noteSent(epoch, mark.seq);
     }
     if (pass) {
       const { epoch, resendUntil } = pass;
@@ -355,7 +353,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         pump();
         // Nothing more to fetch: wait for a commit (the buffer drains by itself). Enough
         // buffered: wait until it runs low.
-        if (exhausted) await sleep(Math.min(pollMs, resendDelay), "work");
+        if (exhausted) await sleep(Math.min(pollMs, resends.delayMs), "work");
         else if (buffer.length > lowWater) await sleep(pollMs, "slot");
       } catch (err) {
         log.warn("Publisher step failed, retrying", { error: err });
@@ -367,13 +365,10 @@ export function createPublisher(options: PublisherOptions): Publisher {
   // Sends older than the delay with no ack covering them since: walk the unacknowledged rows
   // up to the newest such send again, and wait twice as long before the next walk.
   async function checkResend() {
-    if (!shoreHeard && sentLog.holdsOlderThan(resendDelay)) {
-      // On the re-send schedule, but only a question: a SUBSCRIBE to the ack topic again gets
-      // the retained ack from a broker that lost the subscription's live copy (docs/scaling.md).
-      onEvent({ type: "shore_silent" });
-      resendDelay = Math.min(resendDelay * 2, maxResendMs);
-    }
-    const expired = sentLog.takeExpired(shoreHeard ? resendDelay : maxResendMs);
+    const { silent, expired } = resends.due();
+    // Only a question: a SUBSCRIBE to the ack topic again gets the retained ack from a broker
+    // that lost the subscription's live copy (docs/scaling.md).
+    if (silent) onEvent({ type: "shore_silent" });
     if (expired.length === 0) return;
     const { epoch } = await vesselState(sql);
     const untilSeq = Math.max(...expired.filter((e) => e.epoch === epoch).map((e) => e.seq));
@@ -383,17 +378,15 @@ export function createPublisher(options: PublisherOptions): Publisher {
     log.info("Re-sending unacknowledged changes", {
       fromSeq: waiting.seq,
       toSeq: untilSeq,
-      delayMs: resendDelay,
+      delayMs: resends.delayMs,
     });
     onEvent({ type: "resending", fromSeq: waiting.seq, toSeq: untilSeq });
-    resendDelay = Math.min(resendDelay * 2, maxResendMs);
+    resends.backOff();
   }
 
   const unsubscribe = session.onEvent((e) => {
     if (e.type === "connected") {
-      // Shore could not ack while we were away: every send's clock restarts now.
-      sentLog.restartClocks();
-      shoreHeard = ackMode !== "shore";
+      resends.connected();
       // No session at the broker: whatever it held for us is gone, so re-send every
       // unacknowledged change from the first. With a session: only what never got a PUBACK.
       requestPass(!e.sessionPresent && ackMode === "shore" ? "all" : "unpublished");
@@ -404,22 +397,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
   return {
     wake,
     ackProgress() {
-      shoreHeard = true;
-      resendDelay = options.ackTimeoutMs;
-      // Shore is working through our stream in seq order: what it has not acked yet is on its
-      // way (queued at the broker or in its ingest), not lost, so the clocks of the sends still
-      // outstanding start again. A re-send needs shore silent for ACK_TIMEOUT_S after the send;
-      // a loss mid-stream stops its ack at the gap (and shore asks for the gap itself).
-      sentLog.restartClocks();
+      resends.progress();
     },
     acked(epoch, seq) {
-      sentLog.acked(epoch, seq);
+      resends.acked(epoch, seq);
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.
       watermark.acked(epoch, seq);
     },
     resendAll() {
-      sentLog.clear();
+      resends.clear();
       requestPass("all");
     },
     get inFlight() {
