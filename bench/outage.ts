@@ -16,7 +16,8 @@
  * `BENCH_OUTAGE_N` sets the backlog (100,000; 1,000,000 is issue 13's 30-day voyage);
  * `BENCH_OUTAGE_HOLD_S` how long the broker stays away after the backlog committed (0: only
  * the restart; 600 with 50,000 is issue 15's ten-minute outage, whose re-send timers expire many
- * times over while nothing can be sent).
+ * times over while nothing can be sent); `BENCH_OUTAGE_DEADLINE_S` how long the drain may take
+ * (1,200 s; past it the gateways' last log lines are printed and the bench fails).
  */
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
@@ -49,6 +50,7 @@ const connects = (gw: GatewayProcess) => gw.stderr().split('"msg":"MQTT connecte
 export async function run(): Promise<BenchRow[]> {
   const n = envNumber("BENCH_OUTAGE_N", 100_000);
   const holdS = envNumber("BENCH_OUTAGE_HOLD_S", 0);
+  const deadlineS = envNumber("BENCH_OUTAGE_DEADLINE_S", 1_200);
   await using vesselDb = await freshDatabase();
   await using shoreDb = await freshDatabase();
   const store = await Deno.makeTempDir({ prefix: "bosun-bench-outage-" });
@@ -122,12 +124,26 @@ export async function run(): Promise<BenchRow[]> {
         );
       }, 2_000)
       : undefined;
-    await until(async () => {
-      if (Number.isNaN(vesselBackS) && connects(vessel) > vesselConnects) {
-        vesselBackS = (performance.now() - back) / 1000;
+    // Re-sends, gaps, refusals, failures: the gateways' own words, when it takes long.
+    const printLogs = () => {
+      for (const [name, gw] of [["vessel", vessel], ["shore", shore]] as const) {
+        const lines = gw.stderr().split("\n").filter((l) => !l.includes('"level":"debug"'));
+        console.error(`outage: ${name} log:\n${lines.slice(-60).join("\n")}`);
       }
-      return await countPending(vesselDb.sql) === 0;
-    }, "every change acknowledged after the outage");
+    };
+    await until(
+      async () => {
+        if (Number.isNaN(vesselBackS) && connects(vessel) > vesselConnects) {
+          vesselBackS = (performance.now() - back) / 1000;
+        }
+        return await countPending(vesselDb.sql) === 0;
+      },
+      "every change acknowledged after the outage",
+      deadlineS * 1000,
+    ).catch((err) => {
+      printLogs();
+      throw err;
+    });
     const seconds = (performance.now() - back) / 1000;
     clearInterval(progress);
     clearInterval(sampler);
@@ -156,13 +172,7 @@ export async function run(): Promise<BenchRow[]> {
         ` µs, Mosquitto ${cpu.broker.toFixed(0)} µs, PostgreSQL ${cpu.postgres.toFixed(0)} µs; ` +
         `${cpuTotal.toFixed(0)} µs in all, ${(n * cpuTotal / 1e6).toFixed(1)} CPU-seconds`,
     );
-    if (seconds > 20) {
-      // What the gateways said while it took this long (re-sends, gaps, failures).
-      for (const [name, gw] of [["vessel", vessel], ["shore", shore]] as const) {
-        const lines = gw.stderr().split("\n").filter((l) => !l.includes('"level":"debug"'));
-        console.error(`outage: ${name} log:\n${lines.slice(-30).join("\n")}`);
-      }
-    }
+    if (seconds > 20) printLogs(); // what the gateways said while it took this long
     // A needless re-send would come within ACK_TIMEOUT_S (10 s here): wait that long.
     await new Promise((r) => setTimeout(r, 11_000));
     const metricsText = await (await fetch(`http://127.0.0.1:${await shore.port()}/metrics`))
