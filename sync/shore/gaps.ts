@@ -17,6 +17,7 @@ import type { Sql } from "../../db/connection.ts";
 import type { Logger } from "../../core/log.ts";
 import { ackPositions, gaps, reportedGaps } from "../../db/shore/positions.ts";
 import { within } from "../deadline.ts";
+import { DEFAULT_LIMITS } from "../../db/shore/inbox.ts";
 import type { CatchupRequest } from "../protocol.ts";
 
 /** Options for {@linkcode GapMonitor}. */
@@ -82,14 +83,18 @@ export class GapMonitor {
       const inInbox = await within(gaps(sql), timeoutMs);
       // Only the current epoch can be re-sent: an older one's database is gone from board.
       const vessels = new Set([...inInbox.map((g) => g.vesselId), ...this.#shed.keys()]);
+      const seqWindow = DEFAULT_LIMITS.seqWindow;
       const positions = await within(ackPositions(sql, [...vessels]), timeoutMs);
       const current = new Map(positions.map((p) => [p.vesselId, p.epoch]));
       const found = inInbox.filter((g) => current.get(g.vesselId) === g.epoch);
       for (const p of positions) {
         const shed = this.#shed.get(p.vesselId);
         if (!shed) continue;
-        // Reached, or the vessel moved to another epoch (whose database re-sends from 1).
-        if (shed.epoch !== p.epoch || shed.seq <= p.seq) this.#shed.delete(p.vesselId);
+        // Reached, the vessel moved to another epoch (whose database re-sends from 1), or past
+        // the window (a forged seq would be asked for for ever, as reportedGaps says).
+        if (
+          shed.epoch !== p.epoch || shed.seq <= p.seq || shed.seq > p.seq + seqWindow
+        ) this.#shed.delete(p.vesselId);
         else if (!found.some((f) => f.vesselId === p.vesselId)) {
           found.push({
             vesselId: p.vesselId,
