@@ -124,9 +124,19 @@ async function drainRows(n: number): Promise<BenchRow[]> {
       }
     });
   });
+  const commits = async () =>
+    Number(
+      (await shoreDb.sql<{ n: string }[]>`select xact_commit::text as n
+      from pg_stat_database where datname = current_database()`)[0]!.n,
+    );
+  const commits0 = await commits();
   const cpu0 = ownCpu();
   const db0 = await dbCpu(db.sql);
   const shoreDb0 = await dbCpu(shoreDb.sql);
+  let peakBuffered = 0;
+  const sampler = setInterval(() => {
+    peakBuffered = Math.max(peakBuffered, shore.shore.buffered);
+  }, 20);
   const t0 = performance.now();
   const done = drained(engine, n, t0);
   engine.start();
@@ -135,8 +145,20 @@ async function drainRows(n: number): Promise<BenchRow[]> {
   const engineCpu = ownCpu() - cpu0;
   const engineDbCpu = await dbCpu(db.sql) - db0;
   const shoreDbCpu = await dbCpu(shoreDb.sql) - shoreDb0;
+  const shoreCommits = await commits() - commits0;
+  clearInterval(sampler);
   await engine.stop();
   await shore.close();
+  const m = shore.metrics.shore;
+  const v = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
+    (await c.get()).values.reduce((a, x) => a + x.value, 0);
+  console.error(
+    `drain ashore: ${await v(m.applied)} applied, ${await v(m.duplicates)} duplicates, ` +
+      `${await v(m.shed)} shed, ${await v(m.catchupRequests)} catch-up requests, ` +
+      `${await v(
+        m.acksPublished,
+      )} acks, ${shoreCommits} shore commits, at most ${peakBuffered} buffered ashore`,
+  );
   const [moved] = await db.sql<{ n: number }[]>`select count(*)::int8 as n from changes c
     join (select id, row_number() over (order by priority, id) as rn from changes) r
     using (id) where c.seq is distinct from r.rn`;

@@ -8,12 +8,16 @@
  * the same way (the changes after the last one received may all have been lost).
  *
  * Gaps are read from the database, not from memory, so a restarted shore or a second shore
- * instance finds the gaps another one saw.
+ * instance finds the gaps another one saw. The one exception is what this process shed
+ * (sync/shore/batches.ts): a shed tail leaves no row behind it in the inbox, and without a note
+ * of it the vessel would re-send only on its own `ACK_TIMEOUT_S` (60 s, doubling). The note
+ * asks like a status's last seq does, and is forgotten once the position reaches it.
  */
 import type { Sql } from "../../db/connection.ts";
 import type { Logger } from "../../core/log.ts";
 import { ackPositions, gaps, reportedGaps } from "../../db/shore/positions.ts";
 import { within } from "../deadline.ts";
+import { DEFAULT_LIMITS } from "../../db/shore/inbox.ts";
 import type { CatchupRequest } from "../protocol.ts";
 
 /** Options for {@linkcode GapMonitor}. */
@@ -44,9 +48,17 @@ export class GapMonitor {
   #states = new Map<string, GapState>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #checking = false;
+  /** Per vessel, the highest seq this process shed, in the epoch it was shed from. */
+  #shed = new Map<string, { epoch: string; seq: number }>();
 
   constructor(opts: GapMonitorOptions) {
     this.#opts = opts;
+  }
+
+  /** Notes changes shed up to `seq`: asked for like a gap until the position reaches it. */
+  shed(vesselId: string, epoch: string, seq: number): void {
+    const held = this.#shed.get(vesselId);
+    if (!held || held.epoch !== epoch || held.seq < seq) this.#shed.set(vesselId, { epoch, seq });
   }
 
   /** Checks every `waitMs / 2` (at least every 100 ms) until {@linkcode stop}. */
@@ -70,11 +82,30 @@ export class GapMonitor {
     try {
       const inInbox = await within(gaps(sql), timeoutMs);
       // Only the current epoch can be re-sent: an older one's database is gone from board.
-      const current = new Map(
-        (await within(ackPositions(sql, [...new Set(inInbox.map((g) => g.vesselId))]), timeoutMs))
-          .map((p) => [p.vesselId, p.epoch]),
-      );
+      const vessels = new Set([...inInbox.map((g) => g.vesselId), ...this.#shed.keys()]);
+      const seqWindow = DEFAULT_LIMITS.seqWindow;
+      const positions = await within(ackPositions(sql, [...vessels]), timeoutMs);
+      const current = new Map(positions.map((p) => [p.vesselId, p.epoch]));
       const found = inInbox.filter((g) => current.get(g.vesselId) === g.epoch);
+      for (const p of positions) {
+        const shed = this.#shed.get(p.vesselId);
+        if (!shed) continue;
+        // Reached, the vessel moved to another epoch (whose database re-sends from 1), or past
+        // the window (a forged seq would be asked for for ever, as reportedGaps says).
+        if (
+          shed.epoch !== p.epoch || shed.seq <= p.seq || shed.seq > p.seq + seqWindow
+        ) this.#shed.delete(p.vesselId);
+        else if (!found.some((f) => f.vesselId === p.vesselId)) {
+          found.push({
+            vesselId: p.vesselId,
+            epoch: p.epoch,
+            lastSeq: p.seq,
+            firstWaiting: shed.seq + 1,
+            lastWaiting: shed.seq,
+            waiting: 0,
+          });
+        }
+      }
       // A status names the vessel's current epoch; an inbox gap of it is the more precise.
       for (const g of await within(reportedGaps(sql), timeoutMs)) {
         if (!found.some((f) => f.vesselId === g.vesselId && f.epoch === g.epoch)) found.push(g);

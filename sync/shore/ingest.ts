@@ -46,7 +46,8 @@ export interface ShoreOptions {
   concurrency?: number;
   /** Envelopes held in memory at most; past it new ones are shed (vessels re-send them). */
   maxBuffered?: number;
-  /** Envelopes of one vessel held in memory at most (so one vessel cannot shed another's). */
+  /** Envelopes of one vessel held in memory while others need the room (so one vessel cannot
+   * shed another's); past it only while the shore holds less than `maxBuffered` minus this. */
   maxBufferedPerVessel?: number;
   /** Acks are published at most this often per vessel. */
   ackDebounceMs?: number;
@@ -168,7 +169,10 @@ export function createShore(options: ShoreOptions): Shore {
       metrics.refused.inc({ reason: "epoch_limit" });
       return;
     }
-    if (!queue.pushAll(envelopes)) metrics.shed.inc(envelopes.length);
+    if (!queue.pushAll(envelopes)) {
+      metrics.shed.inc(envelopes.length);
+      gapMonitor.shed(vesselId, epoch, Math.max(...envelopes.map((e) => e.seq)));
+    }
   }
 
   const offMessage = session.onMessage(receive);

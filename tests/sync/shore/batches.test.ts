@@ -70,3 +70,25 @@ Deno.test("a vessel just given a batch waits behind those not yet given one", as
   started[5]!.finish();
   assert.deepEqual(started.map((s) => s.vesselId), ["a", "b", "c", "a", "b", "c"]);
 });
+
+Deno.test("a vessel alone may buffer past its bound, but never into the room kept for the others", () => {
+  const queue = new BatchQueue({
+    write: () => new Promise<void>(() => {}), // never finishes: everything stays buffered
+    onFailure: () => "drop",
+    batchDelayMs: 60_000,
+    maxBatch: 1_000,
+    concurrency: 1,
+    maxBuffered: 100,
+    maxPerVessel: 20,
+  });
+  const busy = new SimulatedVessel("busy");
+  let admitted = 0;
+  while (queue.pushAll(changes(busy, 10))) admitted += 10;
+  assert.equal(admitted, 80, "a lone vessel fills all but one vessel's bound");
+  const quiet = new SimulatedVessel("quiet");
+  assert.ok(queue.pushAll(changes(quiet, 10)), "a vessel within its bound is admitted");
+  assert.ok(queue.pushAll(changes(quiet, 10)));
+  assert.equal(queue.pushAll(changes(quiet, 10)), false, "the shore is full");
+  assert.equal(queue.buffered, 100);
+  return queue.close(0);
+});

@@ -70,3 +70,32 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
     },
   );
 });
+
+Deno.test("a shed tail, with nothing behind it in the inbox, is asked for until the position reaches it", async () => {
+  await using db = await freshDatabase();
+  const sent: [string, CatchupRequest][] = [];
+  const monitor = new GapMonitor({
+    sql: db.sql,
+    log: silentLogger,
+    waitMs: 1_000,
+    maxBackoffMs: 4_000,
+    request: (vesselId, body) => {
+      sent.push([vesselId, body]);
+      return Promise.resolve(true);
+    },
+  });
+  const v = new SimulatedVessel("vessel-shed");
+  const changes = Array.from({ length: 5 }, () => v.create());
+  await ingest(db.sql, v.vesselId, v.epoch, changes.slice(0, 2));
+  monitor.shed(v.vesselId, v.epoch, 5); // seqs 3..5 shed from memory: the inbox shows no gap
+  const t0 = Date.now();
+  assert.equal(await monitor.check(t0), 0);
+  assert.equal(await monitor.check(t0 + 1_000), 1);
+  assert.deepEqual(sent.at(-1), ["vessel-shed", { since: 2, limit: 3 }]);
+
+  await ingest(db.sql, v.vesselId, v.epoch, changes.slice(2));
+  assert.equal(await monitor.check(t0 + 100_000), 0);
+  monitor.shed(v.vesselId, v.epoch, 4); // reached already: never asked for
+  assert.equal(await monitor.check(t0 + 200_000), 0);
+  assert.equal(sent.length, 1);
+});
