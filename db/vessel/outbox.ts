@@ -224,9 +224,12 @@ export async function advancePublished(
 /** The current epoch, the last seq handed out and the published watermark. */
 export async function vesselState(
   sql: Sql,
-): Promise<{ epoch: string; lastSeq: number; publishedSeq: number }> {
-  const [row] = await sql<{ epoch: string; lastSeq: number; publishedSeq: number }[]>`
-    select epoch::text, last_seq as "lastSeq", published_seq as "publishedSeq"
+): Promise<{ epoch: string; lastSeq: number; publishedSeq: number; ackedSeq: number }> {
+  const [row] = await sql<
+    { epoch: string; lastSeq: number; publishedSeq: number; ackedSeq: number }[]
+  >`
+    select epoch::text, last_seq as "lastSeq", published_seq as "publishedSeq",
+      acked_seq as "ackedSeq"
     from vessel_state`;
   if (!row) throw new Error("vessel_state holds no row: the migrations did not run");
   return row;

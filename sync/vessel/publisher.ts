@@ -67,6 +67,13 @@ export interface PublisherOptions {
   ackTimeoutMs: number;
   /** Ceiling of the doubling re-send delay; default 32 × ackTimeoutMs. */
   maxResendMs?: number;
+  /**
+   * ACK_MODE=shore: changes claimed at most this far past shore's ack (default 16,000). Past it
+   * the backlog waits in our database, not in the broker's queue or the shore's memory: a shore
+   * that takes a vessel's changes faster than it can write them drops what it cannot hold
+   * (sync/shore/batches.ts), and a million-change drain then crawled through gap requests.
+   */
+  aheadOfAck?: number;
   /** `broker`: PUBACK/PUBCOMP also acknowledges (ACK_MODE=broker). */
   ackMode: "shore" | "broker";
   /** A slow safety-net wake-up, in case a signal is missed (e.g. a write by another process). */
@@ -113,6 +120,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const pace = new LinkPace({ horizonMs: options.claimHorizonMs });
   const pollMs = options.pollMs ?? 5_000;
   const maxResendMs = options.maxResendMs ?? options.ackTimeoutMs * 32;
+  const aheadOfAck = ackMode === "shore" ? options.aheadOfAck ?? 16_000 : Infinity;
+  // Shore's ack and the last seq claimed, of one epoch: what is claimed ahead of the ack.
+  let ahead = { epoch: "", acked: 0, claimed: 0 };
   const topics = topicsOf(vesselId);
   const inFlightSeqs = new Set<number>();
   let stopped = false;
@@ -276,8 +286,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
-      const { epoch, publishedSeq } = await vesselState(sql);
+      const { epoch, publishedSeq, ackedSeq, lastSeq } = await vesselState(sql);
       watermark.seed(epoch, publishedSeq);
+      ahead = { epoch, acked: ackedSeq, claimed: lastSeq };
       const resendUntil = passRequest === "all" ? passUntil : 0;
       pass = { epoch, afterSeq: 0, resendUntil };
       passRequest = null;
@@ -312,9 +323,15 @@ export function createPublisher(options: PublisherOptions): Publisher {
         );
       }
     }
-    const claimed = await claimChanges(sql, room, vesselId, { forFrames: frames });
+    const claimRoom = Math.min(room, ahead.acked + aheadOfAck - ahead.claimed);
+    // A sliver of room waits for the next ack (which wakes the loop), so claims stay batches.
+    if (claimRoom < Math.min(room, aheadOfAck / 16)) return [];
+    const claimed = await claimChanges(sql, claimRoom, vesselId, { forFrames: frames });
+    const last = claimed.at(-1);
+    if (last && last.epoch !== ahead.epoch) ahead = { epoch: last.epoch, acked: 0, claimed: 0 };
+    if (last) ahead.claimed = Math.max(ahead.claimed, last.seq);
     // Fewer than asked for: the backlog is drained, these are live writes.
-    if (claimed.length > 0 && claimed.length < room && buffer.length === 0) linger();
+    if (claimed.length > 0 && claimed.length < claimRoom && buffer.length === 0) linger();
     return claimed;
   }
 
@@ -401,6 +418,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
     },
     acked(epoch, seq) {
       resends.acked(epoch, seq);
+      if (epoch === ahead.epoch && seq > ahead.acked) {
+        const blocked = ahead.claimed - ahead.acked > aheadOfAck * (15 / 16);
+        ahead.acked = seq;
+        if (blocked) wake();
+      }
       // An ack covers what it acknowledges as published too: the watermark cannot stick
       // below a row whose PUBACK was lost.
       watermark.acked(epoch, seq);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "../../support/pg.ts";
 import { startMosquitto } from "../../support/mosquitto.ts";
 import { freePort } from "../../support/ports.ts";
-import { observe, startVessel } from "../../support/vessel.ts";
+import { ack, observe, startVessel } from "../../support/vessel.ts";
+import { fillChangeLog } from "../../../bench/common.ts";
 import { waitUntil } from "../../support/wait.ts";
 import { startProxy } from "../../support/proxy.ts";
 import { createRecordStore } from "../../../db/vessel/records.ts";
@@ -197,4 +198,31 @@ Deno.test("a change the broker refuses is counted and retried later, and never b
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the backlog waits in the vessel's database past 16,000 claimed ahead of shore's ack, and goes on as the ack moves", async () => {
+  await using db = await freshDatabase();
+  await using broker = await startMosquitto();
+  await using vessel = await startVessel({
+    sql: db.sql,
+    brokerUrl: broker.url,
+    env: { OUTBOX_MAX_PENDING: "100000" },
+  });
+  await fillChangeLog(db.sql, 20_000);
+  vessel.gate.added(20_000); // wakes the publisher
+  const state = async () =>
+    (await db.sql<{ epoch: string; last_seq: number }[]>`
+    select epoch::text, last_seq from vessel_state`)[0]!;
+  await waitUntil(async () => (await state()).last_seq === 16_000, "16,000 claimed");
+  // Nothing acked: the claims stand at the window however long the loop runs.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const { epoch, last_seq } = await state();
+  assert.equal(last_seq, 16_000);
+  await ack(broker.url, vessel.vesselId, epoch, 10_000);
+  await waitUntil(async () => (await state()).last_seq === 20_000, "the rest claimed");
+  await ack(broker.url, vessel.vesselId, epoch, 20_000);
+  await waitUntil(
+    async () => (await vessel.report()).queuedMessages === 0,
+    "the vessel reports nothing queued",
+  );
 });
