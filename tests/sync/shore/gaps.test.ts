@@ -6,12 +6,13 @@ import { recordPresence } from "../../../db/shore/fleet.ts";
 import { GapMonitor } from "../../../sync/shore/gaps.ts";
 import type { CatchupRequest } from "../../../sync/protocol.ts";
 import { silentLogger } from "../../../core/log.ts";
+import type { Sql } from "../../../db/connection.ts";
 
-Deno.test("gap requests wait for the gap to stand still, back off, skip offline vessels, and stop once filled", async (t) => {
-  await using db = await freshDatabase();
+/** A monitor whose requests are recorded, not sent: waits 1 s, backs off to 4 s. */
+function recordingMonitor(sql: Sql) {
   const sent: [string, CatchupRequest][] = [];
   const monitor = new GapMonitor({
-    sql: db.sql,
+    sql,
     log: silentLogger,
     waitMs: 1_000,
     maxBackoffMs: 4_000,
@@ -20,6 +21,12 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
       return Promise.resolve(true);
     },
   });
+  return { sent, monitor };
+}
+
+Deno.test("gap requests wait for the gap to stand still, back off, skip offline vessels, and stop once filled", async (t) => {
+  await using db = await freshDatabase();
+  const { sent, monitor } = recordingMonitor(db.sql);
   const v = new SimulatedVessel("vessel-gap");
   const changes = Array.from({ length: 6 }, () => v.create());
   await ingest(db.sql, v.vesselId, v.epoch, [changes[0]!, changes[4]!, changes[5]!]);
@@ -73,17 +80,7 @@ Deno.test("gap requests wait for the gap to stand still, back off, skip offline 
 
 Deno.test("a shed tail, with nothing behind it in the inbox, is asked for until the position reaches it", async () => {
   await using db = await freshDatabase();
-  const sent: [string, CatchupRequest][] = [];
-  const monitor = new GapMonitor({
-    sql: db.sql,
-    log: silentLogger,
-    waitMs: 1_000,
-    maxBackoffMs: 4_000,
-    request: (vesselId, body) => {
-      sent.push([vesselId, body]);
-      return Promise.resolve(true);
-    },
-  });
+  const { sent, monitor } = recordingMonitor(db.sql);
   const v = new SimulatedVessel("vessel-shed");
   const changes = Array.from({ length: 5 }, () => v.create());
   await ingest(db.sql, v.vesselId, v.epoch, changes.slice(0, 2));
