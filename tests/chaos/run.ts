@@ -25,6 +25,8 @@
  * the vessel's database contradicts once settled, or when the system never settles.
  */
 import { parseArgs } from "node:util";
+import { guardProcess } from "../../core/guard.ts";
+import { createLogger } from "../../core/log.ts";
 import { createPgCluster } from "../support/pgcluster.ts";
 import { type Mosquitto, startMosquitto } from "../support/mosquitto.ts";
 import { type NatsCluster, SHORE_USER, startNatsCluster } from "../support/nats.ts";
@@ -390,6 +392,11 @@ async function commitOf(): Promise<string> {
 }
 
 if (import.meta.main) {
+  // The harness's own database connections die with the faults it injects: postgres.js can
+  // then throw from a socket callback no caller can catch (seen: "This socket has been ended by
+  // the other party", ending a run at its second fault). The gateways carry on through those;
+  // so does the harness, whose queries retry under their own deadlines.
+  guardProcess(createLogger({ level: "warn" }));
   const { values } = parseArgs({
     args: Deno.args.filter((a) => a !== "--"),
     options: {
