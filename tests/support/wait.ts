@@ -18,6 +18,7 @@ export async function waitUntil(
   deadlineMs = DEFAULT_DEADLINE_MS,
   pollMs = 25,
 ): Promise<void> {
+  finite(deadlineMs, what);
   const deadline = Date.now() + deadlineMs;
   while (!(await check())) {
     if (Date.now() > deadline) {
@@ -33,6 +34,11 @@ export function withDeadline<T>(
   what: string,
   deadlineMs = DEFAULT_DEADLINE_MS,
 ): Promise<T> {
+  try {
+    finite(deadlineMs, what);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -41,4 +47,11 @@ export function withDeadline<T>(
     );
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** A deadline that is no number of milliseconds (Infinity, NaN) would hang the suite: refused. */
+function finite(deadlineMs: number, what: string) {
+  if (!Number.isFinite(deadlineMs) || deadlineMs < 0) {
+    throw new RangeError(`A wait for ${what} needs a finite deadline, not ${deadlineMs} ms`);
+  }
 }

@@ -56,6 +56,8 @@ class Simulation {
   }
 
   run(untilMs: number, measureMs = 5_000): Run {
+    // Simulated time ends: a run to a time that never comes would spin for ever.
+    assert.ok(Number.isFinite(untilMs), `a simulation runs to a finite time, not ${untilMs}`);
     const { pace, clock, link } = this;
     const oneWay = link.rttMs / 2;
     let budgetAtAck = pace.byteBudget();
@@ -94,8 +96,8 @@ class Simulation {
           arriveAt = this.#linkFreeAt + oneWay + this.#retransmitted();
           arriveAt = this.#lastArrival = Math.max(arriveAt, this.#lastArrival);
         }
-        const { stallAtMs = Infinity, stallMs = 0 } = link;
-        if (clock.now >= stallAtMs && !this.#stalled) {
+        const { stallAtMs, stallMs = 0 } = link;
+        if (stallAtMs !== undefined && clock.now >= stallAtMs && !this.#stalled) {
           arriveAt = this.#lastArrival = arriveAt + stallMs;
           this.#stalled = true;
         }
