@@ -149,3 +149,10 @@ export function mosquittoPid(port: number): number | undefined {
 /** An environment variable as a number, or `fallback`. */
 export const envNumber = (name: string, fallback: number): number =>
   Number(Deno.env.get(name) ?? fallback);
+
+/** The sum of a counter's series on a gateway process's `/metrics` (every label set). */
+export async function metricOf(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text.split("\n").filter((l) => l.startsWith(name + " ") || l.startsWith(name + "{"))
+    .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
+}

@@ -30,6 +30,7 @@ import {
   cpuSpent,
   envNumber,
   fillChangeLog,
+  metricOf,
   mosquittoPid,
   until,
 } from "./common.ts";
@@ -175,11 +176,7 @@ export async function run(): Promise<BenchRow[]> {
     if (seconds > 20) printLogs(); // what the gateways said while it took this long
     // A needless re-send would come within ACK_TIMEOUT_S (10 s here): wait that long.
     await new Promise((r) => setTimeout(r, 11_000));
-    const metricsText = await (await fetch(`http://127.0.0.1:${await shore.port()}/metrics`))
-      .text();
-    const duplicates = metricsText.split("\n")
-      .filter((l) => l.startsWith("bosun_shore_duplicates_total"))
-      .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
+    const duplicates = await metricOf(await shore.port(), "bosun_shore_duplicates_total");
     const [applied] = await shoreDb.sql<{ n: number }[]>`
       select coalesce(sum(applied_count), 0)::int8 as n from shore_positions`;
     console.error(

@@ -15,7 +15,7 @@
  */
 import type { BenchRow } from "./types.ts";
 import { percentile } from "./types.ts";
-import { fillChangeLog } from "./common.ts";
+import { fillChangeLog, metricOf } from "./common.ts";
 import { freshDatabase } from "../tests/support/pg.ts";
 import { startMosquitto } from "../tests/support/mosquitto.ts";
 import type { Throttle } from "../tests/support/proxy.ts";
@@ -127,6 +127,11 @@ export async function run(): Promise<BenchRow[]> {
     const delays = (await shoreDb.sql<{ ms: number }[]>`
       select extract(epoch from applied_at - created_at)::float8 * 1000 as ms
       from shore_records where entity = 'alerts'`).map((r) => r.ms).sort((a, b) => a - b);
+    // Every change the shore received twice crossed the link twice: a re-send or a gap request
+    // that a slow or lossy link did not need.
+    const shorePort = await shore.port();
+    const duplicates = await metricOf(shorePort, "bosun_shore_duplicates_total");
+    const gapRequests = await metricOf(shorePort, "bosun_shore_catchup_requests_total");
     const p50 = percentile(delays, 0.5);
     const p99 = percentile(delays, 0.99);
     const max = delays.at(-1) ?? NaN;
@@ -137,7 +142,9 @@ export async function run(): Promise<BenchRow[]> {
         `link bytes up ${up} down ${down} (${(up / n).toFixed(1)} B/change up) need ` +
         `${need.toFixed(1)} s at 432 kbit/s: ratio ${(seconds / need).toFixed(2)}; alert apply ` +
         `delay (${delays.length}) p50 ${p50.toFixed(0)} ms p99 ${p99.toFixed(0)} ms max ` +
-        `${max.toFixed(0)} ms`,
+        `${
+          max.toFixed(0)
+        } ms; shore saw ${duplicates} duplicates, sent ${gapRequests} gap requests`,
     );
     return [
       {
