@@ -13,11 +13,9 @@
  * says it holds no session for us.
  *
  * `LINK_MODE=frames`: the same rows, states and watermark, but a contiguous run of buffered
- * rows leaves as one frame (sync/frame.ts) on `<root>/frames` at QoS 1, and all its rows are
- * published on its PUBACK. A backlog fills frames at once; rows claimed from an empty backlog
- * (live writes) leave at once when no frame is in flight, and otherwise wait for its PUBACK (at
- * most `lingerMs`) for company, as Nagle's algorithm does: no wait on a fast link, full frames on
- * a slow one.
+ * rows leaves as one frame, and all its rows are published on its PUBACK. How rows leave, in
+ * messages or frames, and what a PUBACK does is the send window's (sync/vessel/send-window.ts);
+ * this module decides which rows to read and when.
  *
  * Re-sends count from the send, not from the last ack: a row is re-sent once it went out
  * `ACK_TIMEOUT_S` ago (connected time: the clock restarts at every connect, since shore could
@@ -31,13 +29,11 @@
  */
 import type { Sql } from "../../db/connection.ts";
 import { claimChanges, type OutboxRow, pendingAfter, vesselState } from "../../db/vessel/outbox.ts";
-import { priorityOf } from "../../db/vessel/records.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Session } from "../session.ts";
-import { qosOf, topicsOf } from "../protocol.ts";
-import { cutFrames, FRAME_CONTENT_TYPE, type FrameChange } from "../frame.ts";
 import type { Entity } from "../../core/entities.ts";
 import { LinkPace } from "./link-pace.ts";
+import { SendWindow } from "./send-window.ts";
 import { Watermark } from "./watermark.ts";
 import { type WakeOn, WakeSignals } from "./wake.ts";
 import { ResendClock } from "./sent-log.ts";
@@ -108,14 +104,6 @@ export interface Publisher {
 export function createPublisher(options: PublisherOptions): Publisher {
   const { sql, session, vesselId, log, ackMode, onEvent = () => {} } = options;
   const frames = options.linkMode === "frames";
-  const lingerMs = options.lingerMs ?? 50;
-  // Frames in flight at once: each holds up to a buffer's worth of rows. Where the round trip
-  // is long the claim budget is what should limit them: at 8, lone alerts' frames and the small
-  // frames claimed from slivers of the budget filled the slots with less than the budget in
-  // them and held the satellite hop below its rate (simulated: 0.95 of it at 8, 0.99 at 16).
-  // Where it is short, 8 gather live writes into fuller frames: 16 raised commit-to-PUBACK at
-  // 500 writes/s on loopback from p99 17-18 to 22-26 ms.
-  const frameWindow = () => (pace.roundTripMs >= 200 ? 16 : 8);
   const window = options.window ?? 256;
   const pace = new LinkPace({ horizonMs: options.claimHorizonMs });
   const pollMs = options.pollMs ?? 5_000;
@@ -123,10 +111,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
   const aheadOfAck = ackMode === "shore" ? options.aheadOfAck ?? 16_000 : Infinity;
   // Shore's ack and the last seq claimed, of one epoch: what is claimed ahead of the ack.
   let ahead = { epoch: "", acked: 0, claimed: 0 };
-  const topics = topicsOf(vesselId);
-  const inFlightSeqs = new Set<number>();
   let stopped = false;
-  let lastPublishedSeq = 0;
   // A pass walks every claimed, unacknowledged row (they have a seq), in seq order, before any
   // new claim: rows up to `resendUntil` go out again whatever their PUBACK said, the rest only
   // if they never got one. A pass always runs to the last claimed row: a claimed row dropped
@@ -141,9 +126,6 @@ export function createPublisher(options: PublisherOptions): Publisher {
     maxMs: maxResendMs,
     shoreAcks: ackMode === "shore",
   });
-  let framesInFlight = 0;
-  let lingerUntil = 0;
-  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
   // The published watermark and the seqs the broker refused (sync/vessel/watermark.ts).
   const watermark = new Watermark({
     sql,
@@ -156,133 +138,36 @@ export function createPublisher(options: PublisherOptions): Publisher {
     },
   });
   let generation = 0; // bumped whenever a pass is requested: buffered rows are then stale
-  let buffer: OutboxRow[] = [];
   // The loop fetches more once the buffer is down to `lowWater` rows, up to `highWater`.
   const lowWater = 2 * window;
   const highWater = 4 * window;
   // Wake-ups of the loop: "work" and "slot" (sync/vessel/wake.ts).
   const signals = new WakeSignals();
-  const signal = (kind: WakeOn) => signals.signal(kind);
   const sleep = (ms: number, on: WakeOn) => signals.sleep(ms, on);
-  const wake = () => signal("work");
+  const wake = () => signals.signal("work");
+  const sender = new SendWindow({
+    session,
+    vesselId,
+    frames,
+    window,
+    lingerMs: options.lingerMs ?? 50,
+    lowWater,
+    pace,
+    watermark,
+    resends,
+    onEvent,
+    onLow: () => signals.signal("slot"),
+  });
+  const inFlightSeqs = sender.inFlightSeqs;
   const requestPass = (kind: "unpublished" | "all", untilSeq = Infinity) => {
     if (kind === "all") {
       passUntil = passRequest === "all" ? Math.max(passUntil, untilSeq) : untilSeq;
     }
     if (passRequest !== "all") passRequest = kind;
     generation++;
-    buffer = []; // the pass re-reads these rows
+    sender.clear(); // the pass re-reads these rows
     wake();
   };
-
-  function send(row: OutboxRow) {
-    // Built by PostgreSQL from the jsonb text and fixed-format fields: it cannot fail, so no
-    // row can block the queue behind it (see envelopeSql).
-    const payload = row.json;
-    const qos = qosOf(row.entity);
-    inFlightSeqs.add(row.seq);
-    resends.noteSent(row.epoch, row.seq);
-    const paced = pace.sent(payload.length, 1);
-    session.publish(topics.data(row.entity), payload, { qos }).then(() => {
-      pace.acked(paced);
-      lastPublishedSeq = Math.max(lastPublishedSeq, row.seq);
-      watermark.published(row);
-      onEvent({ type: "published", entity: row.entity, qos, seq: row.seq });
-    }, (err) => {
-      pace.failed(paced);
-      // The row holds the watermark below it. After a drop, the next connect's pass sends it again;
-      // a broker refusal (a PUBACK reason code) waits for the backed-off re-send pass, so one
-      // refused row neither blocks the rows behind it nor spins.
-      if (isRefusal(err)) watermark.refuse(row.epoch, [row.seq]);
-      onEvent({ type: "publish_failed", seq: row.seq, error: err });
-    }).finally(() => {
-      inFlightSeqs.delete(row.seq);
-      pump();
-      if (buffer.length <= lowWater) signal("slot");
-    });
-  }
-
-  /** Publishes `rows` (one contiguous run of one epoch) as frames cut at the size cap. */
-  function sendFrames(rows: OutboxRow[]) {
-    const envelopes = rows.map((r) => JSON.parse(r.json) as FrameChange);
-    let at = 0;
-    for (const frame of cutFrames(envelopes)) {
-      const part = rows.slice(at, at + frame.count);
-      at += frame.count;
-      for (const row of part) inFlightSeqs.add(row.seq);
-      resends.noteSent(part[0]!.epoch, frame.toSeq);
-      framesInFlight++;
-      const paced = pace.sent(frame.payload.length, frame.count);
-      session.publish(topics.frames, frame.payload, { qos: 1, contentType: FRAME_CONTENT_TYPE })
-        .then(() => {
-          pace.acked(paced);
-          lastPublishedSeq = Math.max(lastPublishedSeq, frame.toSeq);
-          for (const row of part) {
-            watermark.published(row);
-            onEvent({ type: "published", entity: row.entity, qos: 1, seq: row.seq });
-          }
-        }, (err) => {
-          pace.failed(paced);
-          if (isRefusal(err)) watermark.refuse(part[0]!.epoch, part.map((row) => row.seq));
-          onEvent({ type: "publish_failed", seq: frame.fromSeq, error: err });
-        }).finally(() => {
-          framesInFlight--;
-          for (const row of part) inFlightSeqs.delete(row.seq);
-          pump();
-          if (buffer.length <= lowWater) signal("slot");
-        });
-    }
-  }
-
-  /** Rows a frame holds at most: a quarter of the link's budget. */
-  const frameRows = () => Math.max(1, Math.ceil(pace.rowBudget() / 4));
-
-  /**
-   * The longest prefix of the buffer that runs on by seq within one epoch, at most a quarter
-   * of the claim budget: several frames share the link's second, so room for an alert's
-   * claim opens as each is PUBACKed rather than once per second. Alerts (claimed first) leave
-   * in a frame of their own: sharing one with the backlog rows claimed behind them, they
-   * waited for all of those to cross the link (a quarter second on the satellite hop) and to
-   * be applied ashore before them.
-   */
-  function takeRun(): OutboxRow[] {
-    const most = frameRows();
-    const urgent = (row: OutboxRow) => priorityOf(row.entity) === 0;
-    let n = 1;
-    while (
-      n < buffer.length && n < most && buffer[n]!.epoch === buffer[0]!.epoch &&
-      buffer[n]!.seq === buffer[n - 1]!.seq + 1 && urgent(buffer[n]!) === urgent(buffer[0]!)
-    ) n++;
-    return buffer.splice(0, n);
-  }
-
-  // Called on every completion as well as by the loop: the window stays full while the
-  // loop awaits the database, instead of draining during every claim.
-  function pump() {
-    if (frames) {
-      // Live rows wait for company only while a frame is on its way (as Nagle's algorithm does):
-      // with nothing in flight they leave at once; otherwise the PUBACK or the timer pumps.
-      if (Date.now() < lingerUntil && framesInFlight > 0 && buffer.length < lowWater) return;
-      while (buffer.length && framesInFlight < frameWindow() && session.connected && !stopped) {
-        sendFrames(takeRun());
-      }
-      return;
-    }
-    while (buffer.length && inFlightSeqs.size < window && session.connected && !stopped) {
-      send(buffer.shift()!);
-    }
-  }
-
-  /** Live rows (claimed from an empty backlog) wait up to `lingerMs` to fill a frame. */
-  function linger() {
-    if (!frames || lingerMs <= 0 || lingerUntil > Date.now()) return;
-    lingerUntil = Date.now() + lingerMs;
-    clearTimeout(lingerTimer);
-    lingerTimer = setTimeout(() => {
-      lingerUntil = 0;
-      pump();
-    }, lingerMs);
-  }
 
   async function nextRows(room: number): Promise<OutboxRow[]> {
     if (passRequest) {
@@ -331,7 +216,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     if (last && last.epoch !== ahead.epoch) ahead = { epoch: last.epoch, acked: 0, claimed: 0 };
     if (last) ahead.claimed = Math.max(ahead.claimed, last.seq);
     // Fewer than asked for: the backlog is drained, these are live writes.
-    if (claimed.length > 0 && claimed.length < claimRoom && buffer.length === 0) linger();
+    if (claimed.length > 0 && claimed.length < claimRoom && sender.buffered === 0) sender.linger();
     return claimed;
   }
 
@@ -341,21 +226,21 @@ export function createPublisher(options: PublisherOptions): Publisher {
     while (!stopped) {
       try {
         if (!session.connected) {
-          buffer = [];
+          sender.clear();
           await sleep(pollMs, "work");
           continue;
         }
         if (pass === null && passRequest === null) await checkResend();
         let exhausted = false;
-        if (buffer.length <= lowWater) {
+        if (sender.buffered <= lowWater) {
           // Claimed but not PUBACKed stays within the link's second (see the header); a
           // sliver of room waits for more, so claims stay batches.
           const budget = pace.rowBudget();
-          const byBudget = budget - buffer.length - inFlightSeqs.size;
-          const room = Math.min(highWater - buffer.length, byBudget);
+          const byBudget = budget - sender.buffered - inFlightSeqs.size;
+          const room = Math.min(highWater - sender.buffered, byBudget);
           const sliver = Math.max(1, budget / 8);
-          if (byBudget < highWater - buffer.length && byBudget < sliver) {
-            pump();
+          if (byBudget < highWater - sender.buffered && byBudget < sliver) {
+            sender.pump();
             // The budget also grows while PUBACKs are overdue (the link carries on): wake then.
             const quiet = pace.msUntilRoom((sliver - byBudget) * pace.bytesPerRow);
             await sleep(Math.min(pollMs, Math.max(10, quiet)), "slot");
@@ -364,14 +249,14 @@ export function createPublisher(options: PublisherOptions): Publisher {
           const gen = generation;
           const rows = await nextRows(room);
           if (gen !== generation) continue; // a pass was requested meanwhile: it re-reads them
-          buffer.push(...rows);
+          sender.push(rows);
           exhausted = rows.length === 0 && pass === null && passRequest === null;
         }
-        pump();
+        sender.pump();
         // Nothing more to fetch: wait for a commit (the buffer drains by itself). Enough
         // buffered: wait until it runs low.
         if (exhausted) await sleep(Math.min(pollMs, resends.delayMs), "work");
-        else if (buffer.length > lowWater) await sleep(pollMs, "slot");
+        else if (sender.buffered > lowWater) await sleep(pollMs, "slot");
       } catch (err) {
         log.warn("Publisher step failed, retrying", { error: err });
         await sleep(1_000, "work");
@@ -435,20 +320,15 @@ export function createPublisher(options: PublisherOptions): Publisher {
       return inFlightSeqs.size;
     },
     get lastPublishedSeq() {
-      return lastPublishedSeq;
+      return sender.lastPublishedSeq;
     },
     async stop() {
       stopped = true;
+      sender.stop();
       unsubscribe();
       wake();
       await running;
-      clearTimeout(lingerTimer);
       await watermark.stop();
     },
   };
-}
-
-/** A PUBACK/PUBREC reason code (mqtt.js's ErrorWithReasonCode), as against a dropped link. */
-function isRefusal(err: unknown): boolean {
-  return typeof (err as { code?: unknown } | null)?.code === "number";
 }
