@@ -2,9 +2,11 @@
  * Drain bench: 100,000 changes queued before the engine starts, then drained in frames
  * (`LINK_MODE=frames`, QoS 1) to a local Mosquitto started here and a shore ingest (timed until
  * every change is acknowledged ashore, and until every one was PUBACKed), against raw mqtt.js
- * publishing the same envelopes one message each at QoS 1 with the same in-flight window in the same run (once before the engine and once after). Then the
- * process RSS idle and with 1,000,000 unacknowledged changes (the engine streams the change
- * log, so RSS should not follow it).
+ * publishing the same envelopes one message each at QoS 1 with the same in-flight window in the
+ * same run (once before the engine and once after). Next to it, the ceiling: the same records
+ * written ashore by COPY with nothing else running, which no drain acknowledged ashore can pass.
+ * Then the process RSS idle and with 1,000,000 unacknowledged changes (the engine streams the
+ * change log, so RSS should not follow it).
  *
  * `BENCH_DRAIN_N` and `BENCH_UNACKED_N` shrink the runs for a quick look
  * (`BENCH_UNACKED_N=0` skips the memory bench).
@@ -25,7 +27,7 @@ import { type ChangeRow, toEnvelope } from "../sync/protocol.ts";
 
 const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
 const ticks = 100; // USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s
-/** Connections the ceiling inserts on: more than the two cores, so neither waits for the other. */
+/** Connections the ceiling writes on: more than the two cores, so neither waits for the other. */
 const CEILING_CONNECTIONS = 4;
 
 /** CPU seconds used so far by this process (user + system). */
